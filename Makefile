@@ -1,0 +1,28 @@
+# Dynasor: the README's first two commands are `make serve` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.dynasor-installed
+PYTEST_ARGS ?=
+
+.PHONY: install serve test test-unit test-integration clean-venv
+
+install: $(STAMP)
+
+$(STAMP): scripts/install.sh requirements/cpu.txt requirements/constraints.txt setup.py python/cpu_shim/sgl_kernel/__init__.py
+	bash scripts/install.sh $(VENV)
+	touch $(STAMP)
+
+serve: install
+	$(VENV)/bin/dynasor serve $(ARGS)
+
+test: install
+	OMP_NUM_THREADS=1 $(PY) -m pytest test $(PYTEST_ARGS)
+
+test-unit: install
+	$(PY) -m pytest test/unit $(PYTEST_ARGS)
+
+test-integration: install
+	OMP_NUM_THREADS=1 $(PY) -m pytest test/integration $(PYTEST_ARGS)
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""Kernels of Dynasor (imported as ``dynasor.kernels``)."""

@@ -1,0 +1,183 @@
+"""A small HTTP client for Dynasor servers, sync and async, that tags requests with programs.
+
+    from dynasor.client import DynasorClient
+    client = DynasorClient("http://127.0.0.1:30000")
+    pid = client.new_program()
+    out = client.generate("1, 2, 3,", {"max_new_tokens": 8}, program=pid)
+    client.program(pid)          # counts and times of the program
+    client.abort_program(pid)    # abort everything it still has waiting or running
+
+Both clients speak SGLang's native ``/generate`` plus the ``/dynasor/...`` endpoints. Untagged
+calls (``program=None``) work against a stock SGLang server too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import httpx
+
+from dynasor.tags import ProgramTag, new_program_id, parse_tag, program_key
+
+DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=10.0)
+
+
+class DynasorHTTPError(RuntimeError):
+    """A non-2xx answer; ``status`` and ``body`` hold what the server said."""
+
+    def __init__(self, status: int, body: Any, url: str) -> None:
+        super().__init__(f"HTTP {status} from {url}: {body}")
+        self.status = status
+        self.body = body
+
+
+def tag_sampling_params(
+    sampling_params: Mapping[str, Any] | None, program: str | ProgramTag | Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """A copy of ``sampling_params`` carrying the program tag (validated client-side too)."""
+    params = dict(sampling_params or {})
+    if program is None:
+        return params
+    if isinstance(program, str):
+        tag = ProgramTag(program_id=program)
+    elif isinstance(program, ProgramTag):
+        tag = program
+    else:
+        tag = parse_tag(program)
+    parse_tag(tag.to_json())
+    custom = dict(params.get("custom_params") or {})
+    custom.update(tag.to_custom_params())
+    params["custom_params"] = custom
+    return params
+
+
+@dataclass(frozen=True)
+class _Call:
+    method: str
+    path: str
+    body: dict[str, Any] | None = None
+
+
+def _generate_call(
+    prompt: str | list[int],
+    sampling_params: Mapping[str, Any] | None,
+    program: str | ProgramTag | Mapping[str, Any] | None,
+    rid: str | None,
+    extra: Mapping[str, Any],
+) -> _Call:
+    body: dict[str, Any] = {"sampling_params": tag_sampling_params(sampling_params, program), **extra}
+    body["input_ids" if isinstance(prompt, list) else "text"] = prompt
+    if rid is not None:
+        body["rid"] = rid
+    return _Call("POST", "/generate", body)
+
+
+def _decode(response: httpx.Response) -> Any:
+    try:
+        body = response.json()
+    except ValueError:
+        body = response.text
+    if response.status_code >= 400:
+        raise DynasorHTTPError(response.status_code, body, str(response.request.url))
+    return body
+
+
+class _Calls:
+    """The calls both clients share; subclasses only differ in how they send one."""
+
+    @staticmethod
+    def new_program() -> str:
+        return new_program_id()
+
+    @staticmethod
+    def program_key(program_id: str) -> str:
+        return program_key(program_id)
+
+    @staticmethod
+    def _programs() -> _Call:
+        return _Call("GET", "/dynasor/programs")
+
+    @staticmethod
+    def _program(program_id: str) -> _Call:
+        return _Call("GET", f"/dynasor/programs/{program_id}")
+
+    @staticmethod
+    def _abort_program(program_id: str) -> _Call:
+        return _Call("POST", f"/dynasor/programs/{program_id}/abort")
+
+
+class DynasorClient(_Calls):
+    """Blocking client (``httpx.Client``)."""
+
+    def __init__(self, base_url: str, timeout: httpx.Timeout | float = DEFAULT_TIMEOUT, api_key: str | None = None):
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+        self._http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, headers=headers)
+
+    def _send(self, call: _Call) -> Any:
+        return _decode(self._http.request(call.method, call.path, json=call.body))
+
+    def generate(self, prompt: str | list[int], sampling_params: Mapping[str, Any] | None = None,
+                 program: str | ProgramTag | Mapping[str, Any] | None = None, rid: str | None = None,
+                 **extra: Any) -> dict[str, Any]:
+        return self._send(_generate_call(prompt, sampling_params, program, rid, extra))
+
+    def programs(self) -> list[dict[str, Any]]:
+        return self._send(self._programs())["programs"]
+
+    def program(self, program_id: str) -> dict[str, Any]:
+        return self._send(self._program(program_id))
+
+    def abort_program(self, program_id: str) -> dict[str, Any]:
+        return self._send(self._abort_program(program_id))
+
+    def get(self, path: str) -> Any:
+        return self._send(_Call("GET", path))
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "DynasorClient":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class AsyncDynasorClient(_Calls):
+    """Asyncio client (``httpx.AsyncClient``)."""
+
+    def __init__(self, base_url: str, timeout: httpx.Timeout | float = DEFAULT_TIMEOUT, api_key: str | None = None,
+                 max_connections: int = 256):
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self._http = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout, headers=headers, limits=limits)
+
+    async def _send(self, call: _Call) -> Any:
+        return _decode(await self._http.request(call.method, call.path, json=call.body))
+
+    async def generate(self, prompt: str | list[int], sampling_params: Mapping[str, Any] | None = None,
+                       program: str | ProgramTag | Mapping[str, Any] | None = None, rid: str | None = None,
+                       **extra: Any) -> dict[str, Any]:
+        return await self._send(_generate_call(prompt, sampling_params, program, rid, extra))
+
+    async def programs(self) -> list[dict[str, Any]]:
+        return (await self._send(self._programs()))["programs"]
+
+    async def program(self, program_id: str) -> dict[str, Any]:
+        return await self._send(self._program(program_id))
+
+    async def abort_program(self, program_id: str) -> dict[str, Any]:
+        return await self._send(self._abort_program(program_id))
+
+    async def get(self, path: str) -> Any:
+        return await self._send(_Call("GET", path))
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> "AsyncDynasorClient":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()

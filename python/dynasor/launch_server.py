@@ -1,0 +1,92 @@
+"""Launch a Dynasor server: the real SGLang server with Dynasor's plugin armed.
+
+    python -m dynasor.launch_server [any sglang server flag] [--dynasor-* flags]
+    dynasor serve ...                (the same)
+
+Without ``--model-path`` it serves the embedded default model. On a machine without CUDA it fills
+in the CPU defaults of ``dynasor.srt.server_defaults``; explicit flags always win.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from dynasor.srt.config import DynasorServerConfig
+from dynasor.srt.server_defaults import cpu_env, flag_given, has_cuda, with_defaults
+
+
+def dynasor_arg_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dynasor serve",
+        description="Dynasor server. Every SGLang server flag is accepted as well "
+        "(python -m sglang.launch_server --help lists them).",
+        add_help=False,
+    )
+    defaults = DynasorServerConfig()
+    parser.add_argument(
+        "--dynasor-program-ttl", type=float, default=defaults.program_ttl,
+        help="seconds a finished program stays in /dynasor/programs (default %(default)s)",
+    )
+    parser.add_argument(
+        "--dynasor-max-done-programs", type=int, default=defaults.max_done_programs,
+        help="finished programs kept at most, oldest dropped first (default %(default)s)",
+    )
+    return parser
+
+
+def split_args(argv: list[str]) -> tuple[DynasorServerConfig, list[str]]:
+    """Dynasor's own flags and the SGLang argv that remains."""
+    ns, sglang_argv = dynasor_arg_parser().parse_known_args(argv)
+    if ns.dynasor_program_ttl < 0:
+        raise SystemExit("--dynasor-program-ttl must be >= 0")
+    if ns.dynasor_max_done_programs < 0:
+        raise SystemExit("--dynasor-max-done-programs must be >= 0")
+    config = DynasorServerConfig(program_ttl=ns.dynasor_program_ttl, max_done_programs=ns.dynasor_max_done_programs)
+    return config, sglang_argv
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "-h" in argv or "--help" in argv:
+        dynasor_arg_parser().print_help()
+        print()
+    config, sglang_argv = split_args(argv)
+    on_cpu = not has_cuda()
+    if not flag_given(sglang_argv, "--model-path") and "-h" not in argv and "--help" not in argv:
+        from dynasor.model import default_model_path
+
+        sglang_argv = ["--model-path", str(default_model_path()), *sglang_argv]
+    sglang_argv = with_defaults(sglang_argv, on_cpu)
+
+    # Arm the plugin before SGLang is imported; spawned scheduler processes inherit the env.
+    os.environ.update(config.to_env())
+    if on_cpu:
+        for key, value in cpu_env().items():
+            os.environ.setdefault(key, value)
+
+    from sglang.srt.entrypoints import http_server
+    from sglang.srt.plugins import load_plugins
+    from sglang.srt.server_args import prepare_server_args
+
+    from dynasor.srt.http_routes import install_routes
+
+    load_plugins()
+    server_args = prepare_server_args(sglang_argv)
+    install_routes(http_server.app)
+    url = f"http://{server_args.host}:{server_args.port}"
+
+    def announce_ready() -> None:
+        print(f"Dynasor server ready at {url} (model {server_args.model_path})", flush=True)
+
+    try:
+        http_server.launch_server(server_args, launch_callback=announce_ready)
+    finally:
+        from sglang.srt.utils import kill_process_tree
+
+        kill_process_tree(os.getpid(), include_parent=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""Dynasor server settings, passed from the launcher to SGLang's spawned processes.
+
+SGLang spawns the scheduler with ``multiprocessing`` (start method ``spawn``), so the only state
+that reliably reaches it is the environment. The launcher sets ``DYNASOR_ENABLED=1`` (which arms
+the plugin) and ``DYNASOR_SERVER_CONFIG`` (this dataclass as JSON); a stock
+``python -m sglang.launch_server`` sets neither and stays stock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, fields
+
+ENV_ENABLED = "DYNASOR_ENABLED"
+ENV_CONFIG = "DYNASOR_SERVER_CONFIG"
+
+
+@dataclass(frozen=True)
+class DynasorServerConfig:
+    program_ttl: float = 60.0
+    max_done_programs: int = 10_000
+
+    def to_env(self) -> dict[str, str]:
+        return {ENV_ENABLED: "1", ENV_CONFIG: json.dumps(asdict(self))}
+
+    @classmethod
+    def from_env(cls) -> "DynasorServerConfig":
+        raw = os.environ.get(ENV_CONFIG)
+        if not raw:
+            return cls()
+        data = json.loads(raw)
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def dynasor_enabled() -> bool:
+    return os.environ.get(ENV_ENABLED) == "1"

@@ -1,0 +1,71 @@
+"""``/dynasor/...`` HTTP endpoints, added to SGLang's FastAPI app by the Dynasor launcher.
+
+- ``GET  /dynasor/programs``: every program in the scheduler's table, by program key.
+- ``GET  /dynasor/programs/{program_id}``: one program (the caller proves it holds the id).
+- ``POST /dynasor/programs/{program_id}/abort``: abort every waiting and running request of the
+  program. Callers of those requests get finish reason ``abort``; SGLang frees their KV.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import ORJSONResponse
+
+from dynasor.scheduler.program_table import merge_summaries
+from dynasor.srt.scheduler import STATE_KEY
+from dynasor.srt.tokenizer_hooks import live_rids_of_program
+from dynasor.tags import TagError, program_key, validate_program_id
+
+
+def _tokenizer_manager() -> Any:
+    from sglang.srt.entrypoints import http_server
+
+    return http_server._global_state.tokenizer_manager
+
+
+def _error(status: int, message: str) -> ORJSONResponse:
+    return ORJSONResponse({"error": {"message": message, "code": status}}, status_code=status)
+
+
+async def _programs() -> dict[str, dict[str, Any]]:
+    states = await _tokenizer_manager().get_internal_state()
+    return merge_summaries([s.get(STATE_KEY, {}).get("programs", {}) for s in states])
+
+
+async def list_programs() -> ORJSONResponse:
+    programs = await _programs()
+    ordered = sorted(programs.values(), key=lambda p: p["first_arrival"])
+    return ORJSONResponse({"programs": ordered, "count": len(ordered)})
+
+
+async def get_program(program_id: str) -> ORJSONResponse:
+    try:
+        validate_program_id(program_id)
+    except TagError as e:
+        return _error(400, str(e))
+    summary = (await _programs()).get(program_key(program_id))
+    if summary is None:
+        return _error(404, "program not found (never seen, or done and expired)")
+    return ORJSONResponse({**summary, "program_id": program_id})
+
+
+async def abort_program(program_id: str) -> ORJSONResponse:
+    try:
+        validate_program_id(program_id)
+    except TagError as e:
+        return _error(400, str(e))
+    tm = _tokenizer_manager()
+    rids = list(live_rids_of_program(tm, program_id))
+    for rid in rids:
+        tm.abort_request(rid=rid)
+    if not rids and program_key(program_id) not in await _programs():
+        return _error(404, "program not found (never seen, or done and expired)")
+    return ORJSONResponse({"program_key": program_key(program_id), "aborted_requests": len(rids)})
+
+
+def install_routes(app: FastAPI) -> None:
+    app.add_api_route("/dynasor/programs", list_programs, methods=["GET"])
+    app.add_api_route("/dynasor/programs/{program_id}", get_program, methods=["GET"])
+    app.add_api_route("/dynasor/programs/{program_id}/abort", abort_program, methods=["POST"])

@@ -1,0 +1,27 @@
+"""Entry point of the ``sglang.srt.plugins`` group (see setup.py).
+
+SGLang calls ``register`` in every process it starts (main, scheduler, detokenizer) of every
+server in this environment. It does nothing unless the Dynasor launcher armed it with
+``DYNASOR_ENABLED=1``, so a stock ``python -m sglang.launch_server`` stays stock: that stock server
+is the baseline of every benchmark.
+"""
+
+from __future__ import annotations
+
+from dynasor.srt.config import dynasor_enabled
+
+
+def register() -> None:
+    if not dynasor_enabled():
+        return
+    from sglang.srt.plugins.hook_registry import HookRegistry, HookType
+
+    from dynasor.srt.scheduler import DynasorScheduler
+    from dynasor.srt.tokenizer_hooks import validate_request_tags
+
+    HookRegistry.register("sglang.srt.managers.scheduler.Scheduler", DynasorScheduler, HookType.REPLACE)
+    HookRegistry.register(
+        "sglang.srt.managers.tokenizer_manager.TokenizerManager.generate_request",
+        validate_request_tags,
+        HookType.BEFORE,
+    )

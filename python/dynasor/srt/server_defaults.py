@@ -1,0 +1,78 @@
+"""Flags and environment that make SGLang 0.5.23 serve on a CPU-only machine.
+
+Used for Dynasor servers and for the stock SGLang baselines of the benchmarks alike, so both run
+with the same engine settings. Explicit user flags always win over these defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 30000
+
+# (flag, value or None for a boolean switch)
+CPU_DEFAULT_FLAGS: list[tuple[str, str | None]] = [
+    ("--device", "cpu"),
+    ("--attention-backend", "torch_native"),
+    ("--sampling-backend", "pytorch"),
+    ("--disable-cuda-graph", None),
+    ("--dtype", "bfloat16"),
+    ("--max-total-tokens", "32768"),
+]
+COMMON_DEFAULT_FLAGS: list[tuple[str, str | None]] = [
+    ("--host", DEFAULT_HOST),
+    ("--port", str(DEFAULT_PORT)),
+    ("--sleep-on-idle", None),
+]
+
+
+def has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def flag_given(argv: list[str], flag: str) -> bool:
+    """True if ``flag`` (dash or underscore spelling, ``--f v`` or ``--f=v``) is in argv."""
+    spellings = {flag, "--" + flag[2:].replace("-", "_")}
+    return any(arg in spellings or arg.split("=", 1)[0] in spellings for arg in argv)
+
+
+def with_defaults(argv: list[str], on_cpu: bool) -> list[str]:
+    """``argv`` plus every default flag the user did not give."""
+    out = list(argv)
+    defaults = COMMON_DEFAULT_FLAGS + (CPU_DEFAULT_FLAGS if on_cpu else [])
+    for flag, value in defaults:
+        if not flag_given(out, flag):
+            out += [flag] if value is None else [flag, value]
+    return out
+
+
+def cpu_env() -> dict[str, str]:
+    """Environment for an SGLang server process on CPU.
+
+    ``SGLANG_USE_CPU_ENGINE`` selects SGLang's CPU code paths. The file-based torch.distributed
+    rendezvous (a fresh file per launch) keeps the TCPStore from listening on every interface;
+    ``GLOO_SOCKET_IFNAME=lo`` keeps gloo on loopback. One OpenMP thread per process avoids the
+    barrier spinning that collapses throughput when two busy processes share two cores.
+    """
+    rendezvous = Path(tempfile.mkdtemp(prefix="dynasor-dist-")) / "init"
+    return {
+        "SGLANG_USE_CPU_ENGINE": "1",
+        "GLOO_SOCKET_IFNAME": "lo",
+        "SGLANG_DISTRIBUTED_INIT_METHOD_OVERRIDE": f"file://{rendezvous}",
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+    }
+
+
+def stock_sglang_command(model_path: str, argv: list[str], python: str) -> tuple[list[str], dict[str, str]]:
+    """Command and environment of a stock SGLang server with the same engine settings."""
+    on_cpu = not has_cuda()
+    args = with_defaults(["--model-path", model_path, *argv], on_cpu)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DYNASOR_")}
+    if on_cpu:
+        env.update(cpu_env())
+    return [python, "-m", "sglang.launch_server", *args], env

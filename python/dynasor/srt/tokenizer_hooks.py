@@ -1,0 +1,36 @@
+"""Main-process hooks on SGLang's TokenizerManager (written against sglang==0.5.23).
+
+Tags are validated before a request is tokenized, so a malformed tag costs no scheduler work:
+SGLang turns the ``ValueError`` raised here into HTTP 400 with the message (``/generate`` and the
+OpenAI endpoints) or raises it to the caller (``sglang.Engine``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from dynasor.tags import program_id_of, tag_from_sampling_params
+
+
+def _sampling_params_list(obj: Any) -> list[Any]:
+    params = getattr(obj, "sampling_params", None)
+    if isinstance(params, list):
+        return params
+    return [params]
+
+
+def validate_request_tags(tokenizer_manager: Any, obj: Any, *args: Any, **kwargs: Any) -> None:
+    """BEFORE hook on ``TokenizerManager.generate_request``: reject malformed Dynasor tags."""
+    params = _sampling_params_list(obj)
+    for i, sp in enumerate(params):
+        where = "sampling_params" if len(params) == 1 else f"sampling_params[{i}]"
+        tag_from_sampling_params(sp, where)
+
+
+def live_rids_of_program(tokenizer_manager: Any, program_id: str) -> Iterator[str]:
+    """Request ids of the program that the main process still waits on."""
+    for rid, state in list(tokenizer_manager.rid_to_state.items()):
+        if state.finished:
+            continue
+        if program_id_of(getattr(state.obj, "sampling_params", None)) == program_id:
+            yield rid

@@ -1,0 +1,109 @@
+"""The Dynasor program tag: how a request says which reasoning program it belongs to.
+
+A request joins a program through ``sampling_params.custom_params["dynasor"]``::
+
+    {"program_id": "3f9c0a7e5b1d4c2a9e8f7a6b5c4d3e2f"}
+
+SGLang forwards ``custom_params`` untouched to the scheduler process, so the tag reaches the
+program table without changing SGLang's request structs.
+
+Program ids are bearer capabilities: whoever holds an id can add requests to the program, read
+its details and abort it. So ids must be unguessable. The rule enforced here: 16 to 128 characters
+from ``[A-Za-z0-9_.:-]``; ``new_program_id()`` makes one from 128 random bits. Listings show only
+``program_key(id)``, a one-way digest, so reading ``/dynasor/programs`` never reveals an id.
+
+This module is pure Python: the HTTP layer, the scheduler wiring and the client all share it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+TAG_KEY = "dynasor"
+PROGRAM_ID_MIN_LEN = 16
+PROGRAM_ID_MAX_LEN = 128
+_PROGRAM_ID_RE = re.compile(r"^[A-Za-z0-9_.:\-]+$")
+
+
+class TagError(ValueError):
+    """A malformed Dynasor tag; the message names the offending field."""
+
+    status_code = 400
+
+
+@dataclass(frozen=True)
+class ProgramTag:
+    """The validated Dynasor fields of one request."""
+
+    program_id: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"program_id": self.program_id}
+
+    def to_custom_params(self) -> dict[str, Any]:
+        return {TAG_KEY: self.to_json()}
+
+
+def new_program_id() -> str:
+    """A fresh program id with 128 random bits (32 hex characters)."""
+    return secrets.token_hex(16)
+
+
+def program_key(program_id: str) -> str:
+    """Public, non-reversible handle of a program, shown in listings instead of its id."""
+    return hashlib.sha256(program_id.encode()).hexdigest()[:16]
+
+
+def validate_program_id(value: Any, field: str = "program_id") -> str:
+    if not isinstance(value, str):
+        raise TagError(f"{field} must be a string, got {type(value).__name__}")
+    if not PROGRAM_ID_MIN_LEN <= len(value) <= PROGRAM_ID_MAX_LEN:
+        raise TagError(
+            f"{field} must be {PROGRAM_ID_MIN_LEN} to {PROGRAM_ID_MAX_LEN} characters "
+            f"(got {len(value)}); ids are capabilities, use dynasor.tags.new_program_id()"
+        )
+    if not _PROGRAM_ID_RE.match(value):
+        raise TagError(f"{field} may only contain letters, digits and _ . : -")
+    return value
+
+
+_FIELDS = {"program_id"}
+
+
+def parse_tag(raw: Any, where: str = "custom_params.dynasor") -> ProgramTag:
+    """Validate the raw tag object; raise ``TagError`` naming the field on any problem."""
+    if not isinstance(raw, Mapping):
+        raise TagError(f"{where} must be an object, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - _FIELDS)
+    if unknown:
+        raise TagError(f"{where} has unknown field(s) {unknown}; allowed: {sorted(_FIELDS)}")
+    if "program_id" not in raw:
+        raise TagError(f"{where}.program_id is required")
+    return ProgramTag(program_id=validate_program_id(raw["program_id"], f"{where}.program_id"))
+
+
+def tag_from_sampling_params(sampling_params: Any, where: str = "sampling_params") -> ProgramTag | None:
+    """The tag carried by one request's sampling params, or None for an untagged request."""
+    if sampling_params is None:
+        return None
+    if not isinstance(sampling_params, Mapping):
+        return None
+    custom = sampling_params.get("custom_params")
+    if custom is None:
+        return None
+    if not isinstance(custom, Mapping) or TAG_KEY not in custom:
+        return None
+    return parse_tag(custom[TAG_KEY], f"{where}.custom_params.{TAG_KEY}")
+
+
+def program_id_of(sampling_params: Any) -> str | None:
+    """Program id of an already validated request, without raising."""
+    try:
+        tag = tag_from_sampling_params(sampling_params)
+    except TagError:
+        return None
+    return tag.program_id if tag else None

@@ -1,0 +1,1 @@
+"""Engine-agnostic program scheduling core (imported as ``dynasor.scheduler``); no SGLang imports."""

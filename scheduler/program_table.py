@@ -1,0 +1,214 @@
+"""Per-program bookkeeping of the scheduler process, over plain data.
+
+The engine wiring (``dynasor.srt``) reports request lifecycle events; the table keeps, per
+program, which requests wait, run or have finished, how many prompt and generated tokens they
+account for, and when the program first arrived and was last served. Later policies (gang
+scheduling, shortest-job-first, eviction hints) read it. Nothing here imports SGLang.
+
+Memory stays bounded: a program with no waiting or running request is *done* and is dropped
+``ttl`` seconds after it went idle, and at most ``max_done_programs`` done programs are kept.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from dynasor.tags import program_key
+
+
+def program_state(waiting: int, running: int) -> str:
+    """``running`` if any request runs, else ``waiting`` if any waits, else ``done``."""
+    if running:
+        return "running"
+    if waiting:
+        return "waiting"
+    return "done"
+
+
+class RequestState(str, Enum):
+    WAITING = "waiting"
+    RUNNING = "running"
+    FINISHED = "finished"
+    ABORTED = "aborted"
+
+
+@dataclass
+class RequestRecord:
+    rid: str
+    program_id: str
+    prompt_tokens: int
+    state: RequestState = RequestState.WAITING
+    generated_tokens: int = 0
+
+
+@dataclass
+class ProgramEntry:
+    program_id: str
+    key: str
+    first_arrival: float
+    last_service: float | None = None
+    idle_since: float | None = None
+    waiting: set[str] = field(default_factory=set)
+    running: set[str] = field(default_factory=set)
+    finished: int = 0
+    aborted: int = 0
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+
+    @property
+    def live(self) -> bool:
+        return bool(self.waiting or self.running)
+
+    @property
+    def state(self) -> str:
+        return program_state(waiting=len(self.waiting), running=len(self.running))
+
+    def summary(self) -> dict[str, Any]:
+        """Counts and times only: no program id and no request id, so it can be shown to anyone."""
+        return {
+            "program_key": self.key,
+            "state": self.state,
+            "requests": {
+                "waiting": len(self.waiting),
+                "running": len(self.running),
+                "finished": self.finished,
+                "aborted": self.aborted,
+                "total": len(self.waiting) + len(self.running) + self.finished + self.aborted,
+            },
+            "prompt_tokens": self.prompt_tokens,
+            "generated_tokens": self.generated_tokens,
+            "first_arrival": self.first_arrival,
+            "last_service": self.last_service,
+        }
+
+
+class ProgramTable:
+    """Programs and their requests, keyed by program id and by request id."""
+
+    def __init__(self, ttl: float = 60.0, max_done_programs: int = 10_000) -> None:
+        self.ttl = ttl
+        self.max_done_programs = max_done_programs
+        self.programs: dict[str, ProgramEntry] = {}
+        self.requests: dict[str, RequestRecord] = {}
+        self._done: OrderedDict[str, float] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self.programs)
+
+    def program_of(self, rid: str) -> str | None:
+        rec = self.requests.get(rid)
+        return rec.program_id if rec else None
+
+    # --- lifecycle events -------------------------------------------------------------------
+    def on_arrival(self, rid: str, program_id: str, prompt_tokens: int, now: float) -> None:
+        """A tagged request entered the scheduler. Re-arrival of a known rid is a requeue."""
+        rec = self.requests.get(rid)
+        if rec is not None:
+            self.on_requeued(rid)
+            return
+        prog = self.programs.get(program_id)
+        if prog is None:
+            prog = ProgramEntry(program_id=program_id, key=program_key(program_id), first_arrival=now)
+            self.programs[program_id] = prog
+        self._done.pop(program_id, None)
+        prog.idle_since = None
+        self.requests[rid] = RequestRecord(rid=rid, program_id=program_id, prompt_tokens=prompt_tokens)
+        prog.waiting.add(rid)
+        prog.prompt_tokens += prompt_tokens
+
+    def on_requeued(self, rid: str) -> None:
+        """A running request went back to the waiting queue (e.g. retracted on KV pressure)."""
+        rec = self.requests.get(rid)
+        if rec is None or rec.state is not RequestState.RUNNING:
+            return
+        prog = self.programs[rec.program_id]
+        prog.running.discard(rid)
+        prog.waiting.add(rid)
+        rec.state = RequestState.WAITING
+
+    def on_admitted(self, rid: str, now: float) -> None:
+        """The request was put into a prefill batch."""
+        rec = self.requests.get(rid)
+        if rec is None or rec.state is not RequestState.WAITING:
+            return
+        prog = self.programs[rec.program_id]
+        prog.waiting.discard(rid)
+        prog.running.add(rid)
+        rec.state = RequestState.RUNNING
+        prog.last_service = now
+
+    def on_progress(self, rid: str, generated_tokens: int, now: float) -> None:
+        """The request has ``generated_tokens`` output tokens so far."""
+        rec = self.requests.get(rid)
+        if rec is None or generated_tokens == rec.generated_tokens:
+            return
+        prog = self.programs[rec.program_id]
+        prog.generated_tokens += generated_tokens - rec.generated_tokens
+        rec.generated_tokens = generated_tokens
+        prog.last_service = now
+
+    def on_finished(self, rid: str, aborted: bool, now: float) -> None:
+        """The request ended (normally or by abort); its record is released."""
+        rec = self.requests.pop(rid, None)
+        if rec is None:
+            return
+        prog = self.programs[rec.program_id]
+        prog.waiting.discard(rid)
+        prog.running.discard(rid)
+        if aborted:
+            prog.aborted += 1
+        else:
+            prog.finished += 1
+        if not prog.live:
+            prog.idle_since = now
+            self._done[prog.program_id] = now
+            self._trim_done()
+
+    # --- retention --------------------------------------------------------------------------
+    def expire(self, now: float) -> int:
+        """Drop done programs idle for longer than ``ttl``; return how many were dropped."""
+        dropped = 0
+        while self._done:
+            program_id, idle_since = next(iter(self._done.items()))
+            if now - idle_since < self.ttl:
+                break
+            self._done.popitem(last=False)
+            self.programs.pop(program_id, None)
+            dropped += 1
+        return dropped
+
+    def _trim_done(self) -> None:
+        while len(self._done) > self.max_done_programs:
+            program_id, _ = self._done.popitem(last=False)
+            self.programs.pop(program_id, None)
+
+    # --- views ------------------------------------------------------------------------------
+    def get(self, program_id: str) -> ProgramEntry | None:
+        return self.programs.get(program_id)
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        """Plain-data view keyed by program key (see ``dynasor.tags.program_key``)."""
+        return {p.key: p.summary() for p in self.programs.values()}
+
+
+def merge_summaries(per_rank: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Combine the snapshots of several data-parallel ranks into one view per program."""
+    merged: dict[str, dict[str, Any]] = {}
+    for snapshot in per_rank:
+        for key, summary in snapshot.items():
+            into = merged.get(key)
+            if into is None:
+                merged[key] = {**summary, "requests": dict(summary["requests"])}
+                continue
+            for name, count in summary["requests"].items():
+                into["requests"][name] += count
+            into["prompt_tokens"] += summary["prompt_tokens"]
+            into["generated_tokens"] += summary["generated_tokens"]
+            into["first_arrival"] = min(into["first_arrival"], summary["first_arrival"])
+            services = [t for t in (into["last_service"], summary["last_service"]) if t is not None]
+            into["last_service"] = max(services) if services else None
+            into["state"] = program_state(into["requests"]["waiting"], into["requests"]["running"])
+    return merged

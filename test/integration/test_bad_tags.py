@@ -1,0 +1,59 @@
+"""Malformed tags are refused with HTTP 400 naming the field; nothing leaks; serving goes on."""
+
+import httpx
+import pytest
+
+from dynasor.client import AsyncDynasorClient, DynasorHTTPError
+
+GOOD_ID = "good-program-id-0001"
+
+
+@pytest.mark.parametrize(
+    "tag, message",
+    [
+        ({"program_id": 12345}, "custom_params.dynasor.program_id must be a string"),
+        ({"program_id": ["a"]}, "custom_params.dynasor.program_id must be a string"),
+        ({"program_id": "p" * 129}, "custom_params.dynasor.program_id must be 16 to 128 characters"),
+        ({"program_id": "too-short"}, "custom_params.dynasor.program_id must be 16 to 128 characters"),
+        ({"program_id": GOOD_ID, "budget": 3}, "custom_params.dynasor has unknown field(s) ['budget']"),
+        ({}, "custom_params.dynasor.program_id is required"),
+        ("program", "custom_params.dynasor must be an object"),
+    ],
+)
+async def test_bad_tag_is_a_400_naming_the_field(url, tag, message):
+    body = {"text": "Hello", "sampling_params": {"max_new_tokens": 2, "custom_params": {"dynasor": tag}}}
+    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+        response = await http.post("/generate", json=body)
+        assert response.status_code == 400
+        assert message in response.json()["error"]["message"]
+        ok = await http.post("/generate", json={"text": "Hello", "sampling_params": {"max_new_tokens": 2}})
+        assert ok.status_code == 200 and ok.json()["meta_info"]["completion_tokens"] == 2
+
+
+async def test_bad_tag_in_a_batch_rejects_the_batch_and_leaks_nothing(url):
+    body = {
+        "text": ["First prompt", "Second prompt"],
+        "sampling_params": [
+            {"max_new_tokens": 2, "custom_params": {"dynasor": {"program_id": GOOD_ID}}},
+            {"max_new_tokens": 2, "custom_params": {"dynasor": {"program_id": 7}}},
+        ],
+    }
+    async with AsyncDynasorClient(url) as client:
+        with pytest.raises(DynasorHTTPError) as err:
+            await client._send(type("Call", (), {"method": "POST", "path": "/generate", "body": body})())
+        assert err.value.status == 400
+        assert "sampling_params[1].custom_params.dynasor.program_id" in str(err.value.body)
+        assert client.program_key(GOOD_ID) not in {p["program_key"] for p in await client.programs()}
+        load = (await client.get("/v1/loads"))["loads"][0]
+        assert load["num_waiting_reqs"] == 0 and load["num_running_reqs"] == 0
+
+
+async def test_program_endpoints_validate_ids(url):
+    async with AsyncDynasorClient(url) as client:
+        for call in (client.program, client.abort_program):
+            with pytest.raises(DynasorHTTPError) as err:
+                await call("bad")
+            assert err.value.status == 400 and "program_id" in str(err.value.body)
+            with pytest.raises(DynasorHTTPError) as err:
+                await call(client.new_program())
+            assert err.value.status == 404

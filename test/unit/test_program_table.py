@@ -1,0 +1,101 @@
+from dynasor.scheduler.program_table import ProgramTable, merge_summaries
+from dynasor.tags import program_key
+
+A = "program-a-0000000001"
+B = "program-b-0000000002"
+
+
+def counts(table, pid):
+    return table.get(pid).summary()["requests"]
+
+
+def test_lifecycle_counts_tokens_and_times():
+    t = ProgramTable(ttl=10)
+    t.on_arrival("r1", A, prompt_tokens=5, now=1.0)
+    t.on_arrival("r2", A, prompt_tokens=5, now=2.0)
+    t.on_arrival("r3", B, prompt_tokens=7, now=2.5)
+    assert counts(t, A) == {"waiting": 2, "running": 0, "finished": 0, "aborted": 0, "total": 2}
+    assert t.get(A).summary()["state"] == "waiting"
+
+    t.on_admitted("r1", now=3.0)
+    t.on_progress("r1", 4, now=3.5)
+    t.on_progress("r1", 4, now=9.0)  # no new token: not a service event
+    assert t.get(A).last_service == 3.5
+    assert counts(t, A)["running"] == 1 and t.get(A).summary()["state"] == "running"
+
+    t.on_finished("r1", aborted=False, now=4.0)
+    t.on_finished("r2", aborted=True, now=4.5)  # aborted while waiting
+    s = t.get(A).summary()
+    assert s["requests"] == {"waiting": 0, "running": 0, "finished": 1, "aborted": 1, "total": 2}
+    assert (s["prompt_tokens"], s["generated_tokens"], s["first_arrival"], s["state"]) == (10, 4, 1.0, "done")
+    assert t.get(B).summary()["prompt_tokens"] == 7
+    assert "r1" not in t.requests and t.program_of("r3") == B
+
+
+def test_summary_reveals_no_ids():
+    t = ProgramTable()
+    t.on_arrival("secret-rid", A, 3, now=0.0)
+    text = repr(t.snapshot())
+    assert A not in text and "secret-rid" not in text
+    assert program_key(A) in t.snapshot()
+
+
+def test_requeue_after_retraction_and_idempotent_events():
+    t = ProgramTable()
+    t.on_arrival("r1", A, 3, now=0.0)
+    t.on_admitted("r1", now=1.0)
+    t.on_arrival("r1", A, 3, now=2.0)  # re-queued by the engine: not a second request
+    assert counts(t, A) == {"waiting": 1, "running": 0, "finished": 0, "aborted": 0, "total": 1}
+    assert t.get(A).prompt_tokens == 3
+    t.on_admitted("r1", now=3.0)
+    t.on_admitted("r1", now=4.0)
+    t.on_finished("r1", aborted=False, now=5.0)
+    t.on_finished("r1", aborted=False, now=6.0)
+    t.on_progress("unknown", 3, now=6.0)
+    assert counts(t, A)["finished"] == 1
+
+
+def test_done_programs_expire_after_ttl_but_live_ones_stay():
+    t = ProgramTable(ttl=10)
+    t.on_arrival("r1", A, 1, now=0.0)
+    t.on_arrival("r2", B, 1, now=0.0)
+    t.on_finished("r1", aborted=False, now=1.0)
+    assert t.expire(now=10.9) == 0 and t.get(A) is not None
+    assert t.expire(now=11.0) == 1
+    assert t.get(A) is None and t.get(B) is not None
+    assert t.expire(now=1000.0) == 0 and t.get(B) is not None
+
+
+def test_a_returning_program_is_not_expired():
+    t = ProgramTable(ttl=10)
+    t.on_arrival("r1", A, 1, now=0.0)
+    t.on_finished("r1", aborted=False, now=1.0)
+    t.on_arrival("r2", A, 1, now=5.0)
+    assert t.expire(now=100.0) == 0
+    assert t.get(A).summary()["requests"]["total"] == 2
+
+
+def test_done_programs_are_capped():
+    t = ProgramTable(ttl=1e9, max_done_programs=3)
+    for i in range(10):
+        pid = f"program-{i:012d}"
+        t.on_arrival(f"r{i}", pid, 1, now=float(i))
+        t.on_finished(f"r{i}", aborted=False, now=float(i))
+    assert len(t) == 3
+    assert t.get("program-000000000009") is not None and t.get("program-000000000000") is None
+
+
+def test_merge_across_data_parallel_ranks():
+    r0, r1 = ProgramTable(), ProgramTable()
+    r0.on_arrival("x", A, 4, now=2.0)
+    r0.on_admitted("x", now=3.0)
+    r0.on_progress("x", 6, now=3.0)
+    r1.on_arrival("y", A, 5, now=1.0)
+    r1.on_arrival("z", B, 1, now=1.0)
+    merged = merge_summaries([r0.snapshot(), r1.snapshot()])
+    a = merged[program_key(A)]
+    assert a["requests"]["running"] == 1 and a["requests"]["waiting"] == 1 and a["requests"]["total"] == 2
+    assert (a["prompt_tokens"], a["generated_tokens"], a["first_arrival"], a["last_service"]) == (9, 6, 1.0, 3.0)
+    assert a["state"] == "running"
+    assert merged[program_key(B)]["requests"]["waiting"] == 1
+    assert r0.snapshot()[program_key(A)]["requests"]["waiting"] == 0  # inputs not mutated

@@ -11,7 +11,7 @@ Memory stays bounded: a program with no waiting or running request is *done* and
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -36,12 +36,61 @@ class RequestState(str, Enum):
 
 
 @dataclass
+class TokenStatsAggregate:
+    """Running token-confidence aggregates of one request.
+
+    ``lowest_window_confidence`` is DeepConf's lowest group confidence: the minimum, over sliding
+    windows of ``window`` consecutive tokens, of the mean top-k confidence; a request shorter than
+    one window has the mean over its tokens.
+    """
+
+    window: int
+    tokens: int = 0
+    entropy_sum: float = 0.0
+    confidence_sum: float = 0.0
+    lowest_full_window: float | None = None
+    _recent: deque[float] = field(default_factory=deque)
+    _recent_sum: float = 0.0
+
+    def add(self, entropy: float, confidence: float) -> None:
+        self.tokens += 1
+        self.entropy_sum += entropy
+        self.confidence_sum += confidence
+        self._recent.append(confidence)
+        self._recent_sum += confidence
+        if len(self._recent) > self.window:
+            self._recent_sum -= self._recent.popleft()
+        if len(self._recent) == self.window:
+            mean = self._recent_sum / self.window
+            if self.lowest_full_window is None or mean < self.lowest_full_window:
+                self.lowest_full_window = mean
+
+    @property
+    def mean_entropy(self) -> float | None:
+        return self.entropy_sum / self.tokens if self.tokens else None
+
+    @property
+    def lowest_window_confidence(self) -> float | None:
+        if self.lowest_full_window is not None:
+            return self.lowest_full_window
+        return self.confidence_sum / self.tokens if self.tokens else None
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "tokens": self.tokens,
+            "mean_entropy": self.mean_entropy,
+            "lowest_window_confidence": self.lowest_window_confidence,
+        }
+
+
+@dataclass
 class RequestRecord:
     rid: str
     program_id: str
     prompt_tokens: int
     state: RequestState = RequestState.WAITING
     generated_tokens: int = 0
+    token_stats: TokenStatsAggregate | None = None
 
 
 @dataclass
@@ -57,6 +106,13 @@ class ProgramEntry:
     aborted: int = 0
     prompt_tokens: int = 0
     generated_tokens: int = 0
+    entropy_tokens: int = 0
+    entropy_sum: float = 0.0
+    finished_token_stats: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def mean_entropy(self) -> float | None:
+        return self.entropy_sum / self.entropy_tokens if self.entropy_tokens else None
 
     @property
     def live(self) -> bool:
@@ -82,15 +138,21 @@ class ProgramEntry:
             "generated_tokens": self.generated_tokens,
             "first_arrival": self.first_arrival,
             "last_service": self.last_service,
+            "mean_entropy": self.mean_entropy,
+            "finished_request_token_stats": self.finished_token_stats,
         }
 
 
 class ProgramTable:
     """Programs and their requests, keyed by program id and by request id."""
 
-    def __init__(self, ttl: float = 60.0, max_done_programs: int = 10_000) -> None:
+    MAX_KEPT_REQUEST_STATS = 1024
+
+    def __init__(self, ttl: float = 60.0, max_done_programs: int = 10_000, confidence_window: int = 2048) -> None:
         self.ttl = ttl
         self.max_done_programs = max_done_programs
+        self.confidence_window = confidence_window
+        self.live_token_stats_requests = 0
         self.programs: dict[str, ProgramEntry] = {}
         self.requests: dict[str, RequestRecord] = {}
         self._done: OrderedDict[str, float] = OrderedDict()
@@ -103,8 +165,13 @@ class ProgramTable:
         return rec.program_id if rec else None
 
     # --- lifecycle events -------------------------------------------------------------------
-    def on_arrival(self, rid: str, program_id: str, prompt_tokens: int, now: float) -> None:
-        """A tagged request entered the scheduler. Re-arrival of a known rid is a requeue."""
+    def on_arrival(
+        self, rid: str, program_id: str, prompt_tokens: int, now: float, token_stats: bool = False
+    ) -> None:
+        """A tagged request entered the scheduler. Re-arrival of a known rid is a requeue.
+
+        ``token_stats``: the request asked for per-token entropy and confidence.
+        """
         rec = self.requests.get(rid)
         if rec is not None:
             self.on_requeued(rid)
@@ -115,7 +182,11 @@ class ProgramTable:
             self.programs[program_id] = prog
         self._done.pop(program_id, None)
         prog.idle_since = None
-        self.requests[rid] = RequestRecord(rid=rid, program_id=program_id, prompt_tokens=prompt_tokens)
+        self.requests[rid] = RequestRecord(
+            rid=rid, program_id=program_id, prompt_tokens=prompt_tokens,
+            token_stats=TokenStatsAggregate(self.confidence_window) if token_stats else None,
+        )
+        self.live_token_stats_requests += token_stats
         prog.waiting.add(rid)
         prog.prompt_tokens += prompt_tokens
 
@@ -150,12 +221,30 @@ class ProgramTable:
         rec.generated_tokens = generated_tokens
         prog.last_service = now
 
+    def wants_token_stats(self, rid: str) -> bool:
+        rec = self.requests.get(rid)
+        return rec is not None and rec.token_stats is not None
+
+    def on_token_stats(self, rid: str, entropy: float, confidence: float) -> None:
+        """One generated token's entropy (T = 1) and top-k confidence."""
+        rec = self.requests.get(rid)
+        if rec is None or rec.token_stats is None:
+            return
+        rec.token_stats.add(entropy, confidence)
+        prog = self.programs[rec.program_id]
+        prog.entropy_tokens += 1
+        prog.entropy_sum += entropy
+
     def on_finished(self, rid: str, aborted: bool, now: float) -> None:
         """The request ended (normally or by abort); its record is released."""
         rec = self.requests.pop(rid, None)
         if rec is None:
             return
         prog = self.programs[rec.program_id]
+        if rec.token_stats is not None:
+            self.live_token_stats_requests -= 1
+            if len(prog.finished_token_stats) < self.MAX_KEPT_REQUEST_STATS:
+                prog.finished_token_stats.append({**rec.token_stats.summary(), "aborted": aborted})
         prog.waiting.discard(rid)
         prog.running.discard(rid)
         if aborted:

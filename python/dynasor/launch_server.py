@@ -33,6 +33,14 @@ def dynasor_arg_parser() -> argparse.ArgumentParser:
         "--dynasor-max-done-programs", type=int, default=defaults.max_done_programs,
         help="finished programs kept at most, oldest dropped first (default %(default)s)",
     )
+    parser.add_argument(
+        "--dynasor-entropy-topk", type=int, default=defaults.entropy_topk,
+        help="k of the per-token top-k confidence, 0 to 20 (default %(default)s)",
+    )
+    parser.add_argument(
+        "--dynasor-confidence-window", type=int, default=defaults.confidence_window,
+        help="tokens per sliding window of the lowest-window confidence (default %(default)s)",
+    )
     return parser
 
 
@@ -43,7 +51,14 @@ def split_args(argv: list[str]) -> tuple[DynasorServerConfig, list[str]]:
         raise SystemExit("--dynasor-program-ttl must be >= 0")
     if ns.dynasor_max_done_programs < 0:
         raise SystemExit("--dynasor-max-done-programs must be >= 0")
-    config = DynasorServerConfig(program_ttl=ns.dynasor_program_ttl, max_done_programs=ns.dynasor_max_done_programs)
+    if not 0 <= ns.dynasor_entropy_topk <= 20:
+        raise SystemExit("--dynasor-entropy-topk must be in [0, 20]")
+    if ns.dynasor_confidence_window < 1:
+        raise SystemExit("--dynasor-confidence-window must be >= 1")
+    config = DynasorServerConfig(
+        program_ttl=ns.dynasor_program_ttl, max_done_programs=ns.dynasor_max_done_programs,
+        entropy_topk=ns.dynasor_entropy_topk, confidence_window=ns.dynasor_confidence_window,
+    )
     return config, sglang_argv
 
 

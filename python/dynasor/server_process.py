@@ -39,7 +39,8 @@ class ServerProcess:
     def dynasor(cls, port: int, log_path: Path, extra_args: list[str] = (), python: str = sys.executable) -> "ServerProcess":
         """``python -m dynasor.launch_server`` on 127.0.0.1:port (default model unless given)."""
         argv = [python, "-m", "dynasor.launch_server", "--host", "127.0.0.1", "--port", str(port), *extra_args]
-        env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+        env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+        env["OMP_NUM_THREADS"] = os.environ.get("OMP_NUM_THREADS", "1")
         return cls(argv, env, f"http://127.0.0.1:{port}", log_path)
 
     @classmethod

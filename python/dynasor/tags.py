@@ -2,7 +2,11 @@
 
 A request joins a program through ``sampling_params.custom_params["dynasor"]``::
 
-    {"program_id": "3f9c0a7e5b1d4c2a9e8f7a6b5c4d3e2f"}
+    {"program_id": "3f9c0a7e5b1d4c2a9e8f7a6b5c4d3e2f", "return_entropy": true}
+
+Fields: ``program_id`` (required, see below); ``return_entropy`` (bool, default true): return the
+entropy and top-k confidence of every generated token in ``meta_info`` and aggregate them in the
+program table.
 
 SGLang forwards ``custom_params`` untouched to the scheduler process, so the tag reaches the
 program table without changing SGLang's request structs.
@@ -40,9 +44,10 @@ class ProgramTag:
     """The validated Dynasor fields of one request."""
 
     program_id: str
+    return_entropy: bool = True
 
     def to_json(self) -> dict[str, Any]:
-        return {"program_id": self.program_id}
+        return {"program_id": self.program_id, "return_entropy": self.return_entropy}
 
     def to_custom_params(self) -> dict[str, Any]:
         return {TAG_KEY: self.to_json()}
@@ -71,7 +76,7 @@ def validate_program_id(value: Any, field: str = "program_id") -> str:
     return value
 
 
-_FIELDS = {"program_id"}
+_FIELDS = {"program_id", "return_entropy"}
 
 
 def parse_tag(raw: Any, where: str = "custom_params.dynasor") -> ProgramTag:
@@ -83,7 +88,13 @@ def parse_tag(raw: Any, where: str = "custom_params.dynasor") -> ProgramTag:
         raise TagError(f"{where} has unknown field(s) {unknown}; allowed: {sorted(_FIELDS)}")
     if "program_id" not in raw:
         raise TagError(f"{where}.program_id is required")
-    return ProgramTag(program_id=validate_program_id(raw["program_id"], f"{where}.program_id"))
+    return_entropy = raw.get("return_entropy", True)
+    if not isinstance(return_entropy, bool):
+        raise TagError(f"{where}.return_entropy must be a boolean, got {type(return_entropy).__name__}")
+    return ProgramTag(
+        program_id=validate_program_id(raw["program_id"], f"{where}.program_id"),
+        return_entropy=return_entropy,
+    )
 
 
 def tag_from_sampling_params(sampling_params: Any, where: str = "sampling_params") -> ProgramTag | None:
@@ -100,10 +111,15 @@ def tag_from_sampling_params(sampling_params: Any, where: str = "sampling_params
     return parse_tag(custom[TAG_KEY], f"{where}.custom_params.{TAG_KEY}")
 
 
-def program_id_of(sampling_params: Any) -> str | None:
-    """Program id of an already validated request, without raising."""
+def tag_of(sampling_params: Any) -> ProgramTag | None:
+    """Tag of an already validated request, without raising."""
     try:
-        tag = tag_from_sampling_params(sampling_params)
+        return tag_from_sampling_params(sampling_params)
     except TagError:
         return None
+
+
+def program_id_of(sampling_params: Any) -> str | None:
+    """Program id of an already validated request, without raising."""
+    tag = tag_of(sampling_params)
     return tag.program_id if tag else None

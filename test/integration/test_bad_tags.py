@@ -26,7 +26,7 @@ async def test_bad_tag_is_a_400_naming_the_field(url, tag, message):
         response = await http.post("/generate", json=body)
         assert response.status_code == 400
         assert message in response.json()["error"]["message"]
-        ok = await http.post("/generate", json={"text": "Hello", "sampling_params": {"max_new_tokens": 2}})
+        ok = await http.post("/generate", json={"text": "Hello", "sampling_params": {"max_new_tokens": 2, "ignore_eos": True}})
         assert ok.status_code == 200 and ok.json()["meta_info"]["completion_tokens"] == 2
 
 

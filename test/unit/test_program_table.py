@@ -99,3 +99,33 @@ def test_merge_across_data_parallel_ranks():
     assert a["state"] == "running"
     assert merged[program_key(B)]["requests"]["waiting"] == 1
     assert r0.snapshot()[program_key(A)]["requests"]["waiting"] == 0  # inputs not mutated
+
+
+def test_token_stats_aggregates_mean_entropy_and_lowest_window_confidence():
+    t = ProgramTable(confidence_window=3)
+    t.on_arrival("r1", A, 2, now=0.0, token_stats=True)
+    t.on_arrival("r2", A, 2, now=0.0)  # did not ask
+    assert t.live_token_stats_requests == 1 and t.wants_token_stats("r1") and not t.wants_token_stats("r2")
+    for entropy, conf in [(1.0, 5.0), (2.0, 4.0), (3.0, 3.0), (0.0, 1.0), (0.0, 8.0)]:
+        t.on_token_stats("r1", entropy, conf)
+        t.on_token_stats("r2", 9.0, 9.0)  # ignored
+    rec = t.requests["r1"].token_stats
+    assert rec.mean_entropy == 6.0 / 5
+    # windows of 3: (5,4,3)=4, (4,3,1)=8/3, (3,1,8)=4 -> lowest 8/3
+    assert rec.lowest_window_confidence == 8.0 / 3
+    t.on_finished("r1", aborted=False, now=1.0)
+    t.on_finished("r2", aborted=False, now=1.0)
+    s = t.get(A).summary()
+    assert s["mean_entropy"] == 6.0 / 5
+    assert s["finished_request_token_stats"] == [
+        {"tokens": 5, "mean_entropy": 6.0 / 5, "lowest_window_confidence": 8.0 / 3, "aborted": False}
+    ]
+    assert t.live_token_stats_requests == 0
+
+
+def test_short_request_confidence_is_its_mean():
+    t = ProgramTable(confidence_window=100)
+    t.on_arrival("r", A, 1, now=0.0, token_stats=True)
+    t.on_token_stats("r", 0.5, 2.0)
+    t.on_token_stats("r", 0.5, 4.0)
+    assert t.requests["r"].token_stats.lowest_window_confidence == 3.0

@@ -71,8 +71,15 @@ def test_program_id_of_never_raises():
 def test_client_tags_without_touching_other_custom_params():
     params = {"max_new_tokens": 4, "custom_params": {"mine": 1}}
     tagged = tag_sampling_params(params, GOOD)
-    assert tagged["custom_params"] == {"mine": 1, "dynasor": {"program_id": GOOD}}
+    assert tagged["custom_params"] == {"mine": 1, "dynasor": {"program_id": GOOD, "return_entropy": True}}
     assert params["custom_params"] == {"mine": 1}
     assert tag_sampling_params(params, None) == params
     with pytest.raises(TagError):
         tag_sampling_params(params, "short")
+
+
+def test_return_entropy_field():
+    assert parse_tag({"program_id": GOOD}).return_entropy is True
+    assert parse_tag({"program_id": GOOD, "return_entropy": False}).return_entropy is False
+    with pytest.raises(TagError, match="return_entropy must be a boolean"):
+        parse_tag({"program_id": GOOD, "return_entropy": "yes"})

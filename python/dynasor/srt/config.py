@@ -20,6 +20,8 @@ ENV_CONFIG = "DYNASOR_SERVER_CONFIG"
 class DynasorServerConfig:
     program_ttl: float = 60.0
     max_done_programs: int = 10_000
+    entropy_topk: int = 20
+    confidence_window: int = 2048
 
     def to_env(self) -> dict[str, str]:
         return {ENV_ENABLED: "1", ENV_CONFIG: json.dumps(asdict(self))}

@@ -16,6 +16,8 @@ def register() -> None:
         return
     from sglang.srt.plugins.hook_registry import HookRegistry, HookType
 
+    from dynasor.srt.openai_hooks import add_chat_token_stats, add_completion_token_stats
+    from dynasor.srt.sampler_hooks import collect_token_stats, sample_with_token_stats
     from dynasor.srt.scheduler import DynasorScheduler
     from dynasor.srt.tokenizer_hooks import validate_request_tags
 
@@ -24,4 +26,20 @@ def register() -> None:
         "sglang.srt.managers.tokenizer_manager.TokenizerManager.generate_request",
         validate_request_tags,
         HookType.BEFORE,
+    )
+    HookRegistry.register("sglang.srt.layers.sampler.Sampler.forward", sample_with_token_stats, HookType.AROUND)
+    HookRegistry.register(
+        "sglang.srt.managers.scheduler_components.batch_result_processor."
+        "SchedulerBatchResultProcessor._maybe_collect_customized_info",
+        collect_token_stats,
+        HookType.AFTER,
+    )
+    openai = "sglang.srt.entrypoints.openai."
+    HookRegistry.register(
+        openai + "serving_chat.OpenAIServingChat._build_chat_response", add_chat_token_stats, HookType.AFTER
+    )
+    HookRegistry.register(
+        openai + "serving_completions.OpenAIServingCompletion._build_completion_response",
+        add_completion_token_stats,
+        HookType.AFTER,
     )

@@ -27,7 +27,8 @@ from sglang.srt.managers.scheduler_components.output_streamer import SchedulerOu
 
 from dynasor.scheduler.program_table import ProgramTable
 from dynasor.srt.config import DynasorServerConfig
-from dynasor.tags import program_id_of
+from dynasor.srt.sampler_hooks import TokenStatsHooks
+from dynasor.tags import tag_of
 
 logger = logging.getLogger(__name__)
 
@@ -44,9 +45,11 @@ class ProgramTracker:
         self._next_expire = 0.0
 
     def on_new_req(self, req: Req) -> None:
-        program_id = program_id_of({"custom_params": req.sampling_params.custom_params})
-        if program_id is not None:
-            self.table.on_arrival(req.rid, program_id, len(req.origin_input_ids), time.time())
+        tag = tag_of({"custom_params": req.sampling_params.custom_params})
+        if tag is not None:
+            self.table.on_arrival(
+                req.rid, tag.program_id, len(req.origin_input_ids), time.time(), token_stats=tag.return_entropy
+            )
 
     def on_queued(self, req: Req) -> None:
         if req.rid in self.table.requests:
@@ -95,8 +98,12 @@ class DynasorScheduler(sgl_scheduler.Scheduler):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         config = DynasorServerConfig.from_env()
-        self.program_table = ProgramTable(ttl=config.program_ttl, max_done_programs=config.max_done_programs)
+        self.program_table = ProgramTable(
+            ttl=config.program_ttl, max_done_programs=config.max_done_programs,
+            confidence_window=config.confidence_window,
+        )
         self.program_tracker = ProgramTracker(self.program_table)
+        TokenStatsHooks.install(self.program_table, config.entropy_topk)
         super().__init__(*args, **kwargs)
         logger.info(
             "Dynasor active in scheduler pid=%d (sglang %s): program table on, program ttl %.0fs",

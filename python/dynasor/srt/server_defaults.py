@@ -72,7 +72,7 @@ def stock_sglang_command(model_path: str, argv: list[str], python: str) -> tuple
     """Command and environment of a stock SGLang server with the same engine settings."""
     on_cpu = not has_cuda()
     args = with_defaults(["--model-path", model_path, *argv], on_cpu)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DYNASOR_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DYNASOR_") and k != "TRITON_INTERPRET"}
     if on_cpu:
         env.update(cpu_env())
     return [python, "-m", "sglang.launch_server", *args], env

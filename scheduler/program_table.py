@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from dynasor.scheduler.ordering import ProgramView
 from dynasor.tags import program_key
 
 
@@ -88,6 +89,8 @@ class RequestRecord:
     rid: str
     program_id: str
     prompt_tokens: int
+    queued_at: float
+    max_new_tokens: int | None = None
     state: RequestState = RequestState.WAITING
     generated_tokens: int = 0
     token_stats: TokenStatsAggregate | None = None
@@ -109,6 +112,13 @@ class ProgramEntry:
     entropy_tokens: int = 0
     entropy_sum: float = 0.0
     finished_token_stats: list[dict[str, Any]] = field(default_factory=list)
+    finished_generated_tokens: int = 0  # of requests that finished normally (for the SJF estimate)
+    remaining_work_hint: float | None = None  # tokens, from the client's tag
+    hint_generated_tokens: int = 0  # generated_tokens when the hint arrived
+    remaining_work: float = 0.0  # the latest estimate, for display
+    waiting_time: float = 0.0  # seconds its oldest waiting request has waited, at the last snapshot
+    escalations: int = 0
+    escalated: bool = False
 
     @property
     def mean_entropy(self) -> float | None:
@@ -140,6 +150,10 @@ class ProgramEntry:
             "last_service": self.last_service,
             "mean_entropy": self.mean_entropy,
             "finished_request_token_stats": self.finished_token_stats,
+            "estimated_remaining_work": self.remaining_work,
+            "waiting_time": self.waiting_time,
+            "remaining_work_hint": self.remaining_work_hint,
+            "escalations": self.escalations,
         }
 
 
@@ -148,11 +162,17 @@ class ProgramTable:
 
     MAX_KEPT_REQUEST_STATS = 1024
 
-    def __init__(self, ttl: float = 60.0, max_done_programs: int = 10_000, confidence_window: int = 2048) -> None:
+    def __init__(self, ttl: float = 60.0, max_done_programs: int = 10_000, confidence_window: int = 2048,
+                 default_output_tokens: float = 256.0) -> None:
         self.ttl = ttl
         self.max_done_programs = max_done_programs
         self.confidence_window = confidence_window
         self.live_token_stats_requests = 0
+        # Server-wide mean output length of finished requests: the SJF prior of a program with no history.
+        self.default_output_tokens = default_output_tokens
+        self._finished_requests = 0
+        self._finished_tokens = 0
+        self.on_program_done: Any = None  # callback(program entry, now), e.g. for a latency histogram
         self.programs: dict[str, ProgramEntry] = {}
         self.requests: dict[str, RequestRecord] = {}
         self._done: OrderedDict[str, float] = OrderedDict()
@@ -166,15 +186,17 @@ class ProgramTable:
 
     # --- lifecycle events -------------------------------------------------------------------
     def on_arrival(
-        self, rid: str, program_id: str, prompt_tokens: int, now: float, token_stats: bool = False
+        self, rid: str, program_id: str, prompt_tokens: int, now: float, token_stats: bool = False,
+        max_new_tokens: int | None = None, remaining_work: float | None = None,
     ) -> None:
         """A tagged request entered the scheduler. Re-arrival of a known rid is a requeue.
 
         ``token_stats``: the request asked for per-token entropy and confidence.
+        ``remaining_work``: the client's estimate of the program's remaining tokens, if it sent one.
         """
         rec = self.requests.get(rid)
         if rec is not None:
-            self.on_requeued(rid)
+            self.on_requeued(rid, now)
             return
         prog = self.programs.get(program_id)
         if prog is None:
@@ -182,15 +204,19 @@ class ProgramTable:
             self.programs[program_id] = prog
         self._done.pop(program_id, None)
         prog.idle_since = None
+        if remaining_work is not None:
+            prog.remaining_work_hint = float(remaining_work)
+            prog.hint_generated_tokens = prog.generated_tokens
         self.requests[rid] = RequestRecord(
-            rid=rid, program_id=program_id, prompt_tokens=prompt_tokens,
+            rid=rid, program_id=program_id, prompt_tokens=prompt_tokens, queued_at=now,
+            max_new_tokens=max_new_tokens,
             token_stats=TokenStatsAggregate(self.confidence_window) if token_stats else None,
         )
         self.live_token_stats_requests += token_stats
         prog.waiting.add(rid)
         prog.prompt_tokens += prompt_tokens
 
-    def on_requeued(self, rid: str) -> None:
+    def on_requeued(self, rid: str, now: float) -> None:
         """A running request went back to the waiting queue (e.g. retracted on KV pressure)."""
         rec = self.requests.get(rid)
         if rec is None or rec.state is not RequestState.RUNNING:
@@ -199,6 +225,7 @@ class ProgramTable:
         prog.running.discard(rid)
         prog.waiting.add(rid)
         rec.state = RequestState.WAITING
+        rec.queued_at = now
 
     def on_admitted(self, rid: str, now: float) -> None:
         """The request was put into a prefill batch."""
@@ -210,6 +237,7 @@ class ProgramTable:
         prog.running.add(rid)
         rec.state = RequestState.RUNNING
         prog.last_service = now
+        prog.escalated = False
 
     def on_progress(self, rid: str, generated_tokens: int, now: float) -> None:
         """The request has ``generated_tokens`` output tokens so far."""
@@ -251,10 +279,59 @@ class ProgramTable:
             prog.aborted += 1
         else:
             prog.finished += 1
+            prog.finished_generated_tokens += rec.generated_tokens
+            self._finished_requests += 1
+            self._finished_tokens += rec.generated_tokens
         if not prog.live:
             prog.idle_since = now
             self._done[prog.program_id] = now
             self._trim_done()
+            if self.on_program_done is not None:
+                self.on_program_done(prog, now)
+
+    # --- estimates for scheduling -----------------------------------------------------------
+    def expected_output_tokens_prior(self) -> float:
+        """Tokens a request with no program history is expected to generate (server-wide mean)."""
+        if self._finished_requests:
+            return self._finished_tokens / self._finished_requests
+        return self.default_output_tokens
+
+    def expected_output_tokens(self, prog: ProgramEntry) -> float:
+        """Tokens one more request of ``prog`` is expected to generate (program locality first)."""
+        if prog.finished:
+            return prog.finished_generated_tokens / prog.finished
+        return self.expected_output_tokens_prior()
+
+    def remaining_work(self, prog: ProgramEntry) -> float:
+        """Estimated tokens still to generate: the client's hint if any, else the history."""
+        if prog.remaining_work_hint is not None:
+            done_since_hint = prog.generated_tokens - prog.hint_generated_tokens
+            return max(prog.remaining_work_hint - done_since_hint, 0.0)
+        per_request = self.expected_output_tokens(prog)
+        requests = self.requests
+        total = 0.0
+        for rids in (prog.waiting, prog.running):
+            for rid in rids:
+                rec = requests[rid]
+                cap = rec.max_new_tokens
+                expected = per_request if cap is None or cap > per_request else cap
+                if expected > rec.generated_tokens:
+                    total += expected - rec.generated_tokens
+        return total
+
+    def view(self, program_id: str, decode_rate: float) -> ProgramView | None:
+        prog = self.programs.get(program_id)
+        if prog is None:
+            return None
+        work = self.remaining_work(prog)
+        prog.remaining_work = work
+        return ProgramView(prog.first_arrival, bool(prog.running), work, work / max(decode_rate, 1e-6))
+
+    def on_escalated(self, program_id: str) -> None:
+        prog = self.programs.get(program_id)
+        if prog is not None and not prog.escalated:
+            prog.escalated = True
+            prog.escalations += 1
 
     # --- retention --------------------------------------------------------------------------
     def expire(self, now: float) -> int:
@@ -278,8 +355,12 @@ class ProgramTable:
     def get(self, program_id: str) -> ProgramEntry | None:
         return self.programs.get(program_id)
 
-    def snapshot(self) -> dict[str, dict[str, Any]]:
+    def snapshot(self, now: float) -> dict[str, dict[str, Any]]:
         """Plain-data view keyed by program key (see ``dynasor.tags.program_key``)."""
+        for prog in self.programs.values():
+            prog.remaining_work = self.remaining_work(prog) if prog.live else 0.0
+            queued = [self.requests[rid].queued_at for rid in prog.waiting]
+            prog.waiting_time = now - min(queued) if queued else 0.0
         return {p.key: p.summary() for p in self.programs.values()}
 
 
@@ -299,5 +380,8 @@ def merge_summaries(per_rank: list[dict[str, dict[str, Any]]]) -> dict[str, dict
             into["first_arrival"] = min(into["first_arrival"], summary["first_arrival"])
             services = [t for t in (into["last_service"], summary["last_service"]) if t is not None]
             into["last_service"] = max(services) if services else None
+            into["estimated_remaining_work"] += summary["estimated_remaining_work"]
+            into["waiting_time"] = max(into["waiting_time"], summary["waiting_time"])
+            into["escalations"] += summary["escalations"]
             into["state"] = program_state(into["requests"]["waiting"], into["requests"]["running"])
     return merged

@@ -139,6 +139,7 @@ def main() -> None:
     ap.add_argument("--dtypes", nargs="*", default=["bfloat16", "float32"])
     ap.add_argument("--compile", action="store_true", help="also time torch.compile of the CPU path")
     ap.add_argument("--skip-live", action="store_true")
+    ap.add_argument("--skip-kernels", action="store_true")
     ap.add_argument("--url", help="live part against this running Dynasor server instead of starting one")
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--max-new-tokens", type=int, default=128)
@@ -151,7 +152,8 @@ def main() -> None:
     shapes = [(r, v) for v in args.vocab for r in args.rows]
     report: dict = {"device": args.device, "torch": torch.__version__, "machine": platform.platform(),
                     "threads": torch.get_num_threads()}
-    report["kernel"] = kernel_table(args.device, shapes, [getattr(torch, d) for d in args.dtypes], args.compile)
+    if not args.skip_kernels:
+        report["kernel"] = kernel_table(args.device, shapes, [getattr(torch, d) for d in args.dtypes], args.compile)
 
     if not args.skip_live:
         if args.url:

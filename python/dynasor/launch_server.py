@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 
+from dynasor.scheduler.ordering import Policy
 from dynasor.srt.config import DynasorServerConfig
 from dynasor.srt.server_defaults import cpu_env, flag_given, has_cuda, with_defaults
 
@@ -41,6 +42,18 @@ def dynasor_arg_parser() -> argparse.ArgumentParser:
         "--dynasor-confidence-window", type=int, default=defaults.confidence_window,
         help="tokens per sliding window of the lowest-window confidence (default %(default)s)",
     )
+    parser.add_argument(
+        "--dynasor-schedule-policy", choices=[p.value for p in Policy], default=defaults.schedule_policy,
+        help="waiting-queue order: stock SGLang fcfs / lpm (SGLang's own code path), program-fifo "
+        "(application FIFO), gang, gang-sjf (default %(default)s)",
+    )
+    parser.add_argument("--dynasor-starvation-factor", type=float, default=defaults.starvation_factor,
+                        help="escalate a program waiting longer than this many times its estimated "
+                        "service time (default %(default)s)")
+    parser.add_argument("--dynasor-starvation-floor", type=float, default=defaults.starvation_floor_s,
+                        help="lower bound of the escalation wait, seconds (default %(default)s)")
+    parser.add_argument("--dynasor-starvation-cap", type=float, default=defaults.starvation_cap_s,
+                        help="absolute cap of the escalation wait, seconds (default %(default)s)")
     return parser
 
 
@@ -55,10 +68,20 @@ def split_args(argv: list[str]) -> tuple[DynasorServerConfig, list[str]]:
         raise SystemExit("--dynasor-entropy-topk must be in [0, 20]")
     if ns.dynasor_confidence_window < 1:
         raise SystemExit("--dynasor-confidence-window must be >= 1")
+    if not 0 < ns.dynasor_starvation_floor <= ns.dynasor_starvation_cap or ns.dynasor_starvation_factor <= 0:
+        raise SystemExit("need --dynasor-starvation-factor > 0 and 0 < floor <= cap")
     config = DynasorServerConfig(
         program_ttl=ns.dynasor_program_ttl, max_done_programs=ns.dynasor_max_done_programs,
         entropy_topk=ns.dynasor_entropy_topk, confidence_window=ns.dynasor_confidence_window,
+        schedule_policy=ns.dynasor_schedule_policy, starvation_factor=ns.dynasor_starvation_factor,
+        starvation_floor_s=ns.dynasor_starvation_floor, starvation_cap_s=ns.dynasor_starvation_cap,
     )
+    if flag_given(sglang_argv, "--schedule-policy"):
+        raise SystemExit("dynasor serve: use --dynasor-schedule-policy (fcfs and lpm are SGLang's own policies)")
+    policy = Policy(config.schedule_policy)
+    # Program policies run on top of SGLang's lpm (prefix matching + in-batch prefix dedup);
+    # the stock ones are SGLang's own policies.
+    sglang_argv = [*sglang_argv, "--schedule-policy", policy.value if policy.is_stock else "lpm"]
     return config, sglang_argv
 
 

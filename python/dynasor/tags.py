@@ -6,7 +6,9 @@ A request joins a program through ``sampling_params.custom_params["dynasor"]``::
 
 Fields: ``program_id`` (required, see below); ``return_entropy`` (bool, default true): return the
 entropy and top-k confidence of every generated token in ``meta_info`` and aggregate them in the
-program table.
+program table; ``remaining_work`` (number ≥ 0, optional): the client's estimate of the tokens the
+whole program still has to generate, used by shortest-job-first scheduling instead of the
+server's own estimate.
 
 SGLang forwards ``custom_params`` untouched to the scheduler process, so the tag reaches the
 program table without changing SGLang's request structs.
@@ -45,9 +47,13 @@ class ProgramTag:
 
     program_id: str
     return_entropy: bool = True
+    remaining_work: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"program_id": self.program_id, "return_entropy": self.return_entropy}
+        out: dict[str, Any] = {"program_id": self.program_id, "return_entropy": self.return_entropy}
+        if self.remaining_work is not None:
+            out["remaining_work"] = self.remaining_work
+        return out
 
     def to_custom_params(self) -> dict[str, Any]:
         return {TAG_KEY: self.to_json()}
@@ -76,7 +82,8 @@ def validate_program_id(value: Any, field: str = "program_id") -> str:
     return value
 
 
-_FIELDS = {"program_id", "return_entropy"}
+_FIELDS = {"program_id", "return_entropy", "remaining_work"}
+MAX_REMAINING_WORK = 1e12
 
 
 def parse_tag(raw: Any, where: str = "custom_params.dynasor") -> ProgramTag:
@@ -91,9 +98,17 @@ def parse_tag(raw: Any, where: str = "custom_params.dynasor") -> ProgramTag:
     return_entropy = raw.get("return_entropy", True)
     if not isinstance(return_entropy, bool):
         raise TagError(f"{where}.return_entropy must be a boolean, got {type(return_entropy).__name__}")
+    remaining_work = raw.get("remaining_work")
+    if remaining_work is not None:
+        if isinstance(remaining_work, bool) or not isinstance(remaining_work, (int, float)):
+            raise TagError(f"{where}.remaining_work must be a number, got {type(remaining_work).__name__}")
+        if not 0 <= remaining_work <= MAX_REMAINING_WORK:
+            raise TagError(f"{where}.remaining_work must be between 0 and {MAX_REMAINING_WORK:.0e} tokens")
+        remaining_work = float(remaining_work)
     return ProgramTag(
         program_id=validate_program_id(raw["program_id"], f"{where}.program_id"),
         return_entropy=return_entropy,
+        remaining_work=remaining_work,
     )
 
 

@@ -100,3 +100,13 @@ def test_bad_arguments():
         token_stats(torch.zeros(3, 10), torch.ones(2))
     with pytest.raises(ValueError, match=r"\[rows, vocab\]"):
         token_stats(torch.zeros(10), 1.0)
+
+
+@pytest.mark.parametrize("backend", ["triton", "torch"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_input_logits_are_not_modified(backend, dtype):
+    """The sampler hook runs before SGLang samples from the same tensor."""
+    x = make_logits(4, 3000, dtype, seed=11).to(DEVICE)
+    before = x.clone()
+    token_stats(x, torch.tensor([0.0, 0.5, 1.0, 2.0], device=DEVICE), backend=backend)
+    assert torch.equal(x, before)

@@ -35,9 +35,9 @@ def test_lifecycle_counts_tokens_and_times():
 def test_summary_reveals_no_ids():
     t = ProgramTable()
     t.on_arrival("secret-rid", A, 3, now=0.0)
-    text = repr(t.snapshot())
+    text = repr(t.snapshot(0.0))
     assert A not in text and "secret-rid" not in text
-    assert program_key(A) in t.snapshot()
+    assert program_key(A) in t.snapshot(0.0)
 
 
 def test_requeue_after_retraction_and_idempotent_events():
@@ -92,13 +92,13 @@ def test_merge_across_data_parallel_ranks():
     r0.on_progress("x", 6, now=3.0)
     r1.on_arrival("y", A, 5, now=1.0)
     r1.on_arrival("z", B, 1, now=1.0)
-    merged = merge_summaries([r0.snapshot(), r1.snapshot()])
+    merged = merge_summaries([r0.snapshot(0.0), r1.snapshot(0.0)])
     a = merged[program_key(A)]
     assert a["requests"]["running"] == 1 and a["requests"]["waiting"] == 1 and a["requests"]["total"] == 2
     assert (a["prompt_tokens"], a["generated_tokens"], a["first_arrival"], a["last_service"]) == (9, 6, 1.0, 3.0)
     assert a["state"] == "running"
     assert merged[program_key(B)]["requests"]["waiting"] == 1
-    assert r0.snapshot()[program_key(A)]["requests"]["waiting"] == 0  # inputs not mutated
+    assert r0.snapshot(0.0)[program_key(A)]["requests"]["waiting"] == 0  # inputs not mutated
 
 
 def test_token_stats_aggregates_mean_entropy_and_lowest_window_confidence():
@@ -129,3 +129,39 @@ def test_short_request_confidence_is_its_mean():
     t.on_token_stats("r", 0.5, 2.0)
     t.on_token_stats("r", 0.5, 4.0)
     assert t.requests["r"].token_stats.lowest_window_confidence == 3.0
+
+
+def test_remaining_work_from_history_prior_and_hint():
+    t = ProgramTable(default_output_tokens=100.0)
+    t.on_arrival("a1", A, 5, now=0.0, max_new_tokens=1000)
+    t.on_arrival("a2", A, 5, now=0.0, max_new_tokens=30)
+    # no history anywhere: the prior, capped by each request's max_new_tokens
+    assert t.remaining_work(t.get(A)) == 100 + 30
+    t.on_admitted("a1", now=1.0)
+    t.on_progress("a1", 40, now=2.0)
+    assert t.remaining_work(t.get(A)) == 60 + 30
+    t.on_finished("a1", aborted=False, now=3.0)  # program locality: A's branches produce 40 tokens
+    t.on_arrival("a3", A, 5, now=3.0, max_new_tokens=1000)
+    assert t.remaining_work(t.get(A)) == 30 + 40
+    # a new program with no history uses the server-wide mean (40)
+    t.on_arrival("b1", B, 5, now=3.0, max_new_tokens=1000)
+    assert t.remaining_work(t.get(B)) == 40
+    # the client's hint wins and counts down with generated tokens
+    t.on_arrival("b2", B, 5, now=4.0, remaining_work=500)
+    t.on_admitted("b1", now=4.0)
+    t.on_progress("b1", 120, now=5.0)
+    assert t.remaining_work(t.get(B)) == 380
+    view = t.view(B, decode_rate=20.0)
+    assert view.remaining_work == 380 and view.service_time_s == 19.0 and view.in_service
+
+
+def test_snapshot_shows_estimates_waiting_time_and_escalations():
+    t = ProgramTable(default_output_tokens=10.0)
+    t.on_arrival("r1", A, 1, now=100.0, max_new_tokens=50)
+    t.on_escalated(A)
+    t.on_escalated(A)  # still the same escalation
+    s = t.snapshot(now=130.0)[program_key(A)]
+    assert (s["estimated_remaining_work"], s["waiting_time"], s["escalations"]) == (10.0, 30.0, 1)
+    t.on_admitted("r1", now=131.0)
+    t.on_escalated(A)
+    assert t.snapshot(now=131.0)[program_key(A)]["escalations"] == 2

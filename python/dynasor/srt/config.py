@@ -22,6 +22,10 @@ class DynasorServerConfig:
     max_done_programs: int = 10_000
     entropy_topk: int = 20
     confidence_window: int = 2048
+    schedule_policy: str = "gang-sjf"
+    starvation_factor: float = 4.0
+    starvation_floor_s: float = 5.0
+    starvation_cap_s: float = 60.0
 
     def to_env(self) -> dict[str, str]:
         return {ENV_ENABLED: "1", ENV_CONFIG: json.dumps(asdict(self))}

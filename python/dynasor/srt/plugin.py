@@ -19,6 +19,7 @@ def register() -> None:
     from dynasor.srt.openai_hooks import add_chat_token_stats, add_completion_token_stats
     from dynasor.srt.sampler_hooks import collect_token_stats, sample_with_token_stats
     from dynasor.srt.scheduler import DynasorScheduler
+    from dynasor.srt.scheduling import keep_deprioritized, order_with_programs
     from dynasor.srt.tokenizer_hooks import validate_request_tags
 
     HookRegistry.register("sglang.srt.managers.scheduler.Scheduler", DynasorScheduler, HookType.REPLACE)
@@ -34,6 +35,9 @@ def register() -> None:
         collect_token_stats,
         HookType.AFTER,
     )
+    policy = "sglang.srt.managers.schedule_policy.SchedulePolicy."
+    HookRegistry.register(policy + "calc_priority", order_with_programs, HookType.AROUND)
+    HookRegistry.register(policy + "_compute_prefix_matches", keep_deprioritized, HookType.AFTER)
     openai = "sglang.srt.entrypoints.openai."
     HookRegistry.register(
         openai + "serving_chat.OpenAIServingChat._build_chat_response", add_chat_token_stats, HookType.AFTER

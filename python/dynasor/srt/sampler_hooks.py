@@ -5,9 +5,11 @@ Two hooks, both armed only in Dynasor servers:
 1. AROUND ``Sampler.forward``: before SGLang samples (it scales and softmaxes the logits in place),
    compute the entropy at T = 1, at the request's sampling temperature (greedy rows, top_k = 1,
    count as T = 0) and the top-k confidence of every row with ``dynasor.kernels.token_stats`` (the
-   Triton kernel on CUDA, the torch path on CPU). The result is copied to host memory without
-   blocking (on CUDA into pinned memory on the forward stream, which SGLang's result copy waits
-   for) and kept on the ``LogitsProcessorOutput``. Nothing runs while no live request asked.
+   Triton kernel on CUDA, the torch path on CPU). On CUDA the result is copied to host memory
+   without blocking (into pinned memory on the forward stream, which SGLang's result copy waits
+   for) and read only when SGLang files the step's outputs. Nothing runs while no live request
+   asked. (Computing on a CPU worker thread from a copy of the logits was measured and did not
+   raise decode throughput on a 2-core machine, so it is not done.)
 2. AFTER ``SchedulerBatchResultProcessor._maybe_collect_customized_info``: when SGLang files the
    row of one request, append the values to ``req.customized_info`` (SGLang's channel that ends in
    ``meta_info[key]``, one value per output token, streamed chunks included) for the requests that
@@ -31,19 +33,24 @@ META_KEYS = ("entropy", "sampling_entropy", "topk_confidence")
 
 
 class HostTokenStats:
-    """Host copy of one batch's token stats, read row by row once the step's results are in."""
+    """One batch's token stats ``[3, rows]`` on the host, read row by row once the step is filed."""
 
-    def __init__(self, device_stats: torch.Tensor) -> None:
-        if device_stats.is_cuda:
-            self._host = torch.empty(device_stats.shape, dtype=device_stats.dtype, pin_memory=True)
-            self._host.copy_(device_stats, non_blocking=True)
-        else:
-            self._host = device_stats
+    def __init__(self, stats: torch.Tensor) -> None:
+        if stats.is_cuda:
+            host = torch.empty(stats.shape, dtype=stats.dtype, pin_memory=True)
+            host.copy_(stats, non_blocking=True)
+            stats = host
+        self._stats = stats
         self._rows: Optional[list[tuple[float, float, float]]] = None
+
+    @classmethod
+    def compute(cls, logits: torch.Tensor, temperatures: torch.Tensor, topk: int) -> "HostTokenStats":
+        stats = token_stats(logits, temperatures, topk)
+        return cls(torch.stack([stats.entropy, stats.entropy_t, stats.topk_confidence]))
 
     def row(self, i: int) -> tuple[float, float, float]:
         if self._rows is None:
-            self._rows = [tuple(r) for r in self._host.t().tolist()]
+            self._rows = [tuple(r) for r in self._stats.t().tolist()]
         return self._rows[i]
 
 
@@ -67,8 +74,7 @@ def sample_with_token_stats(original: Callable[..., Any], sampler: Any, logits_o
         temperatures = sampling_info.temperatures.reshape(-1)
         greedy = sampling_info.top_ks.reshape(-1) <= 1
         temperatures = torch.where(greedy, torch.zeros_like(temperatures), temperatures)
-        stats = token_stats(logits, temperatures, TokenStatsHooks.topk)
-        setattr(logits_output, STATS_ATTR, HostTokenStats(torch.stack([stats.entropy, stats.entropy_t, stats.topk_confidence])))
+        setattr(logits_output, STATS_ATTR, HostTokenStats.compute(logits, temperatures, TokenStatsHooks.topk))
     return original(sampler, logits_output, sampling_info, *args, **kwargs)
 
 

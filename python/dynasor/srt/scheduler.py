@@ -25,9 +25,11 @@ from sglang.srt.managers import scheduler as sgl_scheduler
 from sglang.srt.managers.schedule_batch import FINISH_ABORT, Req
 from sglang.srt.managers.scheduler_components.output_streamer import SchedulerOutputStreamer
 
+from dynasor.scheduler.ordering import Policy, StarvationGuard
 from dynasor.scheduler.program_table import ProgramTable
 from dynasor.srt.config import DynasorServerConfig
 from dynasor.srt.sampler_hooks import TokenStatsHooks
+from dynasor.srt.scheduling import ProgramScheduling
 from dynasor.tags import tag_of
 
 logger = logging.getLogger(__name__)
@@ -48,12 +50,13 @@ class ProgramTracker:
         tag = tag_of({"custom_params": req.sampling_params.custom_params})
         if tag is not None:
             self.table.on_arrival(
-                req.rid, tag.program_id, len(req.origin_input_ids), time.time(), token_stats=tag.return_entropy
+                req.rid, tag.program_id, len(req.origin_input_ids), time.time(), token_stats=tag.return_entropy,
+                max_new_tokens=req.sampling_params.max_new_tokens, remaining_work=tag.remaining_work,
             )
 
     def on_queued(self, req: Req) -> None:
         if req.rid in self.table.requests:
-            self.table.on_requeued(req.rid)
+            self.table.on_requeued(req.rid, time.time())
         else:
             self.on_new_req(req)
 
@@ -65,6 +68,7 @@ class ProgramTracker:
     def on_stream(self, reqs: list[Req]) -> None:
         now = time.time()
         requests = self.table.requests
+        ProgramScheduling.rate.add(len(reqs), now)
         for req in reqs:
             if req.rid not in requests:
                 continue
@@ -104,10 +108,15 @@ class DynasorScheduler(sgl_scheduler.Scheduler):
         )
         self.program_tracker = ProgramTracker(self.program_table)
         TokenStatsHooks.install(self.program_table, config.entropy_topk)
+        ProgramScheduling.install(
+            self.program_table, Policy(config.schedule_policy),
+            StarvationGuard(config.starvation_factor, config.starvation_floor_s, config.starvation_cap_s),
+        )
         super().__init__(*args, **kwargs)
         logger.info(
-            "Dynasor active in scheduler pid=%d (sglang %s): program table on, program ttl %.0fs",
-            os.getpid(), SGLANG_VERSION, config.program_ttl,
+            "Dynasor active in scheduler pid=%d (sglang %s): program table on, program ttl %.0fs, "
+            "schedule policy %s",
+            os.getpid(), SGLANG_VERSION, config.program_ttl, config.schedule_policy,
         )
 
     def get_output_streamer_class(self) -> type[SchedulerOutputStreamer]:
@@ -138,9 +147,12 @@ class DynasorScheduler(sgl_scheduler.Scheduler):
 
     def get_internal_state(self, recv_req: Any):
         out = super().get_internal_state(recv_req)
-        self.program_tracker.maybe_expire(time.time())
+        now = time.time()
+        self.program_tracker.maybe_expire(now)
         out.internal_state[STATE_KEY] = {
             "sglang_version": SGLANG_VERSION,
-            "programs": self.program_table.snapshot(),
+            "schedule_policy": ProgramScheduling.policy.value,
+            "decode_rate": ProgramScheduling.rate.rate(default=0.0),
+            "programs": self.program_table.snapshot(now),
         }
         return out

@@ -1,0 +1,82 @@
+"""Program-aware waiting-queue order inside SGLang's scheduler (written against sglang==0.5.23).
+
+Hooks, armed only in Dynasor servers:
+
+- AROUND ``SchedulePolicy.calc_priority``: with a stock policy (``fcfs``, ``lpm``) SGLang's own
+  code runs alone. With a program policy SGLang first runs as ``lpm`` (prefix matching, so every
+  request knows its cached prefix, and in-batch prefix deduplication), then the queue is reordered
+  in place by ``dynasor.scheduler.ordering``. ``PrefillAdder`` then admits in that order under
+  SGLang's own token budget.
+- AFTER ``SchedulePolicy._compute_prefix_matches``: keeps the set of requests SGLang deprioritised
+  for in-batch prefix sharing, which the ordering honours.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Optional
+
+from dynasor.scheduler.ordering import Ordering, Policy, StarvationGuard, WaitingRequest, order_waiting
+from dynasor.scheduler.program_table import ProgramTable
+from dynasor.scheduler.rate import RateMeter
+
+DEPRIORITIZED_ATTR = "_dynasor_deprioritized"
+
+
+class ProgramScheduling:
+    """Per scheduler process: the policy, the table it reads and the decode-rate estimate."""
+
+    table: Optional[ProgramTable] = None
+    policy: Policy = Policy.GANG_SJF
+    guard: StarvationGuard = StarvationGuard()
+    rate: RateMeter = RateMeter()
+
+    @classmethod
+    def install(cls, table: ProgramTable, policy: Policy, guard: StarvationGuard) -> None:
+        cls.table, cls.policy, cls.guard, cls.rate = table, policy, guard, RateMeter()
+
+    @classmethod
+    def order(cls, waiting_queue: list[Any], deprioritized: set[str]) -> Ordering:
+        table = cls.table
+        assert table is not None
+        wall_now, perf_now = time.time(), time.perf_counter()
+        rate = cls.rate.rate(default=100.0)
+        rows: list[WaitingRequest] = []
+        views = {}
+        records = table.requests
+        for req in waiting_queue:
+            rid = req.rid
+            rec = records.get(rid)
+            if rec is not None:
+                pid = rec.program_id
+                if pid not in views:
+                    views[pid] = table.view(pid, rate)
+                rows.append(WaitingRequest(rid, pid, rec.queued_at, req.num_matched_prefix_tokens, rid in deprioritized))
+            else:
+                queued_at = wall_now - (perf_now - (req.time_stats.wait_queue_entry_time or perf_now))
+                max_new = req.sampling_params.max_new_tokens
+                expected = table.expected_output_tokens_prior()
+                rows.append(WaitingRequest(req.rid, None, queued_at, req.num_matched_prefix_tokens,
+                                           req.rid in deprioritized,
+                                           expected if max_new is None else min(expected, max_new)))
+        ordering = order_waiting(rows, views, cls.policy, wall_now, cls.guard, rate)
+        for pid in ordering.escalated:
+            table.on_escalated(pid)
+        return ordering
+
+
+def order_with_programs(original: Callable[..., Any], schedule_policy: Any, waiting_queue: list[Any],
+                        *args: Any, **kwargs: Any) -> Any:
+    if ProgramScheduling.table is None or ProgramScheduling.policy.is_stock:
+        return original(schedule_policy, waiting_queue, *args, **kwargs)
+    setattr(schedule_policy, DEPRIORITIZED_ATTR, set())
+    result = original(schedule_policy, waiting_queue, *args, **kwargs)
+    if len(waiting_queue) > 1:
+        ordering = ProgramScheduling.order(waiting_queue, getattr(schedule_policy, DEPRIORITIZED_ATTR))
+        waiting_queue[:] = [waiting_queue[i] for i in ordering.order]
+    return result
+
+
+def keep_deprioritized(result: set[str], schedule_policy: Any, *args: Any, **kwargs: Any) -> None:
+    setattr(schedule_policy, DEPRIORITIZED_ATTR, set(result))
+    return None

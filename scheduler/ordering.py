@@ -1,0 +1,138 @@
+"""Waiting-queue order over programs: gang, approximate shortest-job-first, starvation guard.
+
+Pure Python over plain data; the engine wiring (``dynasor.srt.scheduling``) turns SGLang's waiting
+queue into ``WaitingRequest`` rows and applies the permutation returned by ``order_waiting``.
+
+A *group* is a program, or a single untagged request (which behaves as a one-request program, so
+untagged traffic keeps first-come-first-served order among itself). Policies, from the key of a
+group (smaller first):
+
+- ``program-fifo`` (Parrot's application FIFO): program arrival time.
+- ``gang``: programs in service (a request running) first, then whole programs by arrival; a
+  program's waiting requests stay contiguous, so its branches are admitted together.
+- ``gang-sjf``: escalated programs first (longest wait first), then programs in service, then the
+  rest by estimated remaining work (shortest first), arrival time breaking ties.
+
+Starvation guard (``gang-sjf``): a group not in service whose oldest waiting request has waited
+longer than ``StarvationGuard.bound(estimated service time)`` = clamp(factor × service time,
+floor, cap) seconds is escalated to the front. With the defaults a program waits at most 60 s
+behind an adversarial stream of shorter programs, plus the time to drain what is running.
+
+Inside a group: requests the engine marked for in-batch prefix sharing last, then longest cached
+prefix, then queue arrival, then request id. SGLang's in-batch prefix deduplication keeps its
+meaning: requests it deprioritised (they share a still uncached prefix with an earlier waiting
+request) go after every other request, and come first on the next step because their program is
+then in service and their prefix is cached. Every key ends in a unique id, so the order is
+deterministic. Cost: groups are ranked once (one key per group), then every request gets a flat
+key (its group's rank first) and one sort orders the queue: O(n log n).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Mapping, NamedTuple, Sequence
+
+
+class Policy(str, Enum):
+    FCFS = "fcfs"
+    LPM = "lpm"
+    PROGRAM_FIFO = "program-fifo"
+    GANG = "gang"
+    GANG_SJF = "gang-sjf"
+
+    @property
+    def is_stock(self) -> bool:
+        """Stock SGLang policies run SGLang's own code path, untouched."""
+        return self in (Policy.FCFS, Policy.LPM)
+
+
+@dataclass(frozen=True)
+class StarvationGuard:
+    factor: float = 4.0
+    floor_s: float = 5.0
+    cap_s: float = 60.0
+
+    def bound(self, service_time_s: float) -> float:
+        return min(self.cap_s, max(self.floor_s, self.factor * service_time_s))
+
+
+class WaitingRequest(NamedTuple):
+    """One waiting request (a named tuple: built for every request at every scheduling step)."""
+
+    rid: str
+    program_id: str | None
+    queued_at: float
+    cached_tokens: int = 0
+    deprioritized: bool = False
+    expected_tokens: float = 0.0  # estimated work of an untagged request (a group of its own)
+
+
+class ProgramView(NamedTuple):
+    """What ordering needs to know of a program (from the program table)."""
+
+    first_arrival: float
+    in_service: bool
+    remaining_work: float  # tokens
+    service_time_s: float  # remaining_work at the current decode rate
+
+
+@dataclass(frozen=True)
+class Ordering:
+    order: list[int]  # permutation of the waiting requests
+    escalated: frozenset[str]  # program ids escalated in this step
+
+
+def order_waiting(
+    waiting: Sequence[WaitingRequest],
+    programs: Mapping[str, ProgramView],
+    policy: Policy,
+    now: float,
+    guard: StarvationGuard = StarvationGuard(),
+    decode_rate: float = 100.0,
+) -> Ordering:
+    """Permutation of ``waiting`` under ``policy``; stock policies keep the given order."""
+    if policy.is_stock or not waiting:
+        return Ordering(list(range(len(waiting))), frozenset())
+
+    oldest: dict[str, float] = {}
+    for r in waiting:
+        if r.program_id is not None:
+            t = oldest.get(r.program_id)
+            if t is None or r.queued_at < t:
+                oldest[r.program_id] = r.queued_at
+
+    # Rank the groups once; a request's key then starts with a plain int.
+    escalated: set[str] = set()
+    group_keys: list[tuple[tuple, str | int]] = []
+    for pid, queued_at in oldest.items():
+        view = programs.get(pid) or ProgramView(queued_at, False, 0.0, 0.0)
+        key = _group_key(policy, view.first_arrival, view.in_service, view.remaining_work,
+                         view.service_time_s, now - queued_at, guard, pid)
+        if key[0] == 0 and policy is Policy.GANG_SJF:
+            escalated.add(pid)
+        group_keys.append((key, pid))
+    for i, r in enumerate(waiting):
+        if r.program_id is None:
+            work = r.expected_tokens
+            group_keys.append((_group_key(policy, r.queued_at, False, work, work / decode_rate,
+                                          now - r.queued_at, guard, r.rid), i))
+    group_keys.sort(key=lambda item: item[0])
+    rank = {group: position for position, (_, group) in enumerate(group_keys)}
+
+    keys = [
+        (r.deprioritized, rank[r.program_id if r.program_id is not None else i], -r.cached_tokens, r.queued_at, r.rid)
+        for i, r in enumerate(waiting)
+    ]
+    return Ordering(sorted(range(len(waiting)), key=keys.__getitem__), frozenset(escalated))
+
+
+def _group_key(policy: Policy, first_arrival: float, in_service: bool, remaining_work: float,
+               service_time_s: float, waited_s: float, guard: StarvationGuard, group_id: str) -> tuple:
+    if policy is Policy.PROGRAM_FIFO:
+        return (1, first_arrival, group_id)
+    if policy is Policy.GANG:
+        return (1, 0 if in_service else 1, first_arrival, group_id)
+    if not in_service and waited_s > guard.bound(service_time_s):
+        return (0, -waited_s, 0, 0.0, first_arrival, group_id)
+    return (1, 0.0, 0 if in_service else 1, remaining_work, first_arrival, group_id)

@@ -1,0 +1,36 @@
+"""Exponentially weighted decode rate (tokens per second), for service-time estimates."""
+
+from __future__ import annotations
+
+
+class RateMeter:
+    """Feed ``add(tokens, now)`` as tokens are generated; ``rate()`` is a smoothed tokens/s."""
+
+    def __init__(self, half_life_s: float = 10.0, min_interval_s: float = 0.5) -> None:
+        self.half_life_s = half_life_s
+        self.min_interval_s = min_interval_s
+        self._rate: float | None = None
+        self._pending = 0
+        self._since: float | None = None
+
+    def add(self, tokens: int, now: float) -> None:
+        if self._since is None:
+            self._since = now
+        self._pending += tokens
+        elapsed = now - self._since
+        if elapsed < self.min_interval_s:
+            return
+        sample = self._pending / elapsed
+        if self._rate is None:
+            self._rate = sample
+        else:
+            weight = 0.5 ** (elapsed / self.half_life_s)
+            self._rate = weight * self._rate + (1 - weight) * sample
+        self._pending, self._since = 0, now
+
+    def idle(self, now: float) -> None:
+        """No request was running: idle time must not dilute the rate."""
+        self._pending, self._since = 0, None
+
+    def rate(self, default: float) -> float:
+        return self._rate if self._rate else default

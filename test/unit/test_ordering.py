@@ -1,0 +1,149 @@
+import random
+import time
+from collections.abc import Mapping
+
+import pytest
+
+from dynasor.scheduler.ordering import Policy, ProgramView, StarvationGuard, WaitingRequest, order_waiting
+
+
+def reqs(*spec):
+    """spec: (rid, program or None, queued_at[, cached, deprioritized])."""
+    return [WaitingRequest(s[0], s[1], s[2], *s[3:]) for s in spec]
+
+
+def view(first_arrival, in_service=False, work=100.0):
+    return ProgramView(first_arrival, in_service, work, work / 100.0)
+
+
+def rids(waiting, policy, programs, now=10.0, **kw):
+    return [waiting[i].rid for i in order_waiting(waiting, programs, policy, now, **kw).order]
+
+
+INTERLEAVED = reqs(("a1", "A", 1.0), ("b1", "B", 1.1), ("a2", "A", 1.2), ("b2", "B", 1.3),
+                   ("a3", "A", 1.4), ("b3", "B", 1.5))
+
+
+def test_stock_policies_keep_sglangs_order():
+    for policy in (Policy.FCFS, Policy.LPM):
+        assert rids(INTERLEAVED, policy, {}) == ["a1", "b1", "a2", "b2", "a3", "b3"]
+
+
+@pytest.mark.parametrize("policy", [Policy.PROGRAM_FIFO, Policy.GANG, Policy.GANG_SJF])
+def test_programs_are_contiguous(policy):
+    programs = {"A": view(1.0), "B": view(1.1)}
+    assert rids(INTERLEAVED, policy, programs) == ["a1", "a2", "a3", "b1", "b2", "b3"]
+
+
+def test_gang_puts_programs_in_service_first():
+    programs = {"A": view(1.0), "B": view(1.1, in_service=True)}
+    assert rids(INTERLEAVED, Policy.GANG, programs) == ["b1", "b2", "b3", "a1", "a2", "a3"]
+    assert rids(INTERLEAVED, Policy.PROGRAM_FIFO, programs)[0] == "a1"  # FIFO ignores service
+
+
+def test_sjf_orders_programs_by_remaining_work():
+    waiting = reqs(("l", "LONG", 1.0), ("m", "MID", 2.0), ("s", "SHORT", 3.0))
+    programs = {"LONG": view(1.0, work=3000), "MID": view(2.0, work=200), "SHORT": view(3.0, work=50)}
+    now = 3.5  # nobody has waited past the 5 s floor of the starvation guard
+    assert rids(waiting, Policy.GANG_SJF, programs, now) == ["s", "m", "l"]
+    assert rids(waiting, Policy.GANG, programs, now) == ["l", "m", "s"]
+    programs["LONG"] = view(1.0, in_service=True, work=3000)  # finishing a gang beats SJF
+    assert rids(waiting, Policy.GANG_SJF, programs, now) == ["l", "s", "m"]
+    # ... but not the starvation guard: at t = 10 SHORT has waited 7 s > max(5, 4 x 0.5 s)
+    assert rids(waiting, Policy.GANG_SJF, programs, 10.0)[0] == "s"
+
+
+def test_longest_prefix_first_inside_a_program_and_deprioritized_last():
+    waiting = reqs(("x", "A", 1.0, 0), ("y", "A", 1.1, 40), ("z", "A", 1.2, 10), ("w", "B", 0.5, 0, True))
+    programs = {"A": view(1.0), "B": view(0.5)}
+    assert rids(waiting, Policy.GANG, programs) == ["y", "z", "x", "w"]
+
+
+def test_untagged_requests_stay_first_come_first_served():
+    waiting = reqs(("u2", None, 2.0), ("u1", None, 1.0), ("u3", None, 3.0))
+    for policy in (Policy.PROGRAM_FIFO, Policy.GANG, Policy.GANG_SJF):
+        assert rids(waiting, policy, {}) == ["u1", "u2", "u3"]
+
+
+def test_tie_breaking_is_deterministic():
+    waiting = reqs(*[(f"r{i}", f"P{i % 3}", 1.0) for i in range(9)])
+    programs = {f"P{i}": view(1.0) for i in range(3)}
+    expected = rids(waiting, Policy.GANG_SJF, programs)
+    for seed in range(5):
+        shuffled = waiting[:]
+        random.Random(seed).shuffle(shuffled)
+        assert rids(shuffled, Policy.GANG_SJF, programs) == expected
+    assert expected == ["r0", "r3", "r6", "r1", "r4", "r7", "r2", "r5", "r8"]
+
+
+def test_starvation_bound_under_an_adversarial_stream_of_short_programs():
+    """A long program competes with a new short program every second; SJF alone would starve it."""
+    guard = StarvationGuard(factor=4.0, floor_s=5.0, cap_s=60.0)
+    long_view = view(0.0, work=10_000)  # 100 s of service at 100 tok/s: the bound is the 60 s cap
+    bound = guard.bound(long_view.service_time_s)
+    assert bound == 60.0
+    waiting = [WaitingRequest("long", "LONG", 0.0)]
+    programs = {"LONG": long_view}
+    now, admitted_at, escalated_at = 0.0, None, None
+    for step in range(200):
+        now = float(step)
+        pid = f"S{step}"
+        waiting.append(WaitingRequest(f"s{step}", pid, now))
+        programs[pid] = view(now, work=10)
+        ordering = order_waiting(waiting, programs, Policy.GANG_SJF, now, guard)
+        if "LONG" in ordering.escalated and escalated_at is None:
+            escalated_at = now
+        first = waiting[ordering.order[0]]
+        waiting.remove(first)  # the batch admits one request per step
+        if first.rid == "long":
+            admitted_at = now
+            break
+    assert escalated_at is not None and admitted_at is not None
+    assert admitted_at <= bound + 1.0
+    assert escalated_at == admitted_at
+
+
+class CountingMapping(Mapping):
+    def __init__(self, data):
+        self.data, self.lookups = data, 0
+
+    def __getitem__(self, key):
+        self.lookups += 1
+        return self.data[key]
+
+    def get(self, key, default=None):
+        self.lookups += 1
+        return self.data.get(key, default)
+
+    def __iter__(self):
+        return iter(self.data)
+
+    def __len__(self):
+        return len(self.data)
+
+
+def make_queue(n, n_programs, seed=0):
+    rng = random.Random(seed)
+    waiting = [WaitingRequest(f"r{i}", f"P{rng.randrange(n_programs)}", rng.random() * 100, rng.randrange(64))
+               for i in range(n)]
+    programs = {f"P{i}": view(rng.random() * 100, rng.random() < 0.2, rng.random() * 1000) for i in range(n_programs)}
+    return waiting, programs
+
+
+def test_ordering_is_n_log_n():
+    """One lookup per program (not per request), then one sort: 10x the queue costs ~13x, not 100x."""
+    waiting, programs = make_queue(10_000, 1_000)
+    counting = CountingMapping(programs)
+    ordering = order_waiting(waiting, counting, Policy.GANG_SJF, 100.0)
+    assert sorted(ordering.order) == list(range(10_000))
+    assert counting.lookups == len({r.program_id for r in waiting})
+
+    def cost(n):
+        w, p = make_queue(n, max(n // 10, 1), seed=n)
+        start = time.perf_counter()
+        for _ in range(3):
+            order_waiting(w, p, Policy.GANG_SJF, 100.0)
+        return time.perf_counter() - start
+
+    cost(1_000)
+    assert cost(10_000) / cost(1_000) < 40

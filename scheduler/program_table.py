@@ -11,12 +11,13 @@ Memory stays bounded: a program with no waiting or running request is *done* and
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 from dynasor.scheduler.ordering import ProgramView
+from dynasor.scheduler.token_stats import TokenStatsAggregate
 from dynasor.tags import program_key
 
 
@@ -34,54 +35,6 @@ class RequestState(str, Enum):
     RUNNING = "running"
     FINISHED = "finished"
     ABORTED = "aborted"
-
-
-@dataclass
-class TokenStatsAggregate:
-    """Running token-confidence aggregates of one request.
-
-    ``lowest_window_confidence`` is DeepConf's lowest group confidence: the minimum, over sliding
-    windows of ``window`` consecutive tokens, of the mean top-k confidence; a request shorter than
-    one window has the mean over its tokens.
-    """
-
-    window: int
-    tokens: int = 0
-    entropy_sum: float = 0.0
-    confidence_sum: float = 0.0
-    lowest_full_window: float | None = None
-    _recent: deque[float] = field(default_factory=deque)
-    _recent_sum: float = 0.0
-
-    def add(self, entropy: float, confidence: float) -> None:
-        self.tokens += 1
-        self.entropy_sum += entropy
-        self.confidence_sum += confidence
-        self._recent.append(confidence)
-        self._recent_sum += confidence
-        if len(self._recent) > self.window:
-            self._recent_sum -= self._recent.popleft()
-        if len(self._recent) == self.window:
-            mean = self._recent_sum / self.window
-            if self.lowest_full_window is None or mean < self.lowest_full_window:
-                self.lowest_full_window = mean
-
-    @property
-    def mean_entropy(self) -> float | None:
-        return self.entropy_sum / self.tokens if self.tokens else None
-
-    @property
-    def lowest_window_confidence(self) -> float | None:
-        if self.lowest_full_window is not None:
-            return self.lowest_full_window
-        return self.confidence_sum / self.tokens if self.tokens else None
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "tokens": self.tokens,
-            "mean_entropy": self.mean_entropy,
-            "lowest_window_confidence": self.lowest_window_confidence,
-        }
 
 
 @dataclass
@@ -149,6 +102,7 @@ class ProgramEntry:
             "first_arrival": self.first_arrival,
             "last_service": self.last_service,
             "mean_entropy": self.mean_entropy,
+            "entropy_tokens": self.entropy_tokens,
             "finished_request_token_stats": self.finished_token_stats,
             "estimated_remaining_work": self.remaining_work,
             "waiting_time": self.waiting_time,
@@ -172,7 +126,6 @@ class ProgramTable:
         self.default_output_tokens = default_output_tokens
         self._finished_requests = 0
         self._finished_tokens = 0
-        self.on_program_done: Any = None  # callback(program entry, now), e.g. for a latency histogram
         self.programs: dict[str, ProgramEntry] = {}
         self.requests: dict[str, RequestRecord] = {}
         self._done: OrderedDict[str, float] = OrderedDict()
@@ -193,12 +146,14 @@ class ProgramTable:
 
         ``token_stats``: the request asked for per-token entropy and confidence.
         ``remaining_work``: the client's estimate of the program's remaining tokens, if it sent one.
+        Returns True if the request started a program the table did not hold.
         """
         rec = self.requests.get(rid)
         if rec is not None:
             self.on_requeued(rid, now)
-            return
+            return False
         prog = self.programs.get(program_id)
+        started = prog is None
         if prog is None:
             prog = ProgramEntry(program_id=program_id, key=program_key(program_id), first_arrival=now)
             self.programs[program_id] = prog
@@ -215,6 +170,7 @@ class ProgramTable:
         self.live_token_stats_requests += token_stats
         prog.waiting.add(rid)
         prog.prompt_tokens += prompt_tokens
+        return started
 
     def on_requeued(self, rid: str, now: float) -> None:
         """A running request went back to the waiting queue (e.g. retracted on KV pressure)."""
@@ -263,11 +219,14 @@ class ProgramTable:
         prog.entropy_tokens += 1
         prog.entropy_sum += entropy
 
-    def on_finished(self, rid: str, aborted: bool, now: float) -> None:
-        """The request ended (normally or by abort); its record is released."""
+    def on_finished(self, rid: str, aborted: bool, now: float) -> ProgramEntry | None:
+        """The request ended (normally or by abort); its record is released.
+
+        Returns the program if this request was its last live one (the program is now done).
+        """
         rec = self.requests.pop(rid, None)
         if rec is None:
-            return
+            return None
         prog = self.programs[rec.program_id]
         if rec.token_stats is not None:
             self.live_token_stats_requests -= 1
@@ -282,12 +241,12 @@ class ProgramTable:
             prog.finished_generated_tokens += rec.generated_tokens
             self._finished_requests += 1
             self._finished_tokens += rec.generated_tokens
-        if not prog.live:
-            prog.idle_since = now
-            self._done[prog.program_id] = now
-            self._trim_done()
-            if self.on_program_done is not None:
-                self.on_program_done(prog, now)
+        if prog.live:
+            return None
+        prog.idle_since = now
+        self._done[prog.program_id] = now
+        self._trim_done()
+        return prog
 
     # --- estimates for scheduling -----------------------------------------------------------
     def expected_output_tokens_prior(self) -> float:
@@ -327,11 +286,14 @@ class ProgramTable:
         prog.remaining_work = work
         return ProgramView(prog.first_arrival, bool(prog.running), work, work / max(decode_rate, 1e-6))
 
-    def on_escalated(self, program_id: str) -> None:
+    def on_escalated(self, program_id: str) -> bool:
+        """Record an escalation; True if it is a new one (the program was not escalated already)."""
         prog = self.programs.get(program_id)
-        if prog is not None and not prog.escalated:
-            prog.escalated = True
-            prog.escalations += 1
+        if prog is None or prog.escalated:
+            return False
+        prog.escalated = True
+        prog.escalations += 1
+        return True
 
     # --- retention --------------------------------------------------------------------------
     def expire(self, now: float) -> int:
@@ -371,7 +333,8 @@ def merge_summaries(per_rank: list[dict[str, dict[str, Any]]]) -> dict[str, dict
         for key, summary in snapshot.items():
             into = merged.get(key)
             if into is None:
-                merged[key] = {**summary, "requests": dict(summary["requests"])}
+                merged[key] = {**summary, "requests": dict(summary["requests"]),
+                               "finished_request_token_stats": list(summary["finished_request_token_stats"])}
                 continue
             for name, count in summary["requests"].items():
                 into["requests"][name] += count
@@ -383,5 +346,13 @@ def merge_summaries(per_rank: list[dict[str, dict[str, Any]]]) -> dict[str, dict
             into["estimated_remaining_work"] += summary["estimated_remaining_work"]
             into["waiting_time"] = max(into["waiting_time"], summary["waiting_time"])
             into["escalations"] += summary["escalations"]
+            tokens = into["entropy_tokens"] + summary["entropy_tokens"]
+            if tokens:
+                into["mean_entropy"] = (
+                    (into["mean_entropy"] or 0.0) * into["entropy_tokens"]
+                    + (summary["mean_entropy"] or 0.0) * summary["entropy_tokens"]
+                ) / tokens
+            into["entropy_tokens"] = tokens
+            into["finished_request_token_stats"] = into["finished_request_token_stats"] + summary["finished_request_token_stats"]
             into["state"] = program_state(into["requests"]["waiting"], into["requests"]["running"])
     return merged

@@ -28,9 +28,5 @@ class RateMeter:
             self._rate = weight * self._rate + (1 - weight) * sample
         self._pending, self._since = 0, now
 
-    def idle(self, now: float) -> None:
-        """No request was running: idle time must not dilute the rate."""
-        self._pending, self._since = 0, None
-
     def rate(self, default: float) -> float:
         return self._rate if self._rate else default

@@ -18,7 +18,8 @@ MAX_RUNNING = 16  # small, so tests can have requests waiting behind a full batc
 @pytest.fixture(scope="session")
 def dynasor_server() -> Iterator[ServerProcess]:
     server = ServerProcess.dynasor(
-        free_port(), LOG_DIR / "dynasor-server.log", ["--dynasor-program-ttl", str(PROGRAM_TTL), "--max-running-requests", str(MAX_RUNNING)]
+        free_port(), LOG_DIR / "dynasor-server.log", ["--dynasor-program-ttl", str(PROGRAM_TTL), "--max-running-requests", str(MAX_RUNNING),
+         "--enable-metrics"]
     )
     started = time.monotonic()
     server.start(timeout=900)

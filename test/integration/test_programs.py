@@ -39,3 +39,23 @@ async def test_untagged_requests_stay_stock(url):
         assert plain["text"] == tagged["text"] and plain["text"]
         after_plain = {p["program_key"] for p in await client.programs()}
         assert len(after_plain - before) == 1  # only the tagged request created a program
+
+
+def metric(text: str, name: str) -> float:
+    """Sum of a Prometheus metric's samples (over label sets) in /metrics text."""
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name + "{") or line.startswith(name + " "))
+
+
+async def test_program_metrics_are_exported(url):
+    async with AsyncDynasorClient(url) as client:
+        before = (await client._http.get("/metrics")).text
+        pid = client.new_program()
+        await asyncio.gather(*[client.generate("Hi", {"max_new_tokens": 4, "ignore_eos": True}, program=pid)
+                               for _ in range(2)])
+        after = (await client._http.get("/metrics")).text
+    for name in ("dynasor:programs_started_total", "dynasor:programs_done_total",
+                 "dynasor:program_latency_seconds_count"):
+        assert metric(after, name) == metric(before, name) + 1, name
+    assert metric(after, "dynasor:program_latency_seconds_sum") > metric(before, "dynasor:program_latency_seconds_sum")
+    assert "dynasor:live_programs" in after and "dynasor:program_escalations_total" in after

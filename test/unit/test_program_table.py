@@ -165,3 +165,26 @@ def test_snapshot_shows_estimates_waiting_time_and_escalations():
     t.on_admitted("r1", now=131.0)
     t.on_escalated(A)
     assert t.snapshot(now=131.0)[program_key(A)]["escalations"] == 2
+
+
+def test_merge_weights_mean_entropy_by_tokens_and_keeps_all_request_stats():
+    r0, r1 = ProgramTable(), ProgramTable()
+    for table, rid, values in ((r0, "x", [1.0, 1.0, 1.0]), (r1, "y", [4.0])):
+        table.on_arrival(rid, A, 1, now=0.0, token_stats=True)
+        for v in values:
+            table.on_token_stats(rid, v, 1.0)
+        table.on_finished(rid, aborted=False, now=1.0)
+    merged = merge_summaries([r0.snapshot(1.0), r1.snapshot(1.0)])[program_key(A)]
+    assert merged["mean_entropy"] == 7.0 / 4 and merged["entropy_tokens"] == 4
+    assert sorted(s["tokens"] for s in merged["finished_request_token_stats"]) == [1, 3]
+
+
+def test_events_report_program_start_done_and_new_escalations():
+    t = ProgramTable()
+    assert t.on_arrival("r1", A, 1, now=0.0) is True
+    assert t.on_arrival("r2", A, 1, now=1.0) is False
+    assert t.on_finished("r1", aborted=False, now=2.0) is None  # r2 still waits
+    assert t.on_escalated(A) is True and t.on_escalated(A) is False
+    done = t.on_finished("r2", aborted=True, now=5.0)
+    assert done is t.get(A) and done.idle_since - done.first_arrival == 5.0
+    assert t.on_finished("r2", aborted=True, now=6.0) is None

@@ -28,6 +28,7 @@ from sglang.srt.managers.scheduler_components.output_streamer import SchedulerOu
 from dynasor.scheduler.ordering import Policy, StarvationGuard
 from dynasor.scheduler.program_table import ProgramTable
 from dynasor.srt.config import DynasorServerConfig
+from dynasor.srt.metrics import ProgramMetrics
 from dynasor.srt.sampler_hooks import TokenStatsHooks
 from dynasor.srt.scheduling import ProgramScheduling
 from dynasor.tags import tag_of
@@ -40,19 +41,22 @@ _EXPIRE_EVERY_S = 1.0
 
 
 class ProgramTracker:
-    """Turns SGLang ``Req`` objects into ``ProgramTable`` events."""
+    """Turns SGLang ``Req`` objects into ``ProgramTable`` events (and program metrics)."""
 
     def __init__(self, table: ProgramTable) -> None:
         self.table = table
+        self.metrics: Optional[ProgramMetrics] = None
         self._next_expire = 0.0
 
     def on_new_req(self, req: Req) -> None:
         tag = tag_of({"custom_params": req.sampling_params.custom_params})
         if tag is not None:
-            self.table.on_arrival(
+            started = self.table.on_arrival(
                 req.rid, tag.program_id, len(req.origin_input_ids), time.time(), token_stats=tag.return_entropy,
                 max_new_tokens=req.sampling_params.max_new_tokens, remaining_work=tag.remaining_work,
             )
+            if started and self.metrics is not None:
+                self.metrics.on_started()
 
     def on_queued(self, req: Req) -> None:
         if req.rid in self.table.requests:
@@ -74,11 +78,19 @@ class ProgramTracker:
                 continue
             self.table.on_progress(req.rid, len(req.output_ids), now)
             if req.finished():
-                self.table.on_finished(req.rid, isinstance(req.finished_reason, FINISH_ABORT), now)
+                self.on_finished(req.rid, isinstance(req.finished_reason, FINISH_ABORT), now)
         self.maybe_expire(now)
 
     def on_ended_outside_stream(self, req: Req) -> None:
-        self.table.on_finished(req.rid, aborted=True, now=time.time())
+        self.on_finished(req.rid, aborted=True, now=time.time())
+
+    def on_finished(self, rid: str, aborted: bool, now: float) -> None:
+        if rid not in self.table.requests:
+            return
+        done = self.table.on_finished(rid, aborted, now)
+        if self.metrics is not None:
+            live = sum(1 for p in self.table.programs.values() if p.live) if done is not None else len(self.table)
+            self.metrics.on_request_ended(aborted, done, live)
 
     def maybe_expire(self, now: float) -> None:
         if now >= self._next_expire:
@@ -113,6 +125,9 @@ class DynasorScheduler(sgl_scheduler.Scheduler):
             StarvationGuard(config.starvation_factor, config.starvation_floor_s, config.starvation_cap_s),
         )
         super().__init__(*args, **kwargs)
+        collector = getattr(self, "metrics_collector", None)
+        if collector is not None and getattr(collector, "labels", None) is not None:
+            self.program_tracker.metrics = ProgramScheduling.metrics = ProgramMetrics(dict(collector.labels))
         logger.info(
             "Dynasor active in scheduler pid=%d (sglang %s): program table on, program ttl %.0fs, "
             "schedule policy %s",

@@ -19,6 +19,7 @@ from typing import Any, Callable, Optional
 from dynasor.scheduler.ordering import Ordering, Policy, StarvationGuard, WaitingRequest, order_waiting
 from dynasor.scheduler.program_table import ProgramTable
 from dynasor.scheduler.rate import RateMeter
+from dynasor.srt.metrics import ProgramMetrics
 
 DEPRIORITIZED_ATTR = "_dynasor_deprioritized"
 
@@ -30,6 +31,7 @@ class ProgramScheduling:
     policy: Policy = Policy.GANG_SJF
     guard: StarvationGuard = StarvationGuard()
     rate: RateMeter = RateMeter()
+    metrics: Optional[ProgramMetrics] = None
 
     @classmethod
     def install(cls, table: ProgramTable, policy: Policy, guard: StarvationGuard) -> None:
@@ -61,7 +63,8 @@ class ProgramScheduling:
                                            expected if max_new is None else min(expected, max_new)))
         ordering = order_waiting(rows, views, cls.policy, wall_now, cls.guard, rate)
         for pid in ordering.escalated:
-            table.on_escalated(pid)
+            if table.on_escalated(pid) and cls.metrics is not None:
+                cls.metrics.on_escalated()
         return ordering
 
 

@@ -104,8 +104,9 @@ def _stats_fast(x: torch.Tensor, temps: torch.Tensor, topk: int) -> tuple[torch.
     if greedy.any():
         idx = greedy.nonzero().squeeze(-1)
         rows = x[idx]
-        ties = (rows == rows.max(dim=-1, keepdim=True).values).sum(-1).clamp(min=1)
-        ht[idx] = ties.float().log()
+        top = rows.max(dim=-1, keepdim=True).values
+        ties = (rows == top).sum(-1).clamp(min=1)
+        ht[idx] = torch.where(torch.isinf(top.squeeze(-1)), 0.0, ties.float().log())  # no finite entry: 0
     if topk > 0:
         top_logp = logp.gather(-1, torch.topk(x, min(topk, x.shape[-1]), dim=-1).indices)
         used = torch.isfinite(top_logp)

@@ -114,14 +114,16 @@ class ProgramEntry:
 class ProgramTable:
     """Programs and their requests, keyed by program id and by request id."""
 
-    MAX_KEPT_REQUEST_STATS = 1024
+    MAX_KEPT_REQUEST_STATS = 64  # per program: bounds the table and the snapshots
 
-    def __init__(self, ttl: float = 60.0, max_done_programs: int = 10_000, confidence_window: int = 2048,
-                 default_output_tokens: float = 256.0) -> None:
+    def __init__(self, ttl: float = 60.0, max_done_programs: int = 1_000, confidence_window: int = 2048,
+                 default_output_tokens: float = 256.0, key_secret: bytes = b"") -> None:
+        self.key_secret = key_secret
         self.ttl = ttl
         self.max_done_programs = max_done_programs
         self.confidence_window = confidence_window
         self.live_token_stats_requests = 0
+        self.live_programs = 0
         # Server-wide mean output length of finished requests: the SJF prior of a program with no history.
         self.default_output_tokens = default_output_tokens
         self._finished_requests = 0
@@ -155,8 +157,10 @@ class ProgramTable:
         prog = self.programs.get(program_id)
         started = prog is None
         if prog is None:
-            prog = ProgramEntry(program_id=program_id, key=program_key(program_id), first_arrival=now)
+            prog = ProgramEntry(program_id=program_id, key=program_key(program_id, self.key_secret), first_arrival=now)
             self.programs[program_id] = prog
+        if not prog.live:
+            self.live_programs += 1
         self._done.pop(program_id, None)
         prog.idle_since = None
         if remaining_work is not None:
@@ -243,6 +247,7 @@ class ProgramTable:
             self._finished_tokens += rec.generated_tokens
         if prog.live:
             return None
+        self.live_programs -= 1
         prog.idle_since = now
         self._done[prog.program_id] = now
         self._trim_done()

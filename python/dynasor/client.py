@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 import httpx
 
-from dynasor.tags import ProgramTag, new_program_id, parse_tag, program_key
+from dynasor.tags import ProgramTag, new_program_id, parse_tag
 
 DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=10.0)
 
@@ -89,10 +89,6 @@ class _Calls:
     @staticmethod
     def new_program() -> str:
         return new_program_id()
-
-    @staticmethod
-    def program_key(program_id: str) -> str:
-        return program_key(program_id)
 
     @staticmethod
     def _programs() -> _Call:

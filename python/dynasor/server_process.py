@@ -68,8 +68,9 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc is None or self.proc.poll() is not None:
-                raise RuntimeError(f"server exited early (code {self.proc and self.proc.returncode}); "
-                                   f"log tail:\n{self.log_tail()}")
+                code = self.proc and self.proc.returncode
+                self.stop()  # its children (scheduler, detokenizer) may still be alive
+                raise RuntimeError(f"server exited early (code {code}); log tail:\n{self.log_tail()}")
             try:
                 if httpx.get(self.url + "/health", timeout=5).status_code == 200:
                     return
@@ -89,19 +90,19 @@ class ServerProcess:
         """End the process group this object started, and nothing else."""
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=grace)
-            except ProcessLookupError:
-                pass
+        try:
+            # SIGTERM the whole group first (the leader may already be gone, its children not).
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+        except ProcessLookupError:
+            pass
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)  # stragglers of the same group (scheduler, detokenizer)
         except ProcessLookupError:
             pass
+        self.proc.wait(timeout=grace)
         if self._log:
             self._log.close()
             self._log = None

@@ -16,7 +16,12 @@ program table without changing SGLang's request structs.
 Program ids are bearer capabilities: whoever holds an id can add requests to the program, read
 its details and abort it. So ids must be unguessable. The rule enforced here: 16 to 128 characters
 from ``[A-Za-z0-9_.:-]``; ``new_program_id()`` makes one from 128 random bits. Listings show only
-``program_key(id)``, a one-way digest, so reading ``/dynasor/programs`` never reveals an id.
+``program_key(id, secret)``, an HMAC under a per-server secret, so reading ``/dynasor/programs``
+reveals no id, not even a guessable one.
+
+A tagged request that sets its own ``rid`` must use 32 lowercase hex characters (``uuid4().hex``,
+SGLang's own format): SGLang aborts by rid *prefix*, and equal-length rids cannot be prefixes of
+one another, so aborting one program never reaches another client's request.
 
 This module is pure Python: the HTTP layer, the scheduler wiring and the client all share it.
 """
@@ -24,6 +29,7 @@ This module is pure Python: the HTTP layer, the scheduler wiring and the client 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 import secrets
 from dataclasses import dataclass
@@ -32,7 +38,8 @@ from typing import Any, Mapping
 TAG_KEY = "dynasor"
 PROGRAM_ID_MIN_LEN = 16
 PROGRAM_ID_MAX_LEN = 128
-_PROGRAM_ID_RE = re.compile(r"^[A-Za-z0-9_.:\-]+$")
+_PROGRAM_ID_RE = re.compile(r"[A-Za-z0-9_.:\-]+")
+_TAGGED_RID_RE = re.compile(r"[0-9a-f]{32}")
 
 
 class TagError(ValueError):
@@ -64,9 +71,16 @@ def new_program_id() -> str:
     return secrets.token_hex(16)
 
 
-def program_key(program_id: str) -> str:
-    """Public, non-reversible handle of a program, shown in listings instead of its id."""
-    return hashlib.sha256(program_id.encode()).hexdigest()[:16]
+def program_key(program_id: str, secret: bytes) -> str:
+    """Public handle of a program, shown in listings instead of its id (HMAC-SHA256, 64 bits)."""
+    return hmac.new(secret, program_id.encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def validate_tagged_rid(rid: Any, where: str = "rid") -> None:
+    """Client-chosen rids of tagged requests: 32 lowercase hex characters (see module doc)."""
+    if rid is not None and not (isinstance(rid, str) and _TAGGED_RID_RE.fullmatch(rid)):
+        raise TagError(f"{where} of a tagged request must be 32 lowercase hex characters (uuid4().hex), "
+                       "so a program abort can never match another request's rid by prefix")
 
 
 def validate_program_id(value: Any, field: str = "program_id") -> str:
@@ -77,7 +91,7 @@ def validate_program_id(value: Any, field: str = "program_id") -> str:
             f"{field} must be {PROGRAM_ID_MIN_LEN} to {PROGRAM_ID_MAX_LEN} characters "
             f"(got {len(value)}); ids are capabilities, use dynasor.tags.new_program_id()"
         )
-    if not _PROGRAM_ID_RE.match(value):
+    if not _PROGRAM_ID_RE.fullmatch(value):
         raise TagError(f"{field} may only contain letters, digits and _ . : -")
     return value
 

@@ -43,7 +43,9 @@ async def test_bad_tag_in_a_batch_rejects_the_batch_and_leaks_nothing(url):
             await client._send(type("Call", (), {"method": "POST", "path": "/generate", "body": body})())
         assert err.value.status == 400
         assert "sampling_params[1].custom_params.dynasor.program_id" in str(err.value.body)
-        assert client.program_key(GOOD_ID) not in {p["program_key"] for p in await client.programs()}
+        with pytest.raises(DynasorHTTPError) as missing:
+            await client.program(GOOD_ID)  # the valid half of the batch never reached the scheduler
+        assert missing.value.status == 404
         load = (await client.get("/v1/loads"))["loads"][0]
         assert load["num_waiting_reqs"] == 0 and load["num_running_reqs"] == 0
 
@@ -57,3 +59,15 @@ async def test_program_endpoints_validate_ids(url):
             with pytest.raises(DynasorHTTPError) as err:
                 await call(client.new_program())
             assert err.value.status == 404
+
+
+async def test_tagged_request_with_a_short_rid_is_refused(url):
+    """SGLang aborts by rid prefix: a tagged rid like "a" could otherwise abort other clients' work."""
+    body = {"text": "Hello", "rid": "a", "sampling_params": {
+        "max_new_tokens": 2, "custom_params": {"dynasor": {"program_id": GOOD_ID}}}}
+    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+        response = await http.post("/generate", json=body)
+        assert response.status_code == 400
+        assert "rid of a tagged request must be 32 lowercase hex" in response.json()["error"]["message"]
+        body["rid"] = "0123456789abcdef0123456789abcdef"
+        assert (await http.post("/generate", json=body)).status_code == 200

@@ -110,3 +110,11 @@ def test_input_logits_are_not_modified(backend, dtype):
     before = x.clone()
     token_stats(x, torch.tensor([0.0, 0.5, 1.0, 2.0], device=DEVICE), backend=backend)
     assert torch.equal(x, before)
+
+
+@pytest.mark.parametrize("backend", ["triton", "torch"])
+def test_fully_masked_greedy_row_is_zero(backend):
+    x = torch.full((2, 500), float("-inf"))
+    x[1, 3] = 1.0
+    got = token_stats(x.to(DEVICE), torch.zeros(2), backend=backend)
+    assert got.entropy_t.tolist() == [0.0, 0.0] and got.entropy.tolist() == [0.0, 0.0]

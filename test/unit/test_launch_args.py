@@ -21,7 +21,8 @@ def test_cpu_defaults_fill_gaps_and_user_flags_win():
 def test_dynasor_flags_are_split_off_and_travel_by_env(monkeypatch):
     config, rest = split_args(["--dynasor-program-ttl", "5", "--port", "1234", "--dynasor-max-done-programs=7"])
     assert rest == ["--port", "1234", "--schedule-policy", "lpm"]
-    assert config == DynasorServerConfig(program_ttl=5.0, max_done_programs=7)
+    assert (config.program_ttl, config.max_done_programs) == (5.0, 7)
+    assert len(config.key_secret_bytes) == 16 and config.key_secret != DynasorServerConfig().key_secret
     env = config.to_env()
     assert env[ENV_ENABLED] == "1"
     monkeypatch.setenv(ENV_CONFIG, env[ENV_CONFIG])

@@ -147,3 +147,15 @@ def test_ordering_is_n_log_n():
 
     cost(1_000)
     assert cost(10_000) / cost(1_000) < 40
+
+
+def test_rate_meter_ignores_idle_gaps():
+    from dynasor.scheduler.rate import RateMeter
+
+    meter = RateMeter(min_interval_s=0.5, max_gap_s=2.0)
+    for step in range(20):
+        meter.add(10, step * 0.1)  # 100 tokens/s
+    assert meter.rate(default=0.0) == pytest.approx(100.0, rel=0.15)
+    for step in range(20):
+        meter.add(10, 60.0 + step * 0.1)  # after a minute idle: still ~100 tokens/s
+    assert meter.rate(default=0.0) == pytest.approx(100.0, rel=0.15)

@@ -1,5 +1,9 @@
 from dynasor.scheduler.program_table import ProgramTable, merge_summaries
-from dynasor.tags import program_key
+from dynasor.tags import program_key as hmac_key
+
+
+def program_key(pid):
+    return hmac_key(pid, b"")  # ProgramTable() uses an empty secret
 
 A = "program-a-0000000001"
 B = "program-b-0000000002"
@@ -188,3 +192,16 @@ def test_events_report_program_start_done_and_new_escalations():
     done = t.on_finished("r2", aborted=True, now=5.0)
     assert done is t.get(A) and done.idle_since - done.first_arrival == 5.0
     assert t.on_finished("r2", aborted=True, now=6.0) is None
+
+
+def test_live_program_count():
+    t = ProgramTable()
+    t.on_arrival("a1", A, 1, now=0.0)
+    t.on_arrival("a2", A, 1, now=0.0)
+    t.on_arrival("b1", B, 1, now=0.0)
+    assert t.live_programs == 2
+    t.on_finished("a1", aborted=False, now=1.0)
+    t.on_finished("b1", aborted=False, now=1.0)
+    assert t.live_programs == 1
+    t.on_arrival("b2", B, 1, now=2.0)  # a done program comes back
+    assert t.live_programs == 2

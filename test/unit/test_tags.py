@@ -11,6 +11,7 @@ from dynasor.tags import (
     program_id_of,
     program_key,
     tag_from_sampling_params,
+    validate_tagged_rid,
 )
 
 GOOD = "a" * PROGRAM_ID_MIN_LEN
@@ -23,12 +24,26 @@ def test_new_program_ids_are_valid_and_distinct():
         assert parse_tag({"program_id": pid}).program_id == pid
 
 
-def test_program_key_is_stable_short_and_hides_the_id():
-    pid = new_program_id()
-    assert program_key(pid) == program_key(pid)
-    assert len(program_key(pid)) == 16
-    assert pid not in program_key(pid)
-    assert program_key(pid) != program_key(new_program_id())
+def test_program_key_is_a_keyed_hash():
+    pid, secret = new_program_id(), b"server-secret"
+    assert program_key(pid, secret) == program_key(pid, secret)
+    assert len(program_key(pid, secret)) == 16 and pid not in program_key(pid, secret)
+    assert program_key(pid, secret) != program_key(new_program_id(), secret)
+    # without the server's secret a guessable id cannot be matched against a listing
+    assert program_key("my-program-00001", secret) != program_key("my-program-00001", b"other")
+
+
+def test_tagged_rids_must_be_32_hex():
+    validate_tagged_rid(None)
+    validate_tagged_rid("0123456789abcdef0123456789abcdef")
+    for bad in ("a", "req-1", "0123456789ABCDEF0123456789ABCDEF", "0123456789abcdef0123456789abcdef\n", 5):
+        with pytest.raises(TagError, match="32 lowercase hex"):
+            validate_tagged_rid(bad)
+
+
+def test_program_id_rejects_trailing_newline():
+    with pytest.raises(TagError, match="may only contain"):
+        parse_tag({"program_id": GOOD + "\n"})
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, fields
+import secrets
+from dataclasses import asdict, dataclass, field, fields
 
 ENV_ENABLED = "DYNASOR_ENABLED"
 ENV_CONFIG = "DYNASOR_SERVER_CONFIG"
@@ -19,13 +20,20 @@ ENV_CONFIG = "DYNASOR_SERVER_CONFIG"
 @dataclass(frozen=True)
 class DynasorServerConfig:
     program_ttl: float = 60.0
-    max_done_programs: int = 10_000
+    max_done_programs: int = 1_000
     entropy_topk: int = 20
     confidence_window: int = 2048
     schedule_policy: str = "gang-sjf"
     starvation_factor: float = 4.0
     starvation_floor_s: float = 5.0
     starvation_cap_s: float = 60.0
+    # Per-server secret of the program keys shown in listings (see dynasor.tags.program_key).
+    # It travels in the environment, which SGLang does not expose (/server_info omits it).
+    key_secret: str = field(default_factory=lambda: secrets.token_hex(16))
+
+    @property
+    def key_secret_bytes(self) -> bytes:
+        return bytes.fromhex(self.key_secret)
 
     def to_env(self) -> dict[str, str]:
         return {ENV_ENABLED: "1", ENV_CONFIG: json.dumps(asdict(self))}

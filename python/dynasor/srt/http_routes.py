@@ -8,12 +8,14 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import ORJSONResponse
 
 from dynasor.scheduler.program_table import merge_summaries
+from dynasor.srt.config import DynasorServerConfig
 from dynasor.srt.scheduler import STATE_KEY
 from dynasor.srt.tokenizer_hooks import live_rids_of_program
 from dynasor.tags import TagError, program_key, validate_program_id
@@ -23,6 +25,16 @@ def _tokenizer_manager() -> Any:
     from sglang.srt.entrypoints import http_server
 
     return http_server._global_state.tokenizer_manager
+
+
+@functools.lru_cache(maxsize=1)
+def _key_secret() -> bytes:
+    """The launcher's per-server secret (shared with the scheduler process through the env)."""
+    return DynasorServerConfig.from_env().key_secret_bytes
+
+
+def _key(program_id: str) -> str:
+    return program_key(program_id, _key_secret())
 
 
 def _error(status: int, message: str) -> ORJSONResponse:
@@ -45,7 +57,7 @@ async def get_program(program_id: str) -> ORJSONResponse:
         validate_program_id(program_id)
     except TagError as e:
         return _error(400, str(e))
-    summary = (await _programs()).get(program_key(program_id))
+    summary = (await _programs()).get(_key(program_id))
     if summary is None:
         return _error(404, "program not found (never seen, or done and expired)")
     return ORJSONResponse({**summary, "program_id": program_id})
@@ -60,9 +72,9 @@ async def abort_program(program_id: str) -> ORJSONResponse:
     rids = list(live_rids_of_program(tm, program_id))
     for rid in rids:
         tm.abort_request(rid=rid)
-    if not rids and program_key(program_id) not in await _programs():
+    if not rids and _key(program_id) not in await _programs():
         return _error(404, "program not found (never seen, or done and expired)")
-    return ORJSONResponse({"program_key": program_key(program_id), "aborted_requests": len(rids)})
+    return ORJSONResponse({"program_key": _key(program_id), "aborted_requests": len(rids)})
 
 
 def install_routes(app: FastAPI) -> None:

@@ -50,7 +50,8 @@ class ProgramTracker:
 
     def on_new_req(self, req: Req) -> None:
         tag = tag_of({"custom_params": req.sampling_params.custom_params})
-        if tag is not None:
+        # max_new_tokens == 0: prefill-only copies (n > 1 warm-up, frontend prefix commits), not work.
+        if tag is not None and req.sampling_params.max_new_tokens != 0:
             started = self.table.on_arrival(
                 req.rid, tag.program_id, len(req.origin_input_ids), time.time(), token_stats=tag.return_entropy,
                 max_new_tokens=req.sampling_params.max_new_tokens, remaining_work=tag.remaining_work,
@@ -89,8 +90,7 @@ class ProgramTracker:
             return
         done = self.table.on_finished(rid, aborted, now)
         if self.metrics is not None:
-            live = sum(1 for p in self.table.programs.values() if p.live) if done is not None else len(self.table)
-            self.metrics.on_request_ended(aborted, done, live)
+            self.metrics.on_request_ended(aborted, done, self.table.live_programs)
 
     def maybe_expire(self, now: float) -> None:
         if now >= self._next_expire:
@@ -116,7 +116,7 @@ class DynasorScheduler(sgl_scheduler.Scheduler):
         config = DynasorServerConfig.from_env()
         self.program_table = ProgramTable(
             ttl=config.program_ttl, max_done_programs=config.max_done_programs,
-            confidence_window=config.confidence_window,
+            confidence_window=config.confidence_window, key_secret=config.key_secret_bytes,
         )
         self.program_tracker = ProgramTracker(self.program_table)
         TokenStatsHooks.install(self.program_table, config.entropy_topk)
@@ -125,9 +125,13 @@ class DynasorScheduler(sgl_scheduler.Scheduler):
             StarvationGuard(config.starvation_factor, config.starvation_floor_s, config.starvation_cap_s),
         )
         super().__init__(*args, **kwargs)
+        # One exporting scheduler per engine (SGLang's own rule), or TP ranks would multiply the counts.
         collector = getattr(self, "metrics_collector", None)
-        if collector is not None and getattr(collector, "labels", None) is not None:
+        if collector is not None and self.metrics_reporter.current_scheduler_metrics_enabled:
             self.program_tracker.metrics = ProgramScheduling.metrics = ProgramMetrics(dict(collector.labels))
+        if not self.spec_algorithm.is_none():
+            TokenStatsHooks.table = None  # speculative verify bypasses Sampler.forward: no per-token stats
+            logger.warning("Dynasor: per-token entropy is off with speculative decoding (%s)", self.spec_algorithm)
         logger.info(
             "Dynasor active in scheduler pid=%d (sglang %s): program table on, program ttl %.0fs, "
             "schedule policy %s",

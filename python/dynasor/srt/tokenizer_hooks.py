@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from dynasor.tags import program_id_of, tag_from_sampling_params
+from dynasor.tags import program_id_of, tag_from_sampling_params, validate_tagged_rid
 
 
 def _sampling_params_list(obj: Any) -> list[Any]:
@@ -20,11 +20,19 @@ def _sampling_params_list(obj: Any) -> list[Any]:
 
 
 def validate_request_tags(tokenizer_manager: Any, obj: Any, *args: Any, **kwargs: Any) -> None:
-    """BEFORE hook on ``TokenizerManager.generate_request``: reject malformed Dynasor tags."""
+    """BEFORE hook on ``TokenizerManager.generate_request``: reject malformed Dynasor tags, and
+    client rids of tagged requests that could be a prefix of another rid."""
     params = _sampling_params_list(obj)
+    rids = getattr(obj, "rid", None)
     for i, sp in enumerate(params):
-        where = "sampling_params" if len(params) == 1 else f"sampling_params[{i}]"
-        tag_from_sampling_params(sp, where)
+        single = len(params) == 1 and not isinstance(rids, list)
+        where = "sampling_params" if single else f"sampling_params[{i}]"
+        if tag_from_sampling_params(sp, where) is None:
+            continue
+        if isinstance(rids, list):
+            validate_tagged_rid(rids[i] if i < len(rids) else None, f"rid[{i}]")
+        else:
+            validate_tagged_rid(rids, "rid")
 
 
 def live_rids_of_program(tokenizer_manager: Any, program_id: str) -> Iterator[str]:

@@ -1,0 +1,16 @@
+"""Certaindex: how settled a reasoning program's answer is (paper §3, paper-notes.md §2)."""
+
+from dynasor.certaindex.answers import answers_equivalent, cluster_answers, extract_answer, extract_probe_answer
+from dynasor.certaindex.signals import (
+    HESITATION_WORDS,
+    all_pass,
+    answer_certaindex,
+    lowest_window_mean,
+    probe_consistent,
+    reward_certaindex,
+)
+
+__all__ = [
+    "HESITATION_WORDS", "all_pass", "answer_certaindex", "answers_equivalent", "cluster_answers",
+    "extract_answer", "extract_probe_answer", "lowest_window_mean", "probe_consistent", "reward_certaindex",
+]

@@ -1,0 +1,1 @@
+"""Application runtime: policies, backends and the program runner."""

@@ -1,0 +1,40 @@
+"""Application runtime: runs many programs concurrently, grants compute by policy, stops programs."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Mapping, Sequence
+
+from dynasor.programs.base import ProgramResult, ReasoningProgram
+from dynasor.runtime.backends import Backend, Generation
+from dynasor.runtime.policies import EvenAllocation, Policy
+
+
+class ProgramRuntime:
+    def __init__(self, backend: Backend, policy: Policy = EvenAllocation(), max_concurrent_programs: int = 16,
+                 per_program_cap: int | None = None) -> None:
+        self.backend = backend
+        self.policy = policy
+        self.per_program_cap = per_program_cap
+        self._slots = asyncio.Semaphore(max_concurrent_programs)
+
+    def grant(self, program: ReasoningProgram, requested: int) -> int:
+        """Initial grant, bounded by the per-program cap."""
+        return requested if self.per_program_cap is None else min(requested, self.per_program_cap)
+
+    def should_continue(self, program: ReasoningProgram) -> bool:
+        return self.policy.should_continue(program)
+
+    async def generate(self, program: ReasoningProgram, prompt: str, params: Mapping[str, Any]) -> Generation:
+        return await self.backend.generate(prompt, params, program.program_id)
+
+    async def stop(self, program: ReasoningProgram) -> None:
+        """Abort everything the program still has outstanding in the engine (one call)."""
+        await self.backend.stop_program(program.program_id)
+
+    async def run_one(self, program: ReasoningProgram) -> ProgramResult:
+        async with self._slots:
+            return await program.execute(self)
+
+    async def run(self, programs: Sequence[ReasoningProgram]) -> list[ProgramResult]:
+        return list(await asyncio.gather(*[self.run_one(p) for p in programs]))

@@ -1,0 +1,71 @@
+"""SelfConsistency on the live server: certaindex stops some programs at the detection step (their
+remaining branches are aborted in the engine) and lets others run to the cap.
+
+One-step problems from a seeded generator with a 3-shot prompt. So that the test checks the
+mechanism and not the small model's luck, the trivial problems are sampled at temperature 0.1
+(their five detection samples agree) and the four-digit ones at 1.5 (they scatter)."""
+
+import asyncio
+import random
+
+from dynasor.client import AsyncDynasorClient
+from dynasor.programs import SelfConsistency
+from dynasor.runtime.backends import DynasorBackend
+from dynasor.runtime.policies import StaticThreshold
+from dynasor.runtime.runtime import ProgramRuntime
+
+from .conftest import MAX_RUNNING
+
+THREE_SHOT = (
+    "Q: What is 2 + 3?\nA: 2 + 3 = 5. The answer is \\boxed{5}.\n\n"
+    "Q: What is 7 - 4?\nA: 7 - 4 = 3. The answer is \\boxed{3}.\n\n"
+    "Q: What is 6 + 1?\nA: 6 + 1 = 7. The answer is \\boxed{7}.\n\n"
+)
+
+
+def one_step_problems(n: int, seed: int) -> list[tuple[str, int]]:
+    """Half trivial (single digit), half hard (four digits), as (question, answer)."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        digits = 1 if i % 2 == 0 else 4
+        a, b = rng.randrange(10**digits // 10 or 1, 10**digits), rng.randrange(10**digits // 10 or 1, 10**digits)
+        out.append((f"Q: What is {a} + {b}?\nA:", a + b))
+    return out
+
+
+async def test_self_consistency_stops_easy_programs_and_runs_hard_ones_to_the_cap(url):
+    # cap > the server's running slots: a program stopped at detect_at still has queued branches
+    cap, detect_at = MAX_RUNNING + 8, 5
+    problems = one_step_problems(6, seed=7)
+    programs = [
+        SelfConsistency(THREE_SHOT + question, cap=cap, detect_at=detect_at, sampling_params={
+            "max_new_tokens": 24, "stop": ["\n"],
+            # easy problems at low temperature agree; hard ones at high temperature scatter
+            "temperature": 0.1 if i % 2 == 0 else 1.5,
+        })
+        for i, (question, _) in enumerate(problems)
+    ]
+    async with AsyncDynasorClient(url) as client:
+        runtime = ProgramRuntime(DynasorBackend(client), StaticThreshold(0.7))
+
+        async def run_and_read(program):  # read the table before the finished program expires
+            return await runtime.run_one(program), await client.program(program.program_id)
+
+        pairs = await asyncio.gather(*[run_and_read(p) for p in programs])
+        results, engine = [r for r, _ in pairs], [s for _, s in pairs]
+    correct = sum(r.answer == str(answer) for r, (_, answer) in zip(results, problems))
+    stopped = [r for r in results if r.stopped_early]
+    print(f"\n[sc] {len(stopped)}/{len(results)} stopped at {detect_at}, {correct}/{len(results)} correct, "
+          f"tokens {sum(r.generated_tokens for r in results)}, certaindex {[round(r.certaindex, 2) for r in results]}")
+    assert all(r.answer is not None for r in results)
+    assert stopped and len(stopped) < len(results)
+    for result, summary in zip(results, engine):
+        if result.stopped_early:
+            assert result.extra["certaindex_at_detection"] >= 0.7
+            # branches still waiting or running when the program stopped were aborted in the engine
+            assert summary["requests"]["aborted"] == result.extra["aborted_branches"]
+            assert result.knob_used + result.extra["aborted_branches"] == cap
+        else:
+            assert result.knob_used == cap and summary["requests"]["finished"] == cap
+    assert sum(r.extra["aborted_branches"] for r in stopped) > 0

@@ -1,0 +1,68 @@
+"""SelfConsistency + runtime logic over a fake backend (no engine): the live test is in test/integration."""
+
+import asyncio
+import itertools
+
+import pytest
+
+from dynasor.programs import SelfConsistency
+from dynasor.runtime.backends import Generation
+from dynasor.runtime.policies import EvenAllocation, StaticThreshold
+from dynasor.runtime.runtime import ProgramRuntime
+
+
+class FakeBackend:
+    """Branch i of a program answers ``answers[i]`` after ``i`` ms; stop_program aborts the rest."""
+
+    def __init__(self, answers_by_prompt):
+        self.answers_by_prompt = answers_by_prompt
+        self.counters = {}
+        self.stopped = set()
+        self.stop_calls = 0
+
+    async def generate(self, prompt, params, program_id, remaining_work=None):
+        i = next(self.counters.setdefault(program_id, itertools.count()))
+        await asyncio.sleep(0.001 * (i + 1))
+        if program_id in self.stopped:
+            return Generation("", 1, "abort")
+        return Generation(f"so \\boxed{{{self.answers_by_prompt[prompt][i]}}}", 10, "stop")
+
+    async def stop_program(self, program_id):
+        self.stop_calls += 1
+        self.stopped.add(program_id)
+
+
+async def run(answers, policy, cap=10, detect_at=5):
+    backend = FakeBackend({"q": answers})
+    program = SelfConsistency("q", cap=cap, detect_at=detect_at)
+    result = (await ProgramRuntime(backend, policy).run([program]))[0]
+    return result, backend
+
+
+def test_unanimous_detection_stops_and_aborts_the_rest():
+    result, backend = asyncio.run(run(["4"] * 5 + ["9"] * 5, StaticThreshold(0.7)))
+    assert result.stopped_early and backend.stop_calls == 1
+    assert result.answer == "4" and result.knob_used == 5 and result.certaindex == 1.0
+    assert result.extra["aborted_branches"] == 5
+    assert result.generated_tokens == 5 * 10 + 5 * 1
+
+
+def test_disagreement_runs_to_the_cap():
+    result, backend = asyncio.run(run(["4", "4", "4", "4", "5", "5", "5", "5", "5", "5"], StaticThreshold(0.7)))
+    assert not result.stopped_early and backend.stop_calls == 0
+    assert result.knob_used == 10 and result.answer == "5"  # majority over all 10
+
+
+def test_even_allocation_never_stops():
+    result, backend = asyncio.run(run(["4"] * 10, EvenAllocation()))
+    assert not result.stopped_early and result.knob_used == 10 and backend.stop_calls == 0
+
+
+def test_equivalent_answers_vote_together():
+    result, _ = asyncio.run(run(["0.5", "\\frac12", "1/2", "7", "7"], EvenAllocation(), cap=5, detect_at=5))
+    assert result.answer in ("0.5", "\\frac12", "1/2")
+
+
+def test_bad_knobs():
+    with pytest.raises(ValueError, match="detect_at"):
+        SelfConsistency("q", cap=3, detect_at=5)

@@ -123,7 +123,9 @@ def token_stats_triton(
     rows, vocab = logits.shape
     if logits.stride(1) != 1:
         logits = logits.contiguous()
-    temperatures = temperatures.reshape(-1).to(device=logits.device, dtype=torch.float32)
+    # contiguous(): a broadcast scalar temperature arrives as an expanded view with stride 0,
+    # and the kernel indexes one float per row.
+    temperatures = temperatures.reshape(-1).to(device=logits.device, dtype=torch.float32).contiguous()
     out = torch.empty((3, rows), device=logits.device, dtype=torch.float32)
     if rows:
         topk_pad = max(triton.next_power_of_2(max(topk, 1)), 2)

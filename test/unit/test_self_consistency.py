@@ -12,7 +12,11 @@ from dynasor.runtime.runtime import ProgramRuntime
 
 
 class FakeBackend:
-    """Branch i of a program answers ``answers[i]`` after ``i`` ms; stop_program aborts the rest."""
+    """Branch i of a program answers ``answers[i]`` after (i + 1) x 25 ms; stop_program aborts the rest.
+
+    The 25 ms steps leave the program's loop ample time to read each answer (and stop) before the
+    next branch finishes, even on a loaded CI machine.
+    """
 
     def __init__(self, answers_by_prompt):
         self.answers_by_prompt = answers_by_prompt
@@ -22,7 +26,7 @@ class FakeBackend:
 
     async def generate(self, prompt, params, program_id, remaining_work=None):
         i = next(self.counters.setdefault(program_id, itertools.count()))
-        await asyncio.sleep(0.001 * (i + 1))
+        await asyncio.sleep(0.025 * (i + 1))
         if program_id in self.stopped:
             return Generation("", 1, "abort")
         return Generation(f"so \\boxed{{{self.answers_by_prompt[prompt][i]}}}", 10, "stop")

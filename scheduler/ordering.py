@@ -23,15 +23,15 @@ prefix, then queue arrival, then request id. SGLang's in-batch prefix deduplicat
 meaning: requests it deprioritised (they share a still uncached prefix with an earlier waiting
 request) go after every other request, and come first on the next step because their program is
 then in service and their prefix is cached. Every key ends in a unique id, so the order is
-deterministic. Cost: groups are ranked once (one key per group), then every request gets a flat
-key (its group's rank first) and one sort orders the queue: O(n log n).
+deterministic. Cost: one pass buckets requests by group, the groups are sorted once (one key per
+group), and only groups holding several requests sort their own members: O(n log n) at worst.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Mapping, NamedTuple, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 
 class Policy(str, Enum):
@@ -73,14 +73,17 @@ class ProgramView(NamedTuple):
 
     first_arrival: float
     in_service: bool
-    remaining_work: float  # tokens
-    service_time_s: float  # remaining_work at the current decode rate
+    remaining_work: float  # tokens; service time = remaining_work / decode rate
 
 
 @dataclass(frozen=True)
 class Ordering:
     order: list[int]  # permutation of the waiting requests
     escalated: frozenset[str]  # program ids escalated in this step
+
+
+def _in_group_key(r: WaitingRequest) -> tuple:
+    return (-r.cached_tokens, r.queued_at, r.rid)
 
 
 def order_waiting(
@@ -95,44 +98,60 @@ def order_waiting(
     if policy.is_stock or not waiting:
         return Ordering(list(range(len(waiting))), frozenset())
 
-    oldest: dict[str, float] = {}
-    for r in waiting:
-        if r.program_id is not None:
-            t = oldest.get(r.program_id)
-            if t is None or r.queued_at < t:
-                oldest[r.program_id] = r.queued_at
-
-    # Rank the groups once; a request's key then starts with a plain int.
-    escalated: set[str] = set()
-    group_keys: list[tuple[tuple, str | int]] = []
-    for pid, queued_at in oldest.items():
-        view = programs.get(pid) or ProgramView(queued_at, False, 0.0, 0.0)
-        key = _group_key(policy, view.first_arrival, view.in_service, view.remaining_work,
-                         view.service_time_s, now - queued_at, guard, pid)
-        if key[0] == 0 and policy is Policy.GANG_SJF:
-            escalated.add(pid)
-        group_keys.append((key, pid))
+    # One pass buckets the requests by group (a program id, or the index of an untagged request).
+    members: dict[str | int, list[int]] = {}
+    oldest: dict[str | int, float] = {}
+    deprioritized: set[int] = set()
     for i, r in enumerate(waiting):
-        if r.program_id is None:
-            work = r.expected_tokens
-            group_keys.append((_group_key(policy, r.queued_at, False, work, work / decode_rate,
-                                          now - r.queued_at, guard, r.rid), i))
-    group_keys.sort(key=lambda item: item[0])
-    rank = {group: position for position, (_, group) in enumerate(group_keys)}
+        group: str | int = i if r.program_id is None else r.program_id
+        bucket = members.get(group)
+        if bucket is None:
+            members[group] = [i]
+            oldest[group] = r.queued_at
+        else:
+            bucket.append(i)
+            if r.queued_at < oldest[group]:
+                oldest[group] = r.queued_at
+        if r.deprioritized:
+            deprioritized.add(i)
 
-    keys = [
-        (r.deprioritized, rank[r.program_id if r.program_id is not None else i], -r.cached_tokens, r.queued_at, r.rid)
-        for i, r in enumerate(waiting)
-    ]
-    return Ordering(sorted(range(len(waiting)), key=keys.__getitem__), frozenset(escalated))
+    rate = max(decode_rate, 1e-6)
+    escalated: set[str] = set()
+    ranked: list[tuple[tuple, str | int]] = []
+    for group, queued_at in oldest.items():
+        if isinstance(group, int):
+            r = waiting[group]
+            key = _group_key(policy, r.queued_at, False, r.expected_tokens, rate, now - queued_at, guard, r.rid)
+        else:
+            view = programs.get(group) or ProgramView(queued_at, False, 0.0)
+            key = _group_key(policy, view.first_arrival, view.in_service, view.remaining_work, rate,
+                             now - queued_at, guard, group)
+            if key[0] == 0:
+                escalated.add(group)
+        ranked.append((key, group))
+    ranked.sort(key=_first)  # keys end in a unique id: a total, deterministic order
+
+    order: list[int] = []
+    for _, group in ranked:
+        bucket = members[group]
+        if len(bucket) > 1:
+            bucket.sort(key=lambda i: _in_group_key(waiting[i]))
+        order.extend(bucket)
+    if deprioritized:
+        order = [i for i in order if i not in deprioritized] + [i for i in order if i in deprioritized]
+    return Ordering(order, frozenset(escalated))
+
+
+def _first(item: tuple) -> Any:
+    return item[0]
 
 
 def _group_key(policy: Policy, first_arrival: float, in_service: bool, remaining_work: float,
-               service_time_s: float, waited_s: float, guard: StarvationGuard, group_id: str) -> tuple:
+               decode_rate: float, waited_s: float, guard: StarvationGuard, group_id: str) -> tuple:
     if policy is Policy.PROGRAM_FIFO:
         return (1, first_arrival, group_id)
     if policy is Policy.GANG:
         return (1, 0 if in_service else 1, first_arrival, group_id)
-    if not in_service and waited_s > guard.bound(service_time_s):
+    if not in_service and waited_s > guard.floor_s and waited_s > guard.bound(remaining_work / decode_rate):
         return (0, -waited_s, 0, 0.0, first_arrival, group_id)
     return (1, 0.0, 0 if in_service else 1, remaining_work, first_arrival, group_id)

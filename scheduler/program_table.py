@@ -72,6 +72,8 @@ class ProgramEntry:
     waiting_time: float = 0.0  # seconds its oldest waiting request has waited, at the last snapshot
     escalations: int = 0
     escalated: bool = False
+    version: int = 0  # bumped by every event that can change the program's scheduling view
+    cached_view: tuple[int, float, ProgramView] | None = None  # (version, prior, view)
 
     @property
     def mean_entropy(self) -> float | None:
@@ -135,6 +137,11 @@ class ProgramTable:
     def __len__(self) -> int:
         return len(self.programs)
 
+    def is_live(self, program_id: str) -> bool:
+        """A request of the program waits or runs (unknown or expired programs are not live)."""
+        prog = self.programs.get(program_id)
+        return prog is not None and prog.live
+
     def program_of(self, rid: str) -> str | None:
         rec = self.requests.get(rid)
         return rec.program_id if rec else None
@@ -174,6 +181,7 @@ class ProgramTable:
         self.live_token_stats_requests += token_stats
         prog.waiting.add(rid)
         prog.prompt_tokens += prompt_tokens
+        prog.version += 1
         return started
 
     def on_requeued(self, rid: str, now: float) -> None:
@@ -186,6 +194,7 @@ class ProgramTable:
         prog.waiting.add(rid)
         rec.state = RequestState.WAITING
         rec.queued_at = now
+        prog.version += 1
 
     def on_admitted(self, rid: str, now: float) -> None:
         """The request was put into a prefill batch."""
@@ -198,6 +207,7 @@ class ProgramTable:
         rec.state = RequestState.RUNNING
         prog.last_service = now
         prog.escalated = False
+        prog.version += 1
 
     def on_progress(self, rid: str, generated_tokens: int, now: float) -> None:
         """The request has ``generated_tokens`` output tokens so far."""
@@ -208,6 +218,7 @@ class ProgramTable:
         prog.generated_tokens += generated_tokens - rec.generated_tokens
         rec.generated_tokens = generated_tokens
         prog.last_service = now
+        prog.version += 1
 
     def wants_token_stats(self, rid: str) -> bool:
         rec = self.requests.get(rid)
@@ -238,6 +249,7 @@ class ProgramTable:
                 prog.finished_token_stats.append({**rec.token_stats.summary(), "aborted": aborted})
         prog.waiting.discard(rid)
         prog.running.discard(rid)
+        prog.version += 1
         if aborted:
             prog.aborted += 1
         else:
@@ -283,13 +295,22 @@ class ProgramTable:
                     total += expected - rec.generated_tokens
         return total
 
-    def view(self, program_id: str, decode_rate: float) -> ProgramView | None:
+    def view(self, program_id: str) -> ProgramView | None:
+        """The program's scheduling view, recomputed only when one of its events (or, for a program
+        without history, the server-wide prior) changed it: most waiting programs are idle between
+        two scheduling steps, so a step costs O(programs that changed) estimates."""
         prog = self.programs.get(program_id)
         if prog is None:
             return None
+        prior = self.expected_output_tokens_prior() if not prog.finished else 0.0
+        cached = prog.cached_view
+        if cached is not None and cached[0] == prog.version and cached[1] == prior:
+            return cached[2]
         work = self.remaining_work(prog)
         prog.remaining_work = work
-        return ProgramView(prog.first_arrival, bool(prog.running), work, work / max(decode_rate, 1e-6))
+        view = ProgramView(prog.first_arrival, bool(prog.running), work)
+        prog.cached_view = (prog.version, prior, view)
+        return view
 
     def on_escalated(self, program_id: str) -> bool:
         """Record an escalation; True if it is a new one (the program was not escalated already)."""

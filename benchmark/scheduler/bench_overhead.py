@@ -45,10 +45,10 @@ def build_queue(n: int, n_programs: int, seed: int):
         p = i % n_programs
         ids = prompts[p] + array("q", (rng.randrange(1, 49000) for _ in range(8)))
         req = Req(f"r{i}", "", ids, SamplingParams(max_new_tokens=rng.choice([64, 256, 1024])))
-        table.on_arrival(req.rid, pids[p], len(ids), now=rng.random() * 10, max_new_tokens=req.sampling_params.max_new_tokens)
+        table.on_arrival(req.rid, pids[p], len(ids), now=time.time() - rng.random() * 10, max_new_tokens=req.sampling_params.max_new_tokens)
         queue.append(req)
     for i in rng.sample(range(n), k=min(n // 10, 64)):  # some programs in service
-        table.on_admitted(queue[i].rid, now=10.0)
+        table.on_admitted(queue[i].rid, now=time.time())
     return queue, table, prompts
 
 

@@ -9,6 +9,7 @@ USAGE = """usage: dynasor <command> [args]
 commands:
   serve      launch a Dynasor server (SGLang server flags + --dynasor-* flags)
   model      materialize the embedded default model and print its folder
+  calibrate  choose a certaindex threshold from labelled problems (records on a server, or --profiles)
 """
 
 
@@ -22,6 +23,10 @@ def main(argv: list[str] | None = None) -> None:
         from dynasor.launch_server import main as serve
 
         serve(rest)
+    elif command == "calibrate":
+        from dynasor.runtime.calibrate import main as calibrate
+
+        calibrate(rest)
     elif command == "model":
         from dynasor.model import main as model
 

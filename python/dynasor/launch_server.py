@@ -14,7 +14,7 @@ import os
 import sys
 
 from dynasor.scheduler.ordering import Policy
-from dynasor.srt.config import DynasorServerConfig
+from dynasor.srt.config import EVICTION_CHOICES, DynasorServerConfig
 from dynasor.srt.server_defaults import cpu_env, flag_given, has_cuda, with_defaults
 
 
@@ -54,6 +54,11 @@ def dynasor_arg_parser() -> argparse.ArgumentParser:
                         help="lower bound of the escalation wait, seconds (default %(default)s)")
     parser.add_argument("--dynasor-starvation-cap", type=float, default=defaults.starvation_cap_s,
                         help="absolute cap of the escalation wait, seconds (default %(default)s)")
+    parser.add_argument(
+        "--dynasor-eviction", choices=list(EVICTION_CHOICES), default=defaults.eviction,
+        help="radix-cache eviction: 'program' evicts prefixes held only by done programs before those of "
+             "live programs (uses SGLang's Python tree core); 'sglang' keeps SGLang's own (default %(default)s)",
+    )
     return parser
 
 
@@ -75,6 +80,7 @@ def split_args(argv: list[str]) -> tuple[DynasorServerConfig, list[str]]:
         entropy_topk=ns.dynasor_entropy_topk, confidence_window=ns.dynasor_confidence_window,
         schedule_policy=ns.dynasor_schedule_policy, starvation_factor=ns.dynasor_starvation_factor,
         starvation_floor_s=ns.dynasor_starvation_floor, starvation_cap_s=ns.dynasor_starvation_cap,
+        eviction=ns.dynasor_eviction,
     )
     if flag_given(sglang_argv, "--schedule-policy"):
         raise SystemExit("dynasor serve: use --dynasor-schedule-policy (fcfs and lpm are SGLang's own policies)")

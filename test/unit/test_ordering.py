@@ -13,7 +13,7 @@ def reqs(*spec):
 
 
 def view(first_arrival, in_service=False, work=100.0):
-    return ProgramView(first_arrival, in_service, work, work / 100.0)
+    return ProgramView(first_arrival, in_service, work)
 
 
 def rids(waiting, policy, programs, now=10.0, **kw):
@@ -80,7 +80,7 @@ def test_starvation_bound_under_an_adversarial_stream_of_short_programs():
     """A long program competes with a new short program every second; SJF alone would starve it."""
     guard = StarvationGuard(factor=4.0, floor_s=5.0, cap_s=60.0)
     long_view = view(0.0, work=10_000)  # 100 s of service at 100 tok/s: the bound is the 60 s cap
-    bound = guard.bound(long_view.service_time_s)
+    bound = guard.bound(long_view.remaining_work / 100.0)
     assert bound == 60.0
     waiting = [WaitingRequest("long", "LONG", 0.0)]
     programs = {"LONG": long_view}

@@ -155,8 +155,22 @@ def test_remaining_work_from_history_prior_and_hint():
     t.on_admitted("b1", now=4.0)
     t.on_progress("b1", 120, now=5.0)
     assert t.remaining_work(t.get(B)) == 380
-    view = t.view(B, decode_rate=20.0)
-    assert view.remaining_work == 380 and view.service_time_s == 19.0 and view.in_service
+    view = t.view(B)
+    assert view.remaining_work == 380 and view.in_service
+    assert t.view(B) is view  # nothing changed: the cached view is reused
+    t.on_progress("b1", 130, now=6.0)
+    assert t.view(B).remaining_work == 370
+
+
+def test_view_of_a_program_without_history_follows_the_server_prior():
+    t = ProgramTable(default_output_tokens=100.0)
+    t.on_arrival("a1", A, 5, now=0.0)
+    assert t.view(A).remaining_work == 100
+    t.on_arrival("b1", B, 5, now=0.0)
+    t.on_admitted("b1", now=1.0)
+    t.on_progress("b1", 40, now=2.0)
+    t.on_finished("b1", aborted=False, now=3.0)  # the server-wide mean output is now 40
+    assert t.view(A).remaining_work == 40
 
 
 def test_snapshot_shows_estimates_waiting_time_and_escalations():

@@ -26,7 +26,7 @@ def answer_certaindex(answers: Sequence[str | None]) -> float:
     if n < 2:
         return 0.0
     entropy = -sum(len(c) / n * math.log(len(c) / n) for c in cluster_answers(answers))
-    return 1.0 - entropy / math.log(n)
+    return min(1.0, max(0.0, 1.0 - entropy / math.log(n)))  # clamp float rounding (all-distinct → -2e-16)
 
 
 def has_hesitation(text: str) -> bool:

@@ -1,6 +1,9 @@
 """Reasoning programs: the ReasoningProgram API and built-in algorithms."""
 
 from dynasor.programs.base import ProgramResult, ReasoningProgram
+from dynasor.programs.cot import DynasorCoT
+from dynasor.programs.mcts import MCTS
+from dynasor.programs.rebase import Rebase
 from dynasor.programs.self_consistency import SelfConsistency
 
-__all__ = ["ProgramResult", "ReasoningProgram", "SelfConsistency"]
+__all__ = ["DynasorCoT", "MCTS", "ProgramResult", "ReasoningProgram", "Rebase", "SelfConsistency"]

@@ -37,6 +37,11 @@ class ReasoningProgram(ABC):
     def update_certaindex(self) -> float:
         """Recompute ``self.certaindex`` from ``self.state`` and return it."""
 
+    def remaining_work(self) -> float | None:
+        """Estimated tokens the whole program still has to generate (the scheduler's SJF hint),
+        or None when the program cannot tell; the server then estimates from its history."""
+        return None
+
     @abstractmethod
     async def execute(self, runtime: "ProgramRuntime") -> ProgramResult:
         """Run the algorithm: expand, aggregate, update certaindex, ask the runtime, repeat."""

@@ -34,6 +34,11 @@ class SelfConsistency(ReasoningProgram):
         self.certaindex = answer_certaindex(self.state["answers"])
         return self.certaindex
 
+    def remaining_work(self) -> float | None:
+        """Unfinished branches × their token cap (an upper bound: the engine counts it down)."""
+        unfinished = self.cap - len(self.state["answers"]) - self.state["aborted"]
+        return max(unfinished, 0) * float(self.sampling_params.get("max_new_tokens", 128))
+
     def majority(self) -> str | None:
         answers = [a for a in self.state["answers"] if a is not None]
         if not answers:

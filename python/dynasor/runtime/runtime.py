@@ -1,4 +1,10 @@
-"""Application runtime: runs many programs concurrently, grants compute by policy, stops programs."""
+"""Application runtime: runs many programs concurrently, grants compute by policy, stops programs.
+
+Every request a program sends goes through ``generate``, which tags it with the program id and the
+program's estimate of its remaining work: ``program.remaining_work()``, in tokens the whole program
+may still generate (what the server's shortest-job-first ordering expects; None: no estimate, the
+server uses the program's history).
+"""
 
 from __future__ import annotations
 
@@ -23,10 +29,17 @@ class ProgramRuntime:
         return requested if self.per_program_cap is None else min(requested, self.per_program_cap)
 
     def should_continue(self, program: ReasoningProgram) -> bool:
+        """The one place programs ask for more compute: the policy decides from knob and certaindex."""
         return self.policy.should_continue(program)
 
+    @staticmethod
+    def remaining_work(program: ReasoningProgram) -> float | None:
+        work = program.remaining_work()
+        return None if work is None else max(float(work), 0.0)
+
     async def generate(self, program: ReasoningProgram, prompt: str, params: Mapping[str, Any]) -> Generation:
-        return await self.backend.generate(prompt, params, program.program_id)
+        return await self.backend.generate(prompt, params, program.program_id,
+                                           remaining_work=self.remaining_work(program))
 
     async def stop(self, program: ReasoningProgram) -> None:
         """Abort everything the program still has outstanding in the engine (one call)."""

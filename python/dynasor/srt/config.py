@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field, fields
 
 ENV_ENABLED = "DYNASOR_ENABLED"
 ENV_CONFIG = "DYNASOR_SERVER_CONFIG"
+ENV_TREE_CORE = "SGLANG_UNIFIED_RADIX_TREE_CORE_BACKEND"
+EVICTION_CHOICES = ("program", "sglang")
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class DynasorServerConfig:
     starvation_factor: float = 4.0
     starvation_floor_s: float = 5.0
     starvation_cap_s: float = 60.0
+    eviction: str = "program"  # "program" (Python TreeCore + program-aware strategy) or "sglang"
     # Per-server secret of the program keys shown in listings (see dynasor.tags.program_key).
     # It travels in the environment, which SGLang does not expose (/server_info omits it).
     key_secret: str = field(default_factory=lambda: secrets.token_hex(16))
@@ -36,7 +39,10 @@ class DynasorServerConfig:
         return bytes.fromhex(self.key_secret)
 
     def to_env(self) -> dict[str, str]:
-        return {ENV_ENABLED: "1", ENV_CONFIG: json.dumps(asdict(self))}
+        env = {ENV_ENABLED: "1", ENV_CONFIG: json.dumps(asdict(self))}
+        if self.eviction == "program":
+            env[ENV_TREE_CORE] = "python"  # program-aware eviction ranks leaves in Python (srt/eviction.py)
+        return env
 
     @classmethod
     def from_env(cls) -> "DynasorServerConfig":

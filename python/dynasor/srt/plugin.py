@@ -8,7 +8,7 @@ is the baseline of every benchmark.
 
 from __future__ import annotations
 
-from dynasor.srt.config import dynasor_enabled
+from dynasor.srt.config import DynasorServerConfig, dynasor_enabled
 
 
 def register() -> None:
@@ -16,6 +16,7 @@ def register() -> None:
         return
     from sglang.srt.plugins.hook_registry import HookRegistry, HookType
 
+    from dynasor.srt.eviction import record_holders, wrap_eviction_strategy
     from dynasor.srt.openai_hooks import add_chat_token_stats, add_completion_token_stats
     from dynasor.srt.sampler_hooks import collect_token_stats, sample_with_token_stats
     from dynasor.srt.scheduler import DynasorScheduler
@@ -38,6 +39,17 @@ def register() -> None:
     policy = "sglang.srt.managers.schedule_policy.SchedulePolicy."
     HookRegistry.register(policy + "calc_priority", order_with_programs, HookType.AROUND)
     HookRegistry.register(policy + "_compute_prefix_matches", keep_deprioritized, HookType.AFTER)
+    if DynasorServerConfig.from_env().eviction == "program":
+        HookRegistry.register(
+            "sglang.srt.mem_cache.unified_cache.unified_tree_core.UnifiedTreeCore.__init__",
+            wrap_eviction_strategy,
+            HookType.AFTER,
+        )
+        HookRegistry.register(
+            "sglang.srt.mem_cache.unified_radix_cache.UnifiedRadixCache.checkpoint_into_tree",
+            record_holders,
+            HookType.AFTER,
+        )
     openai = "sglang.srt.entrypoints.openai."
     HookRegistry.register(
         openai + "serving_chat.OpenAIServingChat._build_chat_response", add_chat_token_stats, HookType.AFTER

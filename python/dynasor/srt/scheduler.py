@@ -28,6 +28,7 @@ from sglang.srt.managers.scheduler_components.output_streamer import SchedulerOu
 from dynasor.scheduler.ordering import Policy, StarvationGuard
 from dynasor.scheduler.program_table import ProgramTable
 from dynasor.srt.config import DynasorServerConfig
+from dynasor.srt.eviction import EvictionHooks
 from dynasor.srt.metrics import ProgramMetrics
 from dynasor.srt.sampler_hooks import TokenStatsHooks
 from dynasor.srt.scheduling import ProgramScheduling
@@ -124,6 +125,8 @@ class DynasorScheduler(sgl_scheduler.Scheduler):
             self.program_table, Policy(config.schedule_policy),
             StarvationGuard(config.starvation_factor, config.starvation_floor_s, config.starvation_cap_s),
         )
+        if config.eviction == "program":
+            EvictionHooks.install(self.program_table.is_live)
         super().__init__(*args, **kwargs)
         # One exporting scheduler per engine (SGLang's own rule), or TP ranks would multiply the counts.
         collector = getattr(self, "metrics_collector", None)
@@ -134,8 +137,8 @@ class DynasorScheduler(sgl_scheduler.Scheduler):
             logger.warning("Dynasor: per-token entropy is off with speculative decoding (%s)", self.spec_algorithm)
         logger.info(
             "Dynasor active in scheduler pid=%d (sglang %s): program table on, program ttl %.0fs, "
-            "schedule policy %s",
-            os.getpid(), SGLANG_VERSION, config.program_ttl, config.schedule_policy,
+            "schedule policy %s, eviction %s",
+            os.getpid(), SGLANG_VERSION, config.program_ttl, config.schedule_policy, config.eviction,
         )
 
     def get_output_streamer_class(self) -> type[SchedulerOutputStreamer]:

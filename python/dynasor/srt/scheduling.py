@@ -52,7 +52,7 @@ class ProgramScheduling:
             if rec is not None:
                 pid = rec.program_id
                 if pid not in views:
-                    views[pid] = table.view(pid, rate)
+                    views[pid] = table.view(pid)
                 rows.append(WaitingRequest(rid, pid, rec.queued_at, req.num_matched_prefix_tokens, rid in deprioritized))
             else:
                 queued_at = wall_now - (perf_now - (req.time_stats.wait_queue_entry_time or perf_now))

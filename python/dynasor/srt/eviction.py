@@ -1,0 +1,100 @@
+"""Program-aware radix-cache eviction (written against sglang==0.5.23, Python TreeCore).
+
+SGLang evicts cached prefixes leaf first, in the order of its eviction strategy (``lru`` by
+default, ``--radix-eviction-policy``). Dynasor wraps that strategy so a leaf is ranked first by
+who holds it, then by SGLang's own key inside a class:
+
+  0. only programs that are done (finished or aborted, or already expired from the table),
+  1. no program (untagged traffic),
+  2. at least one live program (a request of it waits or runs).
+
+So the prefix a live program's next branches will hit outlives the leftovers of finished ones.
+Holders are recorded when a request's KV enters the tree (``checkpoint_into_tree``, on every
+chunk and at the end of a request): each node on the path from its last node to the root holds
+the request's program id. Sets are pruned of dead programs when a node is ranked, so they stay
+small.
+
+This needs SGLang's Python TreeCore, whose leaf heap calls ``eviction_strategy.get_priority``;
+the Rust TreeCore ranks leaves in native code. Dynasor servers therefore select the Python core
+(``SGLANG_UNIFIED_RADIX_TREE_CORE_BACKEND=python``) unless ``--dynasor-eviction sglang``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Optional
+
+from dynasor.tags import program_id_of
+
+logger = logging.getLogger(__name__)
+
+HOLDERS_ATTR = "_dynasor_programs"
+DONE, UNTAGGED, LIVE = 0, 1, 2
+MAX_HOLDERS_BEFORE_PRUNE = 64
+
+
+class ProgramAwareEviction:
+    """An eviction strategy: (holder class, SGLang's priority of the node)."""
+
+    def __init__(self, inner: Any, is_live: Callable[[str], bool]) -> None:
+        self.inner = inner
+        self.is_live = is_live
+
+    def holder_class(self, node: Any) -> int:
+        holders: Optional[set[str]] = getattr(node, HOLDERS_ATTR, None)
+        if holders is None:
+            return UNTAGGED
+        if any(self.is_live(pid) for pid in holders):
+            return LIVE
+        holders.clear()  # every holder is done: keep the marker, drop the ids
+        return DONE
+
+    def get_priority(self, node: Any) -> tuple:
+        return (self.holder_class(node), self.inner.get_priority(node))
+
+
+class EvictionHooks:
+    """Per scheduler process: the program-liveness test the strategy reads."""
+
+    is_live: Optional[Callable[[str], bool]] = None
+
+    @classmethod
+    def install(cls, is_live: Optional[Callable[[str], bool]]) -> None:
+        cls.is_live = is_live
+
+
+def wrap_eviction_strategy(result: None, tree_core: Any, *args: Any, **kwargs: Any) -> None:
+    """AFTER ``UnifiedTreeCore.__init__``: put the program-aware strategy around SGLang's."""
+    is_live = EvictionHooks.is_live
+    if is_live is None or isinstance(tree_core.eviction_strategy, ProgramAwareEviction):
+        return None
+    tree_core.eviction_strategy = ProgramAwareEviction(tree_core.eviction_strategy, is_live)
+    logger.info("Dynasor: program-aware radix eviction around %s", type(tree_core.eviction_strategy.inner).__name__)
+    return None
+
+
+def hold_path(tree_core: Any, node: Any, program_id: str) -> None:
+    """Mark every node from ``node`` up to the root as held by ``program_id``."""
+    strategy = tree_core.eviction_strategy
+    root = tree_core.root_node
+    while node is not None and node is not root:
+        holders: Optional[set[str]] = getattr(node, HOLDERS_ATTR, None)
+        if holders is None:
+            holders = set()
+            setattr(node, HOLDERS_ATTR, holders)
+        elif len(holders) >= MAX_HOLDERS_BEFORE_PRUNE and program_id not in holders:
+            holders.intersection_update([p for p in holders if strategy.is_live(p)])
+        holders.add(program_id)
+        node = node.parent
+
+
+def record_holders(result: None, cache: Any, req: Any, *args: Any, **kwargs: Any) -> None:
+    """AFTER ``UnifiedRadixCache.checkpoint_into_tree``: the request's program holds its path."""
+    pid = program_id_of({"custom_params": req.sampling_params.custom_params})
+    tree_core = getattr(cache, "tree_core", None)
+    node_id = getattr(req, "last_node", None)
+    if pid is not None and node_id is not None and isinstance(
+        getattr(tree_core, "eviction_strategy", None), ProgramAwareEviction
+    ):
+        hold_path(tree_core, tree_core.node_by_id(node_id), pid)
+    return None

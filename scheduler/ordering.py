@@ -80,6 +80,7 @@ class ProgramView(NamedTuple):
 class Ordering:
     order: list[int]  # permutation of the waiting requests
     escalated: frozenset[str]  # program ids escalated in this step
+    next_escalation_at: float = float("inf")  # earliest time a waiting group crosses its bound
 
 
 def _in_group_key(r: WaitingRequest) -> tuple:
@@ -97,6 +98,7 @@ def order_waiting(
     """Permutation of ``waiting`` under ``policy``; stock policies keep the given order."""
     if policy.is_stock or not waiting:
         return Ordering(list(range(len(waiting))), frozenset())
+    watch = policy is Policy.GANG_SJF
 
     # One pass buckets the requests by group (a program id, or the index of an untagged request).
     members: dict[str | int, list[int]] = {}
@@ -116,19 +118,27 @@ def order_waiting(
             deprioritized.add(i)
 
     rate = max(decode_rate, 1e-6)
+    next_escalation_at = float("inf")
     escalated: set[str] = set()
     ranked: list[tuple[tuple, str | int]] = []
     for group, queued_at in oldest.items():
         if isinstance(group, int):
             r = waiting[group]
-            key = _group_key(policy, r.queued_at, False, r.expected_tokens, rate, now - queued_at, guard, r.rid)
+            first_arrival, in_service, work, group_id = r.queued_at, False, r.expected_tokens, r.rid
         else:
             view = programs.get(group) or ProgramView(queued_at, False, 0.0)
-            key = _group_key(policy, view.first_arrival, view.in_service, view.remaining_work, rate,
-                             now - queued_at, guard, group)
-            if key[0] == 0:
-                escalated.add(group)
-        ranked.append((key, group))
+            first_arrival, in_service, work, group_id = view.first_arrival, view.in_service, view.remaining_work, group
+        escalate = False
+        if watch and not in_service:
+            due = queued_at + guard.bound(work / rate)
+            if now > due:
+                escalate = True
+                if not isinstance(group, int):
+                    escalated.add(group)
+            elif due < next_escalation_at:
+                next_escalation_at = due
+        ranked.append((_group_key(policy, first_arrival, in_service, work, now - queued_at, escalate, group_id),
+                       group))
     ranked.sort(key=_first)  # keys end in a unique id: a total, deterministic order
 
     order: list[int] = []
@@ -139,7 +149,7 @@ def order_waiting(
         order.extend(bucket)
     if deprioritized:
         order = [i for i in order if i not in deprioritized] + [i for i in order if i in deprioritized]
-    return Ordering(order, frozenset(escalated))
+    return Ordering(order, frozenset(escalated), next_escalation_at)
 
 
 def _first(item: tuple) -> Any:
@@ -147,11 +157,11 @@ def _first(item: tuple) -> Any:
 
 
 def _group_key(policy: Policy, first_arrival: float, in_service: bool, remaining_work: float,
-               decode_rate: float, waited_s: float, guard: StarvationGuard, group_id: str) -> tuple:
+               waited_s: float, escalate: bool, group_id: str) -> tuple:
     if policy is Policy.PROGRAM_FIFO:
         return (1, first_arrival, group_id)
     if policy is Policy.GANG:
         return (1, 0 if in_service else 1, first_arrival, group_id)
-    if not in_service and waited_s > guard.floor_s and waited_s > guard.bound(remaining_work / decode_rate):
+    if escalate:
         return (0, -waited_s, 0, 0.0, first_arrival, group_id)
     return (1, 0.0, 0 if in_service else 1, remaining_work, first_arrival, group_id)

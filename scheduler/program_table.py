@@ -133,6 +133,9 @@ class ProgramTable:
         self.programs: dict[str, ProgramEntry] = {}
         self.requests: dict[str, RequestRecord] = {}
         self._done: OrderedDict[str, float] = OrderedDict()
+        # Bumped by arrivals, admissions, requeues and finishes (not by decode progress): while it
+        # stands still and the waiting queue is unchanged, the last ordering is still valid.
+        self.epoch = 0
 
     def __len__(self) -> int:
         return len(self.programs)
@@ -182,6 +185,7 @@ class ProgramTable:
         prog.waiting.add(rid)
         prog.prompt_tokens += prompt_tokens
         prog.version += 1
+        self.epoch += 1
         return started
 
     def on_requeued(self, rid: str, now: float) -> None:
@@ -195,6 +199,7 @@ class ProgramTable:
         rec.state = RequestState.WAITING
         rec.queued_at = now
         prog.version += 1
+        self.epoch += 1
 
     def on_admitted(self, rid: str, now: float) -> None:
         """The request was put into a prefill batch."""
@@ -208,6 +213,7 @@ class ProgramTable:
         prog.last_service = now
         prog.escalated = False
         prog.version += 1
+        self.epoch += 1
 
     def on_progress(self, rid: str, generated_tokens: int, now: float) -> None:
         """The request has ``generated_tokens`` output tokens so far."""
@@ -250,6 +256,7 @@ class ProgramTable:
         prog.waiting.discard(rid)
         prog.running.discard(rid)
         prog.version += 1
+        self.epoch += 1
         if aborted:
             prog.aborted += 1
         else:

@@ -9,10 +9,17 @@ Hooks, armed only in Dynasor servers:
   SGLang's own token budget.
 - AFTER ``SchedulePolicy._compute_prefix_matches``: keeps the set of requests SGLang deprioritised
   for in-batch prefix sharing, which the ordering honours.
+
+A step re-ranks only when something the order depends on changed: the waiting queue (arrivals,
+admissions, or SGLang's own lpm sort below 128 waiting requests), the table's epoch (arrivals,
+admissions, requeues, finishes), a starvation bound falling due, or ``REFRESH_S`` elapsing (decode
+progress moves remaining-work estimates without bumping the epoch). Otherwise the queue is
+already in order and the step costs one identity comparison of the queue.
 """
 
 from __future__ import annotations
 
+import operator
 import time
 from typing import Any, Callable, Optional
 
@@ -22,6 +29,7 @@ from dynasor.scheduler.rate import RateMeter
 from dynasor.srt.metrics import ProgramMetrics
 
 DEPRIORITIZED_ATTR = "_dynasor_deprioritized"
+REFRESH_S = 0.05
 
 
 class ProgramScheduling:
@@ -32,10 +40,36 @@ class ProgramScheduling:
     guard: StarvationGuard = StarvationGuard()
     rate: RateMeter = RateMeter()
     metrics: Optional[ProgramMetrics] = None
+    # The last re-ranked queue and what it depended on.
+    _last_queue: list[Any] = []
+    _last_epoch: int = -1
+    _valid_until: float = 0.0
 
     @classmethod
     def install(cls, table: ProgramTable, policy: Policy, guard: StarvationGuard) -> None:
         cls.table, cls.policy, cls.guard, cls.rate = table, policy, guard, RateMeter()
+        cls._last_queue, cls._last_epoch, cls._valid_until = [], -1, 0.0
+
+    @classmethod
+    def still_ordered(cls, waiting_queue: list[Any], deprioritized: set[str]) -> bool:
+        """Nothing the last ordering depended on has changed (see the module docstring)."""
+        table, last = cls.table, cls._last_queue
+        return (
+            table is not None and table.epoch == cls._last_epoch and not deprioritized
+            and time.time() < cls._valid_until and len(waiting_queue) == len(last)
+            and all(map(operator.is_, waiting_queue, last))
+        )
+
+    @classmethod
+    def reorder(cls, waiting_queue: list[Any], deprioritized: set[str]) -> None:
+        """Sort ``waiting_queue`` in place by the program policy, unless it is still in order."""
+        if cls.still_ordered(waiting_queue, deprioritized):
+            return
+        ordering = cls.order(waiting_queue, deprioritized)
+        waiting_queue[:] = [waiting_queue[i] for i in ordering.order]
+        assert cls.table is not None
+        cls._last_queue, cls._last_epoch = list(waiting_queue), cls.table.epoch
+        cls._valid_until = min(time.time() + REFRESH_S, ordering.next_escalation_at)
 
     @classmethod
     def order(cls, waiting_queue: list[Any], deprioritized: set[str]) -> Ordering:
@@ -75,8 +109,7 @@ def order_with_programs(original: Callable[..., Any], schedule_policy: Any, wait
     setattr(schedule_policy, DEPRIORITIZED_ATTR, set())
     result = original(schedule_policy, waiting_queue, *args, **kwargs)
     if len(waiting_queue) > 1:
-        ordering = ProgramScheduling.order(waiting_queue, getattr(schedule_policy, DEPRIORITIZED_ATTR))
-        waiting_queue[:] = [waiting_queue[i] for i in ordering.order]
+        ProgramScheduling.reorder(waiting_queue, getattr(schedule_policy, DEPRIORITIZED_ATTR))
     return result
 
 

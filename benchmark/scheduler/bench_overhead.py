@@ -64,7 +64,7 @@ def ordering_table(sizes: list[tuple[int, int]], repeats: int) -> list[dict]:
     from sglang.srt.mem_cache.radix_cache import RadixCache, RadixKey
 
     from dynasor.scheduler.ordering import Policy, StarvationGuard
-    from dynasor.srt.scheduling import ProgramScheduling, keep_deprioritized, order_with_programs
+    from dynasor.srt.scheduling import ProgramScheduling, keep_deprioritized, order_with_programs, skip_lpm_sort
 
     # SGLang's policies read the process-wide server arguments, as inside a scheduler process.
     from dynasor.model import default_model_path
@@ -85,17 +85,21 @@ def ordering_table(sizes: list[tuple[int, int]], repeats: int) -> list[dict]:
 
         lpm_calc = SchedulePolicy.calc_priority.__wrapped__ if hasattr(SchedulePolicy.calc_priority, "__wrapped__") else SchedulePolicy.calc_priority
         original_matches = SchedulePolicy._compute_prefix_matches
+        original_sort = SchedulePolicy._sort_by_longest_prefix
 
-        def dynasor_step(q):
+        def dynasor_step(q):  # the plugin's three scheduling hooks around SGLang's lpm pass
             def matches(self, *a, **k):
                 result = original_matches(self, *a, **k)
                 keep_deprioritized(result, self)
                 return result
             SchedulePolicy._compute_prefix_matches = matches
+            SchedulePolicy._sort_by_longest_prefix = staticmethod(
+                lambda *a: skip_lpm_sort(original_sort, *a))
             try:
                 order_with_programs(lpm_calc, lpm, q)
             finally:
                 SchedulePolicy._compute_prefix_matches = original_matches
+                SchedulePolicy._sort_by_longest_prefix = staticmethod(original_sort)
 
         def order_only(q):
             ordering = ProgramScheduling.order(q, set())

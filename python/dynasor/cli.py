@@ -10,6 +10,7 @@ commands:
   serve      launch a Dynasor server (SGLang server flags + --dynasor-* flags)
   model      materialize the embedded default model and print its folder
   calibrate  choose a certaindex threshold from labelled problems (records on a server, or --profiles)
+  chat       chat with a running server, streaming, with the tokens each answer saved (pipe prompts for scripts)
 """
 
 
@@ -27,6 +28,10 @@ def main(argv: list[str] | None = None) -> None:
         from dynasor.runtime.calibrate import main as calibrate
 
         calibrate(rest)
+    elif command == "chat":
+        from dynasor.chat import main as chat
+
+        chat(rest)
     elif command == "model":
         from dynasor.model import main as model
 

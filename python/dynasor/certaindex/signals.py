@@ -26,7 +26,8 @@ def answer_certaindex(answers: Sequence[str | None]) -> float:
     if n < 2:
         return 0.0
     entropy = -sum(len(c) / n * math.log(len(c) / n) for c in cluster_answers(answers))
-    return min(1.0, max(0.0, 1.0 - entropy / math.log(n)))  # clamp float rounding (all-distinct → -2e-16)
+    # round off float noise (all-distinct answers give ±1e-16, unanimous 1 - 1e-16), then clamp
+    return min(1.0, max(0.0, round(1.0 - entropy / math.log(n), 12)))
 
 
 def has_hesitation(text: str) -> bool:

@@ -20,7 +20,7 @@ def register() -> None:
     from dynasor.srt.openai_hooks import add_chat_token_stats, add_completion_token_stats
     from dynasor.srt.sampler_hooks import collect_token_stats, sample_with_token_stats
     from dynasor.srt.scheduler import DynasorScheduler
-    from dynasor.srt.scheduling import keep_deprioritized, order_with_programs
+    from dynasor.srt.scheduling import keep_deprioritized, order_with_programs, skip_lpm_sort
     from dynasor.srt.tokenizer_hooks import validate_request_tags
 
     HookRegistry.register("sglang.srt.managers.scheduler.Scheduler", DynasorScheduler, HookType.REPLACE)
@@ -39,6 +39,7 @@ def register() -> None:
     policy = "sglang.srt.managers.schedule_policy.SchedulePolicy."
     HookRegistry.register(policy + "calc_priority", order_with_programs, HookType.AROUND)
     HookRegistry.register(policy + "_compute_prefix_matches", keep_deprioritized, HookType.AFTER)
+    HookRegistry.register(policy + "_sort_by_longest_prefix", skip_lpm_sort, HookType.AROUND)
     if DynasorServerConfig.from_env().eviction == "program":
         HookRegistry.register(
             "sglang.srt.mem_cache.unified_cache.unified_tree_core.UnifiedTreeCore.__init__",
@@ -59,3 +60,9 @@ def register() -> None:
         add_completion_token_stats,
         HookType.AFTER,
     )
+    from dynasor.srt.openai_mode_hooks import handle_chat_request, handle_completion_request
+
+    HookRegistry.register(openai + "serving_chat.OpenAIServingChat.handle_request", handle_chat_request,
+                          HookType.AROUND)
+    HookRegistry.register(openai + "serving_completions.OpenAIServingCompletion.handle_request",
+                          handle_completion_request, HookType.AROUND)

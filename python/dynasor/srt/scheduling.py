@@ -9,6 +9,8 @@ Hooks, armed only in Dynasor servers:
   SGLang's own token budget.
 - AFTER ``SchedulePolicy._compute_prefix_matches``: keeps the set of requests SGLang deprioritised
   for in-batch prefix sharing, which the ordering honours.
+- AROUND ``SchedulePolicy._sort_by_longest_prefix``: skipped under a program policy, whose order
+  (longest prefix first inside a program) replaces it right after; SGLang's matching still runs.
 
 A step re-ranks only when something the order depends on changed: the waiting queue (arrivals,
 admissions, or SGLang's own lpm sort below 128 waiting requests), the table's epoch (arrivals,
@@ -111,6 +113,12 @@ def order_with_programs(original: Callable[..., Any], schedule_policy: Any, wait
     if len(waiting_queue) > 1:
         ProgramScheduling.reorder(waiting_queue, getattr(schedule_policy, DEPRIORITIZED_ATTR))
     return result
+
+
+def skip_lpm_sort(original: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    if ProgramScheduling.table is None or ProgramScheduling.policy.is_stock:
+        return original(*args, **kwargs)
+    return None
 
 
 def keep_deprioritized(result: set[str], schedule_policy: Any, *args: Any, **kwargs: Any) -> None:

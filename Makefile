@@ -26,3 +26,10 @@ test-integration: install
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Small-scale benchmarks on CPU with the default model (<= 20 min on 2 cores): batch, online, README section.
+.PHONY: bench-quick
+bench-quick: install
+	OMP_NUM_THREADS=1 $(PY) benchmark/batch/bench_batch.py --quick
+	OMP_NUM_THREADS=1 $(PY) benchmark/online/bench_online.py --quick
+	OMP_NUM_THREADS=1 $(PY) benchmark/report.py

@@ -27,7 +27,6 @@ import codecs
 import json
 import random
 import sys
-import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -272,26 +271,14 @@ async def run_programs(backend: "Backend", items: Sequence[Labelled], policy: "P
                        sampling_params: Mapping[str, Any], concurrency: int = 8, desc: str = "programs") -> LiveRun:
     """SelfConsistency per item through ``backend``, recording every branch; a tqdm bar counts
     finished programs."""
-    from tqdm import tqdm
-
     from dynasor.programs import SelfConsistency
     from dynasor.runtime.runtime import ProgramRuntime
 
     programs = [SelfConsistency(it.prompt, cap=cap, detect_at=detect_at, sampling_params=sampling_params)
                 for it in items]
-    results: list[Any] = [None] * len(programs)
     recorder = RecordingBackend(backend)
     runtime = ProgramRuntime(recorder, policy, max_concurrent_programs=concurrency)
-
-    async def one(i: int) -> None:
-        results[i] = await runtime.run_one(programs[i])
-
-    started = time.perf_counter()
-    with tqdm(total=len(programs), desc=desc, unit="program") as bar:
-        for finished in asyncio.as_completed([one(i) for i in range(len(programs))]):
-            await finished
-            bar.update()
-    wall = time.perf_counter() - started
+    results, wall = await runtime.run_with_progress(programs, desc)
     return LiveRun(results, [recorder.profile(p.program_id, it) for p, it in zip(programs, items)], wall)
 
 

@@ -9,6 +9,7 @@ server uses the program's history).
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any, Mapping, Sequence
 
 from dynasor.programs.base import ProgramResult, ReasoningProgram
@@ -51,3 +52,20 @@ class ProgramRuntime:
 
     async def run(self, programs: Sequence[ReasoningProgram]) -> list[ProgramResult]:
         return list(await asyncio.gather(*[self.run_one(p) for p in programs]))
+
+    async def run_with_progress(self, programs: Sequence[ReasoningProgram],
+                                desc: str = "programs") -> tuple[list[ProgramResult], float]:
+        """``run`` with a tqdm bar counting finished programs; also returns the wall time (s)."""
+        from tqdm import tqdm
+
+        results: list[ProgramResult | None] = [None] * len(programs)
+
+        async def one(i: int) -> None:
+            results[i] = await self.run_one(programs[i])
+
+        started = time.perf_counter()
+        with tqdm(total=len(programs), desc=desc, unit="program") as bar:
+            for finished in asyncio.as_completed([one(i) for i in range(len(programs))]):
+                await finished
+                bar.update()
+        return [r for r in results if r is not None], time.perf_counter() - started

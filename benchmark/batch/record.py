@@ -1,0 +1,122 @@
+"""Live recording for the batch benchmark: one run per problem at the largest knob, kept as plain
+data (``calibrate.Profile``, ``CoTTrace``, ``RebaseTrace``) that ``offline`` replays under every
+policy, plus the optional live SC point with real engine aborts.
+
+Recording reuses the programs unchanged, run under even allocation: ``TraceBackend`` keeps every
+request's prompt and generation (DynasorCoT's chunks and probes are told apart by the probe
+suffix) and ``DetectionSnapshot`` is a never-stopping policy that notes what a program had spent
+when it reached its detection step (Rebase asks its policy exactly once, there).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from benchmark.batch.offline import CoTTrace, Probe, RebaseTrace
+from dynasor.certaindex import extract_answer, extract_probe_answer
+from dynasor.runtime.calibrate import Labelled
+
+if TYPE_CHECKING:
+    from dynasor.programs.base import ProgramResult, ReasoningProgram
+    from dynasor.programs.rebase import Rebase
+    from dynasor.runtime.backends import Backend, Generation
+    from dynasor.runtime.runtime import ProgramRuntime
+
+
+class TraceBackend:
+    """Passes requests through and keeps (prompt, generation) per program in completion order."""
+
+    def __init__(self, inner: "Backend") -> None:
+        self.inner = inner
+        self.calls: dict[str, list[tuple[str, "Generation"]]] = {}
+
+    async def generate(self, prompt: str, params: Mapping[str, Any], program_id: str,
+                       remaining_work: float | None = None) -> "Generation":
+        out = await self.inner.generate(prompt, params, program_id, remaining_work=remaining_work)
+        self.calls.setdefault(program_id, []).append((prompt, out))
+        return out
+
+    async def stop_program(self, program_id: str) -> None:
+        await self.inner.stop_program(program_id)
+
+
+class DetectionSnapshot:
+    """Even allocation that records, per program, its tokens and leaves when it asks to continue."""
+
+    def __init__(self) -> None:
+        self.at: dict[str, dict[str, int]] = {}
+
+    def should_continue(self, program: "ReasoningProgram") -> bool:
+        usage = getattr(program, "usage", None)
+        self.at.setdefault(program.program_id, {
+            "tokens": int(program.state.get("tokens", 0)),
+            "judge_tokens": int(usage.completion_tokens) if usage is not None else 0,
+            "leaves": len(getattr(program, "leaves", ())),
+        })
+        return True
+
+
+def cot_trace(item: Labelled, prompt: str, calls: Sequence[tuple[str, "Generation"]], suffix: str) -> CoTTrace:
+    """Chunks (sequential, so completion order is their order) and the probe after each, matched
+    by the reasoning text its prompt carries."""
+    chunks = [g for p, g in calls if not p.endswith(suffix) and not g.aborted]
+    texts, text = [], ""
+    for g in chunks:
+        text += g.text
+        texts.append(text)
+    by_text = {p[len(prompt):len(p) - len(suffix)]: g for p, g in calls if p.endswith(suffix) and not g.aborted}
+    probes = [by_text.get(t) for t in texts]
+    return CoTTrace(item.id, item.gold, tuple(g.completion_tokens for g in chunks),
+                    tuple(extract_answer(t) for t in texts),
+                    tuple(Probe(extract_probe_answer(g.text), g.text, g.completion_tokens) if g else None
+                          for g in probes), item.level, item.source)
+
+
+def rebase_trace(item: Labelled, program: "Rebase", result: "ProgramResult",
+                 snapshot: Mapping[str, int] | None) -> RebaseTrace:
+    """Without a snapshot (the program never reached a detection step) the first search is all of it."""
+    extra = result.extra
+    total, judge = result.generated_tokens, int(extra.get("judge_tokens", 0))
+    snap = snapshot or {"tokens": total, "judge_tokens": judge, "leaves": len(extra["answers"])}
+    return RebaseTrace(item.id, item.gold, program.cap, program.detect_at, tuple(extra["answers"]),
+                       tuple(float(r) for r in extra["rewards"]), snap["leaves"], snap["tokens"],
+                       snap["judge_tokens"], total, judge, item.level, item.source)
+
+
+async def record_cot(backend: "Backend", items: Sequence[Labelled], chunk_tokens: int, budget: int,
+                     sampling: Mapping[str, Any], probe: Mapping[str, Any],
+                     concurrency: int) -> tuple[list[CoTTrace], float]:
+    from dynasor.programs.cot import PROBE_SUFFIX, DynasorCoT
+    from dynasor.runtime.policies import EvenAllocation
+    from dynasor.runtime.runtime import ProgramRuntime
+
+    tracer = TraceBackend(backend)
+    programs = [DynasorCoT(it.prompt, chunk_tokens=chunk_tokens, window=1, max_tokens=budget,
+                           sampling_params=sampling, probe_params=probe) for it in items]
+    _, wall = await ProgramRuntime(tracer, EvenAllocation(), concurrency).run_with_progress(programs, "record cot")
+    return [cot_trace(it, it.prompt, tracer.calls.get(p.program_id, []), PROBE_SUFFIX)
+            for it, p in zip(items, programs)], wall
+
+
+async def record_rebase(backend: "Backend", reward: Any, items: Sequence[Labelled], width: int, detect_at: int,
+                        step: Mapping[str, Any], max_depth: int, concurrency: int) -> tuple[list[RebaseTrace], float]:
+    from dynasor.programs.rebase import Rebase
+    from dynasor.runtime.runtime import ProgramRuntime
+
+    snapshot = DetectionSnapshot()
+    programs = [Rebase(it.prompt, reward, width=width, detect_at=detect_at, sampling_params=step,
+                       max_depth=max_depth) for it in items]
+    results, wall = await ProgramRuntime(backend, snapshot, concurrency).run_with_progress(programs, f"record rebase w={width}")
+    return [rebase_trace(it, p, r, snapshot.at.get(p.program_id)) for it, p, r in zip(items, programs, results)], wall
+
+
+def live_sc_row(label: str, results: Sequence["ProgramResult"], golds: Sequence[str], wall: float) -> dict[str, Any]:
+    """A live SC run's totals: tokens include the partial tokens of branches aborted in the engine."""
+    from dynasor.runtime.calibrate import is_correct
+
+    n = len(results)
+    return {"policy": label, "mode": "live", "n": n,
+            "accuracy": sum(is_correct(r.answer, g) for r, g in zip(results, golds)) / n,
+            "tokens": sum(r.generated_tokens for r in results) / n,
+            "stopped": sum(r.stopped_early for r in results) / n,
+            "aborted_branches": sum(r.extra.get("aborted_branches", 0) for r in results), "wall_seconds": wall}

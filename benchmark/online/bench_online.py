@@ -1,0 +1,283 @@
+"""Online serving benchmark: deadline attainment of reasoning programs vs rate and SLO scale.
+
+    python benchmark/online/bench_online.py --quick          # CPU, default model, small-scale
+    python benchmark/online/bench_online.py --rates 1,2,4,8 --duration 300 --cap 20 \\
+        --model-path /models/Llama-3.1-8B-Instruct --server-args "--mem-fraction-static 0.7"
+    python benchmark/online/bench_online.py --replay benchmark/results/online_quick.json --slo-scales 1,2,3
+
+SelfConsistency programs (``--cap`` branches, majority vote) on generated arithmetic problems
+(``--levels`` mix) arrive as a seeded Poisson process at each ``--rates`` value for ``--duration``
+seconds. Each program's deadline = SLO scale × difficulty factor × base deadline
+(``workload.py``: from solo "oracle" runs per level on the first system, the default, or a fixed
+``--base-deadline`` with factors 1/2/3 by level). Every system runs in this one process and
+environment, each on its own freshly started server, one after the other (``systems.py``):
+stock SGLang fcfs and lpm, Dynasor program-fifo, gang, gang + certaindex, gang-sjf + certaindex.
+
+Reported (``metrics.py``): attainment at ``--slo-scale`` per rate, the maximum rate sustaining
+``--target`` attainment (interpolated between swept rates, bounds outside them) and its ratio to
+stock SGLang fcfs and lpm, attainment vs SLO scale and the tightest scale reaching the target at
+each rate (recomputed from the recorded latencies, no extra runs), the finish-time fairness CDF
+(latency / output tokens). Writes benchmark/results/online_<tag>.json (machine, sizes, seeds,
+level mix, every program's record), three PNGs next to it, and prints the tables.
+
+``--quick`` numbers are small-scale: a 135M model on 2 CPU cores serves a fraction of a program
+per second, so each point has a handful of programs. They check the harness end to end; they are
+not the paper's setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # run as a script from anywhere: make `benchmark.*` importable
+    sys.path.insert(0, str(ROOT))
+
+from benchmark.datasets.arithmetic import generate, make_prompt, parse_levels  # noqa: E402
+from benchmark.online.report import fairness_rate, format_tables, plot, summarize  # noqa: E402
+from benchmark.online.systems import POLICY_FLAGS, System, make_server, parse_systems  # noqa: E402
+from benchmark.online.workload import (  # noqa: E402
+    DeadlineModel,
+    Workload,
+    build_workload,
+    fixed_deadlines,
+    oracle_deadlines,
+    oracle_problems,
+    parse_factors,
+)
+
+RESULTS = ROOT / "benchmark" / "results"
+# --quick on 2 CPU cores: 6 systems × (~30 s server start + warm-up + 2 windows of 25 s arrivals and
+# ~10-12 s drain) + ~20 s of oracle solo runs ≈ 11 minutes.
+SIZES = {
+    "quick": {"rates": "0.15,0.3", "duration": 25.0, "drain_max": 10.0, "cap": 6, "detect_at": 3,
+              "max_new_tokens": 32, "levels": "1:0.5,2:0.5", "oracle_runs": 2, "slo_scales": "1,1.5,2,3,4",
+              "arrivals": "fixed-count", "max_running_requests": 16},
+    "full": {"rates": "0.5,1,2,4,8", "duration": 300.0, "drain_max": 300.0, "cap": 20, "detect_at": 5,
+             "max_new_tokens": 256, "levels": "1:0.25,2:0.25,3:0.25,4:0.25", "oracle_runs": 5,
+             "slo_scales": "0.5,1,1.5,2,2.5,3,4", "arrivals": "poisson", "max_running_requests": 0},
+}
+
+
+def floats(spec: str) -> list[float]:
+    return sorted({float(x) for x in spec.split(",") if x.strip()})
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small-scale CPU sizes (defaults below marked quick/full)")
+    ap.add_argument("--rates", help="programs/s, comma separated (quick 0.15,0.3; full 0.5,1,2,4,8)")
+    ap.add_argument("--duration", type=float, help="arrival window per rate, seconds (quick 25; full 300)")
+    ap.add_argument("--drain-max", type=float, help="seconds after a window to wait for stragglers beyond their "
+                    "primary-scale deadline (quick 10; full 300)")
+    ap.add_argument("--arrivals", choices=["poisson", "fixed-count"], help="Poisson process, or conditioned "
+                    "on round(rate x duration) arrivals (quick fixed-count: short windows; full poisson)")
+    ap.add_argument("--max-running-requests", type=int, help="SGLang's cap on running requests for every "
+                    "server, 0 = SGLang's own (quick 16: a CPU server otherwise admits everything at once, "
+                    "so no waiting queue forms for any scheduler to order; full 0)")
+    ap.add_argument("--cap", type=int, help="SelfConsistency branches per program, K (quick 6; full 20)")
+    ap.add_argument("--detect-at", type=int, help="certaindex detection step (quick 3; full 5)")
+    ap.add_argument("--threshold", type=float, default=0.7, help="certaindex stop threshold (paper Table 3: 0.7)")
+    ap.add_argument("--max-new-tokens", type=int, help="per branch (quick 32; full 256)")
+    ap.add_argument("--temperature", type=float, default=0.8)
+    ap.add_argument("--stop", action="append", help="stop string, repeatable, backslash escapes (default \\n)")
+    ap.add_argument("--systems", default="all", help="comma-separated subset, in run order (default all)")
+    ap.add_argument("--model-path", help="HF model folder for every server (default: the embedded model)")
+    ap.add_argument("--server-args", default="", help="extra flags for every server (quoted string), "
+                    "e.g. \"--mem-fraction-static 0.7\" (the paper's SGLang setting)")
+    ap.add_argument("--levels", help="level mix, e.g. 1:0.5,2:0.5 (quick 1:0.5,2:0.5; full 1-4 evenly)")
+    ap.add_argument("--seed", type=int, default=0, help="arrival, problem and oracle seed")
+    ap.add_argument("--slo-scale", type=float, help="SLO scale of the rate sweep (default 2)")
+    ap.add_argument("--slo-scales", help="SLO scales for attainment vs scale (quick 1,1.5,2,3,4)")
+    ap.add_argument("--target", type=float, help="attainment target (default 0.9: the paper's P90)")
+    ap.add_argument("--oracle", action="store_true", help="base deadline and factors from solo runs per level "
+                    "on the first system (the default unless --base-deadline)")
+    ap.add_argument("--oracle-runs", type=int, help="solo programs per level (quick 2; full 5)")
+    ap.add_argument("--base-deadline", type=float, help="fixed base deadline, seconds (paper SC: 240)")
+    ap.add_argument("--difficulty-factors", help="with --base-deadline: e.g. 1:1,2:2,3:3 (default min(level,3))")
+    ap.add_argument("--fairness-rate", type=float, help="rate of the fairness CDF (default the highest)")
+    ap.add_argument("--tag", help="output name online_<tag> (default quick / full)")
+    ap.add_argument("--out-dir", type=Path, default=RESULTS)
+    ap.add_argument("--replay", type=Path, help="re-summarise a saved JSON (new scales/target), no servers")
+    args = ap.parse_args(argv)
+    defaults = {**SIZES["quick" if args.quick else "full"], "slo_scale": 2.0, "target": 0.9}
+    args.given = {key for key in defaults if getattr(args, key) is not None}
+    for key, value in defaults.items():
+        if key not in args.given:
+            setattr(args, key, value)
+    args.tag = args.tag or ("quick" if args.quick else "full")
+    if args.oracle and args.base_deadline is not None:
+        ap.error("--oracle and --base-deadline exclude each other")
+    if args.difficulty_factors and args.base_deadline is None:
+        ap.error("--difficulty-factors needs --base-deadline (the oracle measures the factors)")
+    if not 1 <= args.detect_at <= args.cap:
+        ap.error("need 1 <= --detect-at <= --cap")
+    if not 0 < args.target <= 1 or args.slo_scale <= 0 or args.duration <= 0 or args.drain_max < 0:
+        ap.error("need 0 < --target <= 1, --slo-scale > 0, --duration > 0, --drain-max >= 0")
+    if any(flag in shlex.split(args.server_args) or any(a.startswith(flag + "=") for a in shlex.split(args.server_args))
+           for flag in POLICY_FLAGS):
+        ap.error("--server-args must not set the schedule policy: each system sets its own")
+    return args
+
+
+def server_extra(args: argparse.Namespace) -> list[str]:
+    """``--server-args`` plus ``--max-running-requests`` unless the user set it there."""
+    extra = shlex.split(args.server_args)
+    if args.max_running_requests and not any(a.split("=", 1)[0] == "--max-running-requests" for a in extra):
+        extra += ["--max-running-requests", str(args.max_running_requests)]
+    return extra
+
+
+def title(args: argparse.Namespace, n_programs: int) -> str:
+    scale = "SMALL-SCALE (--quick, CPU)" if args.quick else "full"
+    model = Path(args.model_path).name if args.model_path else "default model (SmolLM2-135M)"
+    return (f"{scale}: {model}, SC K={args.cap}, levels {args.levels}, "
+            f"{len(floats(args.rates))} rates x {args.duration:g}s ({n_programs} programs/system), seed {args.seed}")
+
+
+def program_shape(args: argparse.Namespace) -> Any:
+    from benchmark.online.loadgen import ProgramShape
+    from dynasor.runtime.calibrate import sampling_params_from_args
+
+    return ProgramShape(args.cap, args.detect_at, args.threshold, sampling_params_from_args(args))
+
+
+def limits_for(workload: Workload, deadlines: DeadlineModel, args: argparse.Namespace) -> Any:
+    from benchmark.online.loadgen import WindowLimits
+
+    largest = max([args.slo_scale, *floats(args.slo_scales)])
+    levels = [a.problem.level or 0 for a in workload.arrivals]
+    return WindowLimits([deadlines.deadline(lv, args.slo_scale) for lv in levels],
+                        [deadlines.deadline(lv, largest) for lv in levels], args.drain_max)
+
+
+def run_system(system: System, workloads: list[Workload], deadlines: DeadlineModel | None,
+               args: argparse.Namespace, report: dict[str, Any]) -> DeadlineModel | None:
+    """Start this system's server, warm it, run the oracle if still needed, then every window."""
+    from tqdm import tqdm
+
+    from benchmark.online.loadgen import run_window, solo_latencies, warmup
+    from dynasor.server_process import free_port
+
+    shape = program_shape(args)
+    log = args.out_dir / "tmp" / f"online_{args.tag}_{system.name}.log"
+    entry: dict[str, Any] = {"system": system.to_json(), "error": None, "windows": []}
+    report["systems"][system.name] = entry
+    mix = parse_levels(args.levels)
+    warm = [make_prompt(p) for p in generate(len(mix), args.seed + 1, {lv: 1.0 for lv in mix}).problems]
+    started = time.monotonic()
+    try:
+        server = make_server(system, free_port(), log, args.model_path, server_extra(args))
+        with server:
+            argv = [a.replace(str(Path.home()), "~") for a in server.argv[1:]]
+            entry["server"] = {"argv": argv, "start_seconds": time.monotonic() - started,
+                               "log": str(log.relative_to(ROOT)) if log.is_relative_to(ROOT) else str(log)}
+            tqdm.write(f"[{system.name}] server {server.url} up in {entry['server']['start_seconds']:.0f}s")
+            asyncio.run(warmup(server.url, warm))
+            if deadlines is None:
+                solo = asyncio.run(solo_latencies(server.url, system, oracle_problems(
+                    sorted(mix), args.oracle_runs, args.seed), shape))
+                deadlines = oracle_deadlines({lv: sum(v) / len(v) for lv, v in solo.items()})
+                report["oracle"] = {"system": system.name, "runs_per_level": args.oracle_runs,
+                                    "latencies": {str(k): v for k, v in solo.items()}}
+                report["deadlines"] = deadlines.to_json()
+                tqdm.write(f"[{system.name}] oracle solo latency per level: "
+                           + ", ".join(f"L{k} {v:.1f}s" for k, v in deadlines.solo_latency.items()))
+            for workload in workloads:
+                records, wall = asyncio.run(run_window(server.url, system, workload, shape,
+                                                       limits_for(workload, deadlines, args),
+                                                       f"{system.name} @ {workload.rate:g}/s"))
+                entry["windows"].append({"workload": workload.to_json(), "wall_seconds": wall,
+                                         "records": [r.to_json() for r in records]})
+                done = sum(r.latency is not None for r in records)
+                tqdm.write(f"[{system.name}] rate {workload.rate:g}/s: {done}/{len(records)} programs finished, "
+                           f"window {wall:.0f}s")
+    except Exception as error:  # noqa: BLE001 - one failed system must not lose the others' results
+        entry["error"] = f"{type(error).__name__}: {error}"
+        tqdm.write(f"[{system.name}] FAILED: {entry['error'].splitlines()[0]} (log {log})")
+    entry["seconds"] = time.monotonic() - started
+    return deadlines
+
+
+def finish(report: dict[str, Any], args: argparse.Namespace, out: Path) -> None:
+    """Summary, plots and tables from the recorded programs (also the whole of --replay)."""
+    deadlines = DeadlineModel.from_json(report["deadlines"])
+    summary = summarize(report["systems"], deadlines, args.slo_scale, floats(args.slo_scales), args.target)
+    fair_at = fairness_rate(summary, args.fairness_rate)
+    summary["fairness_rate"] = fair_at
+    report["summary"] = summary
+    report["slo"] = {"slo_scale": args.slo_scale, "slo_scales": floats(args.slo_scales), "target": args.target}
+    paths = plot(summary, out.with_suffix(""), report["title"], fair_at)
+    report["plots"] = [str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p) for p in paths]
+    out.write_text(json.dumps(report, indent=1))
+    print(f"\n{report['title']}")
+    print(f"deadlines: {report['deadlines']}")
+    print(format_tables(summary))
+    print(f"\nwrote {out} and {', '.join(p.name for p in paths)}")
+
+
+def replay(args: argparse.Namespace) -> None:
+    """Saved SLO settings unless given again on the command line."""
+    report = json.loads(args.replay.read_text())
+    saved = report.get("slo") or {}
+    for key in ("slo_scale", "target"):
+        if key not in args.given and key in saved:
+            setattr(args, key, saved[key])
+    if "slo_scales" not in args.given and "slo_scales" in saved:
+        args.slo_scales = ",".join(f"{s:g}" for s in saved["slo_scales"])
+    finish(report, args, args.replay)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.replay:
+        return replay(args)
+    from benchmark.batch.quick_sc import machine_info
+    from tqdm import tqdm
+
+    mix = parse_levels(args.levels)
+    systems = parse_systems(args.systems)
+    workloads = [build_workload(rate, args.duration, args.seed, mix, args.arrivals == "fixed-count")
+                 for rate in floats(args.rates)]
+    n_programs = sum(len(w.arrivals) for w in workloads)
+    deadlines = None
+    if args.base_deadline is not None:
+        factors = parse_factors(args.difficulty_factors) if args.difficulty_factors else None
+        deadlines = fixed_deadlines(args.base_deadline, sorted(mix), factors)
+    shape = program_shape(args)
+    report: dict[str, Any] = {
+        "benchmark": "online", "tag": args.tag, "small_scale": args.quick, "title": title(args, n_programs),
+        "machine": machine_info(), "model_path": args.model_path, "server_args": server_extra(args),
+        "seed": args.seed, "level_mix": {str(k): v / sum(mix.values()) for k, v in sorted(mix.items())},
+        "rates": floats(args.rates), "duration": args.duration, "drain_max": args.drain_max,
+        "arrivals": args.arrivals,
+        "program": {"algorithm": "self-consistency", "cap": args.cap, "detect_at": args.detect_at,
+                    "threshold": args.threshold, "sampling_params": shape.sampling_params},
+        "workloads": [w.to_json() for w in workloads], "systems_order": [s.name for s in systems],
+        "deadlines": deadlines.to_json() if deadlines else None, "oracle": None, "systems": {}, "complete": False}
+    out = args.out_dir / f"online_{args.tag}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    print(report["title"])
+    print(f"systems: {', '.join(report['systems_order'])}; programs per rate: "
+          + ", ".join(f"{w.rate:g}/s: {len(w.arrivals)}" for w in workloads))
+    started = time.monotonic()
+    for system in tqdm(systems, desc="systems", unit="system"):
+        deadlines = run_system(system, workloads, deadlines, args, report)
+        report["elapsed_seconds"] = time.monotonic() - started
+        out.write_text(json.dumps(report, indent=1))  # partial results survive an interrupted run
+    report["complete"] = True
+    if deadlines is None:
+        raise SystemExit(f"no system ran, so no oracle deadlines; partial results in {out}")
+    finish(report, args, out)
+    print(f"total {report['elapsed_seconds'] / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""Open-loop load generator: SelfConsistency programs launched at their Poisson arrival times.
+
+Open loop (no client-side concurrency limit, a 1024-connection HTTP pool) so that overload shows
+up as queueing in the server, where the compared schedulers act. A window ends at ``duration``
+for arrivals; it is then drained and cut by ``should_cut``: as soon as nothing is left, or every
+unfinished program is past its deadline at the largest SLO scale (waiting longer tells nothing),
+or ``drain_max`` seconds have passed *and* every unfinished program is past its deadline at the
+primary SLO scale (so the primary attainment is exact). Programs still running at the cut are
+aborted in the engine (their records are censored) before the next window starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from benchmark.datasets.arithmetic import make_prompt
+from benchmark.datasets.loaders import Problem
+from benchmark.online.metrics import ProgramRecord
+from benchmark.online.systems import System, make_backend, make_policy
+from benchmark.online.workload import Workload
+
+if TYPE_CHECKING:
+    from dynasor.programs.base import ProgramResult
+
+CLIENT_CONNECTIONS = 1024
+ABORT_GRACE_S = 30.0
+POLL_S = 0.25
+
+
+@dataclass(frozen=True)
+class ProgramShape:
+    """Every program of a run: SelfConsistency with ``cap`` branches and detection at ``detect_at``
+    (even-allocation systems reach it too, but their policy always continues)."""
+
+    cap: int
+    detect_at: int
+    threshold: float
+    sampling_params: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class WindowLimits:
+    must_wait: Sequence[float]  # per arrival: deadline at the primary SLO scale (seconds of age)
+    give_up: Sequence[float]    # per arrival: deadline at the largest SLO scale
+    drain_max: float            # seconds after the window end
+
+
+def should_cut(elapsed: float, duration: float, ages: Mapping[int, float], limits: WindowLimits) -> bool:
+    """``ages``: arrival index → seconds since its scheduled arrival, for unfinished programs
+    (negative for programs not yet arrived)."""
+    if not ages:
+        return True
+    if elapsed < duration:
+        return False
+    if all(age >= limits.give_up[i] for i, age in ages.items()):
+        return True
+    return elapsed >= duration + limits.drain_max and all(age >= limits.must_wait[i] for i, age in ages.items())
+
+
+def _outcome(task: "asyncio.Task[ProgramResult]") -> tuple["ProgramResult | None", str | None]:
+    if task.cancelled():
+        return None, None
+    error = task.exception()
+    return (None, repr(error)) if error is not None else (task.result(), None)
+
+
+def _record(index: int, problem: Problem, arrival: float, latency: float | None, censored_at: float | None,
+            result: "ProgramResult | None", error: str | None) -> ProgramRecord:
+    from dynasor.runtime.calibrate import is_correct
+
+    done = result is not None and latency is not None
+    return ProgramRecord(
+        index, problem.id, problem.level or 0, arrival, latency, censored_at,
+        tokens=result.generated_tokens if result is not None else None,
+        correct=is_correct(result.answer, problem.answer) if done else None,
+        stopped_early=bool(result and result.stopped_early), answer=result.answer if done else None,
+        certaindex_at_detection=result.extra.get("certaindex_at_detection") if result is not None else None,
+        error=error)
+
+
+async def run_window(url: str, system: System, workload: Workload, shape: ProgramShape, limits: WindowLimits,
+                     desc: str) -> tuple[list[ProgramRecord], float]:
+    """Run one rate window against a running server; (records in arrival order, wall seconds)."""
+    from tqdm import tqdm
+
+    from dynasor.client import AsyncDynasorClient
+    from dynasor.programs import SelfConsistency
+    from dynasor.runtime.runtime import ProgramRuntime
+
+    loop = asyncio.get_running_loop()
+    arrivals = workload.arrivals
+    async with AsyncDynasorClient(url, max_connections=CLIENT_CONNECTIONS) as client:
+        runtime = ProgramRuntime(make_backend(system, client), make_policy(system, shape.threshold),
+                                 max_concurrent_programs=max(1, len(arrivals)))
+        programs: dict[int, SelfConsistency] = {}
+        finished_at: dict[int, float] = {}
+        t0 = loop.time()
+
+        async def one(index: int, at: float, problem: Problem) -> "ProgramResult":
+            await asyncio.sleep(max(0.0, t0 + at - loop.time()))
+            program = SelfConsistency(make_prompt(problem), cap=shape.cap, detect_at=shape.detect_at,
+                                      sampling_params=shape.sampling_params)
+            programs[index] = program
+            result = await runtime.run_one(program)
+            finished_at[index] = loop.time()
+            return result
+
+        tasks = {a.index: asyncio.create_task(one(a.index, a.time, a.problem)) for a in arrivals}
+        with tqdm(total=len(tasks), desc=desc, unit="program", leave=False) as bar:
+            while True:
+                pending = [t for t in tasks.values() if not t.done()]
+                if pending:
+                    await asyncio.wait(pending, timeout=POLL_S, return_when=asyncio.FIRST_COMPLETED)
+                bar.update(sum(t.done() for t in tasks.values()) - bar.n)
+                now = loop.time()
+                ages = {i: now - t0 - arrivals[i].time for i, t in tasks.items() if not t.done()}
+                bar.set_postfix(in_flight=sum(age >= 0 for age in ages.values()))
+                if should_cut(now - t0, workload.duration, ages, limits):
+                    break
+        cut = loop.time()
+        unfinished = [i for i, t in tasks.items() if not t.done()]
+        await asyncio.gather(*(runtime.stop(programs[i]) for i in unfinished if i in programs),
+                             return_exceptions=True)
+        if unfinished:
+            await asyncio.wait([tasks[i] for i in unfinished], timeout=ABORT_GRACE_S)
+        for i in unfinished:
+            tasks[i].cancel()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+        wall = loop.time() - t0
+
+    records = []
+    for a in arrivals:
+        result, error = _outcome(tasks[a.index])
+        scheduled = t0 + a.time
+        if a.index in unfinished:
+            records.append(_record(a.index, a.problem, a.time, None, cut - scheduled, result, None))
+        else:
+            latency = finished_at[a.index] - scheduled if error is None else None
+            records.append(_record(a.index, a.problem, a.time, latency, None, result, error))
+    return records, wall
+
+
+async def solo_latencies(url: str, system: System, problems: Mapping[int, Sequence[Problem]],
+                         shape: ProgramShape) -> dict[int, list[float]]:
+    """Oracle: each problem run alone (one program at a time), seconds from submit to result."""
+    from tqdm import tqdm
+
+    from dynasor.client import AsyncDynasorClient
+    from dynasor.programs import SelfConsistency
+    from dynasor.runtime.runtime import ProgramRuntime
+
+    loop = asyncio.get_running_loop()
+    out: dict[int, list[float]] = {}
+    async with AsyncDynasorClient(url) as client:
+        runtime = ProgramRuntime(make_backend(system, client), make_policy(system, shape.threshold), 1)
+        with tqdm(total=sum(len(ps) for ps in problems.values()), desc="oracle (solo runs)", unit="program",
+                  leave=False) as bar:
+            for level, level_problems in sorted(problems.items()):
+                for problem in level_problems:
+                    program = SelfConsistency(make_prompt(problem), cap=shape.cap, detect_at=shape.detect_at,
+                                              sampling_params=shape.sampling_params)
+                    started = loop.time()
+                    await runtime.run_one(program)
+                    out.setdefault(level, []).append(loop.time() - started)
+                    bar.update()
+    return out
+
+
+async def warmup(url: str, prompts: Sequence[str], max_new_tokens: int = 4) -> None:
+    """A few short untagged requests: first-batch costs and the shared 3-shot prefixes of every
+    level land in the radix cache before anything is measured, on every server alike."""
+    from dynasor.client import AsyncDynasorClient
+
+    async with AsyncDynasorClient(url) as client:
+        for prompt in prompts:
+            await client.generate(prompt, {"max_new_tokens": max_new_tokens, "temperature": 0.0})

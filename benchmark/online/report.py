@@ -1,0 +1,214 @@
+"""Summary, printed tables and PNG plots of an online run, all computed from the recorded programs.
+
+Everything here is a pure function of the per-program records and the deadline model, so a saved
+JSON can be re-summarised with other SLO scales or targets (``bench_online.py --replay``) without
+running anything again.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from benchmark.online.metrics import (
+    ProgramRecord,
+    RateBound,
+    attainment,
+    cdf_points,
+    fairness_values,
+    max_sustained_rate,
+    rate_ratio,
+    tightest_slo_scale,
+    window_stats,
+)
+from benchmark.online.systems import BASELINES
+from benchmark.online.workload import DeadlineModel
+
+
+def rate_key(rate: float) -> str:
+    return f"{rate:g}"
+
+
+def summarize_window(window: Mapping[str, Any], deadlines: DeadlineModel, slo_scale: float,
+                     slo_scales: Sequence[float], target: float) -> dict[str, Any]:
+    """One (system, rate) window: attainment at the primary scale and at every swept scale."""
+    records = [ProgramRecord.from_json(r) for r in window["records"]]
+    units = [deadlines.unit(r.level) for r in records]
+    workload = window["workload"]
+    by_level: dict[str, Any] = {}
+    for level in sorted({r.level for r in records}):
+        mine = [r for r in records if r.level == level]
+        judged = [r.correct for r in mine if r.finished and r.correct is not None]
+        by_level[str(level)] = {**attainment(mine, [deadlines.deadline(level, slo_scale)] * len(mine)).to_json(),
+                                "accuracy": sum(judged) / len(judged) if judged else None}
+    return {"rate": workload["rate"], **window_stats(records, workload["duration"]), "by_level": by_level,
+            "primary": attainment(records, [slo_scale * u for u in units]).to_json(),
+            "vs_slo_scale": [{"slo_scale": s, **attainment(records, [s * u for u in units]).to_json()}
+                             for s in slo_scales],
+            "tightest_slo_scale": tightest_slo_scale(records, units, target),
+            "fairness": fairness_values(records)}
+
+
+def _ratio_json(low: float | None, high: float | None) -> dict[str, Any]:
+    return {"ratio": low if low is not None and low == high else None, "low": low, "high": high}
+
+
+def summarize(systems: Mapping[str, Mapping[str, Any]], deadlines: DeadlineModel, slo_scale: float,
+              slo_scales: Sequence[float], target: float) -> dict[str, Any]:
+    """Per system: windows, maximum sustained rate, and ratios against each stock baseline run."""
+    per_system: dict[str, Any] = {}
+    bounds: dict[str, RateBound] = {}
+    for name, run in systems.items():
+        windows = [summarize_window(w, deadlines, slo_scale, slo_scales, target) for w in run.get("windows", [])]
+        points = [(w["rate"], w["primary"]["attainment"]) for w in windows if w["primary"]["n"]]
+        entry: dict[str, Any] = {"label": run["system"]["label"], "error": run.get("error"), "windows": windows,
+                                 "max_rate": None}
+        if points:
+            bounds[name] = max_sustained_rate(points, target)
+            entry["max_rate"] = bounds[name].to_json()
+        per_system[name] = entry
+    for name, entry in per_system.items():
+        entry["rate_ratio_vs"] = {base: _ratio_json(*rate_ratio(bounds[name], bounds[base]))
+                                  for base in BASELINES if name in bounds and base in bounds}
+        entry["slo_tightening_vs"] = {}
+        for base in BASELINES:
+            if base not in per_system:
+                continue
+            theirs = {rate_key(w["rate"]): w["tightest_slo_scale"] for w in per_system[base]["windows"]}
+            entry["slo_tightening_vs"][base] = {
+                rate_key(w["rate"]): (theirs[rate_key(w["rate"])] / w["tightest_slo_scale"]
+                                      if theirs.get(rate_key(w["rate"])) and w["tightest_slo_scale"] else None)
+                for w in entry["windows"]}
+    return {"target": target, "slo_scale": slo_scale, "slo_scales": list(slo_scales), "systems": per_system}
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _rate_cell(bound: Mapping[str, Any] | None) -> str:
+    if bound is None:
+        return "-"
+    if bound["kind"] == "interpolated":
+        return f"{bound['rate']:.3f}"
+    return f">={bound['low']:g}" if bound["kind"] == "above-swept" else f"<{bound['high']:g}"
+
+
+def _ratio_cell(ratio: Mapping[str, Any] | None) -> str:
+    if not ratio:
+        return "-"
+    if ratio["ratio"] is not None:
+        return f"{ratio['ratio']:.2f}x"
+    low, high = ratio["low"], ratio["high"]
+    if low is not None and high is not None:
+        return f"{low:.2f}-{high:.2f}x"
+    return f">={low:.2f}x" if low is not None else (f"<={high:.2f}x" if high is not None else "?")
+
+
+def format_tables(summary: Mapping[str, Any]) -> str:
+    """Attainment per rate, maximum sustained rate and its ratios; tightest SLO scale per rate."""
+    systems = summary["systems"]
+    rates = sorted({w["rate"] for s in systems.values() for w in s["windows"]})
+    target, scale = summary["target"], summary["slo_scale"]
+    head = (f"{'system':<30} | " + " | ".join(f"att@{rate_key(r):>5}" for r in rates)
+            + f" | {'max rate':>9} | {'vs fcfs':>9} | {'vs lpm':>9} | {'tok/prog':>8} | {'acc':>5} | {'stopped':>7}")
+    lines = [f"deadline attainment at SLO scale {scale:g} per rate (programs/s), maximum rate at {target:.0%} "
+             "attainment and its ratio to stock SGLang; tokens, accuracy and early stops of finished programs",
+             head, "-" * len(head)]
+    for name, s in systems.items():
+        if s["error"]:
+            lines.append(f"{name:<30} | failed: {s['error'].splitlines()[0][:100]}")
+            continue
+        by_rate = {w["rate"]: w for w in s["windows"]}
+        cells = [_fmt(by_rate[r]["primary"]["attainment"], '9.2f') if r in by_rate else f"{'-':>9}" for r in rates]
+        finished = sum(w["finished"] for w in s["windows"])
+        judged = [(w["accuracy"], w["finished"]) for w in s["windows"] if w["accuracy"] is not None]
+        n_judged = sum(n for _, n in judged)
+        ratios = s["rate_ratio_vs"]
+        lines.append(f"{name:<30} | " + " | ".join(cells) + f" | {_rate_cell(s['max_rate']):>9} | "
+                     f"{_ratio_cell(ratios.get('sglang-fcfs')):>9} | {_ratio_cell(ratios.get('sglang-lpm')):>9} | "
+                     f"{_fmt(sum(w['tokens'] for w in s['windows']) / finished if finished else None, '8.1f')} | "
+                     f"{_fmt(sum(a * n for a, n in judged) / n_judged if n_judged else None, '5.2f')} | "
+                     f"{sum(w['stopped_early'] for w in s['windows']):>3}/{finished:<3}")
+    head2 = f"{'system':<30} | " + " | ".join(f"{'scale@' + rate_key(r):>11} {'x fcfs':>6}" for r in rates)
+    lines += ["", f"tightest SLO scale with {target:.0%} attainment per rate, and how much tighter than SGLang fcfs",
+              head2, "-" * len(head2)]
+    for name, s in systems.items():
+        if s["error"]:
+            continue
+        by_rate = {w["rate"]: w for w in s["windows"]}
+        tight = s["slo_tightening_vs"].get("sglang-fcfs", {})
+        cells = []
+        for r in rates:
+            scale_at = by_rate[r]["tightest_slo_scale"] if r in by_rate else None
+            vs = tight.get(rate_key(r))
+            cells.append(f"{_fmt(scale_at, '.2f'):>11} {_fmt(vs, '.2f') + 'x' if vs else '-':>6}")
+        lines.append(f"{name:<30} | " + " | ".join(cells))
+    return "\n".join(lines)
+
+
+def fairness_rate(summary: Mapping[str, Any], requested: float | None) -> float | None:
+    """The rate whose fairness CDF is plotted: the requested one, else the highest swept rate."""
+    rates = sorted({w["rate"] for s in summary["systems"].values() for w in s["windows"]})
+    if not rates:
+        return None
+    return requested if requested is not None and requested in rates else rates[-1]
+
+
+def plot(summary: Mapping[str, Any], prefix: Path, title: str, fairness_at: float | None) -> list[Path]:
+    """Three PNGs: attainment vs rate, attainment vs SLO scale (one panel per rate), fairness CDF."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    systems = {n: s for n, s in summary["systems"].items() if s["windows"]}
+    target = summary["target"]
+    title = textwrap.fill(title, 90)
+    paths = [prefix.with_name(prefix.name + suffix) for suffix in ("_rate.png", "_slo.png", "_fairness.png")]
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for s in systems.values():
+        pts = [(w["rate"], w["primary"]["attainment"]) for w in s["windows"] if w["primary"]["n"]]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=s["label"])
+    ax.axhline(target, color="grey", linestyle="--", linewidth=1)
+    ax.set(xlabel="program rate (programs/s)", ylabel=f"deadline attainment (SLO scale {summary['slo_scale']:g})",
+           ylim=(-0.02, 1.02), title=f"Attainment vs rate\n{title}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(paths[0], dpi=120)
+    plt.close(fig)
+
+    rates = sorted({w["rate"] for s in systems.values() for w in s["windows"]})
+    fig, axes = plt.subplots(1, max(1, len(rates)), figsize=(4.5 * max(1, len(rates)), 4.2), squeeze=False)
+    for ax, rate in zip(axes[0], rates):
+        for s in systems.values():
+            for w in s["windows"]:
+                if w["rate"] == rate and w["n"]:
+                    pts = w["vs_slo_scale"]
+                    ax.plot([p["slo_scale"] for p in pts], [p["attainment"] for p in pts], marker="o",
+                            label=s["label"])
+        ax.axhline(target, color="grey", linestyle="--", linewidth=1)
+        ax.set(xlabel="SLO scale", ylabel="deadline attainment", ylim=(-0.02, 1.02), title=f"rate {rate:g}/s")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(f"Attainment vs SLO scale\n{title}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(paths[1], dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for s in systems.values():
+        for w in s["windows"]:
+            if w["rate"] == fairness_at and w["n"]:
+                pts = cdf_points(w["fairness"], w["n"])
+                if pts:
+                    ax.step([p[0] for p in pts], [p[1] for p in pts], where="post", label=s["label"])
+    ax.set(xlabel="latency / output tokens (s per token)", ylabel="fraction of programs", ylim=(0, 1.02),
+           title=f"Finish-time fairness CDF at {_fmt(fairness_at, 'g')} programs/s\n{title}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(paths[2], dpi=120)
+    plt.close(fig)
+    return paths

@@ -1,0 +1,105 @@
+"""The compared systems: which server, which waiting-queue policy, which allocation policy.
+
+Each system gets its own freshly started server in the same environment (stock SGLang through
+``python -m sglang.launch_server`` with the same engine flags, Dynasor through
+``dynasor.launch_server``), so the only differences are the scheduler and the allocation:
+
+=====================  =======  ==================  ===================================
+name                   server   queue policy        allocation
+=====================  =======  ==================  ===================================
+sglang-fcfs            stock    fcfs                even (every program runs to its cap)
+sglang-lpm             stock    lpm                 even
+program-fifo           Dynasor  program-fifo        even   (Parrot-style application FIFO)
+gang                   Dynasor  gang                even
+gang+certaindex        Dynasor  gang                certaindex (StaticThreshold)
+gang-sjf+certaindex    Dynasor  gang-sjf            certaindex: the full system
+=====================  =======  ==================  ===================================
+
+Stock servers get untagged requests (``StockSGLangBackend``); Dynasor servers tagged ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+if TYPE_CHECKING:
+    from dynasor.client import AsyncDynasorClient
+    from dynasor.runtime.backends import Backend
+    from dynasor.runtime.policies import Policy
+    from dynasor.server_process import ServerProcess
+
+
+@dataclass(frozen=True)
+class System:
+    name: str
+    server: str  # "stock" | "dynasor"
+    schedule_policy: str
+    certaindex: bool
+    label: str
+
+    @property
+    def stock(self) -> bool:
+        return self.server == "stock"
+
+    def server_flags(self) -> list[str]:
+        """The policy flag for this system's server (the only flag that differs between systems)."""
+        flag = "--schedule-policy" if self.stock else "--dynasor-schedule-policy"
+        return [flag, self.schedule_policy]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+SYSTEMS: dict[str, System] = {s.name: s for s in (
+    System("sglang-fcfs", "stock", "fcfs", False, "SGLang fcfs"),
+    System("sglang-lpm", "stock", "lpm", False, "SGLang lpm"),
+    System("program-fifo", "dynasor", "program-fifo", False, "program-fifo"),
+    System("gang", "dynasor", "gang", False, "gang"),
+    System("gang+certaindex", "dynasor", "gang", True, "gang + certaindex"),
+    System("gang-sjf+certaindex", "dynasor", "gang-sjf", True, "gang-sjf + certaindex (full)"),
+)}
+BASELINES = ("sglang-fcfs", "sglang-lpm")
+POLICY_FLAGS = ("--schedule-policy", "--dynasor-schedule-policy")
+
+
+def parse_systems(spec: str) -> list[System]:
+    """Comma-separated names (``all`` for every system), in the order given."""
+    names = list(SYSTEMS) if spec.strip() == "all" else [n.strip() for n in spec.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SYSTEMS]
+    if unknown or not names:
+        raise ValueError(f"unknown systems {unknown}; known: {', '.join(SYSTEMS)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"systems listed twice: {names}")
+    return [SYSTEMS[n] for n in names]
+
+
+def server_argv(system: System, model_path: str | None, extra: Sequence[str]) -> list[str]:
+    """Flags after the launcher: model (Dynasor only; stock gets it positionally), user flags, policy."""
+    model = ["--model-path", model_path] if model_path and not system.stock else []
+    return [*model, *extra, *system.server_flags()]
+
+
+def make_server(system: System, port: int, log_path: Path, model_path: str | None,
+                extra: Sequence[str]) -> "ServerProcess":
+    from dynasor.server_process import ServerProcess
+
+    argv = server_argv(system, model_path, extra)
+    if system.stock:
+        from dynasor.model import default_model_path
+
+        return ServerProcess.stock_sglang(model_path or str(default_model_path()), port, log_path, argv)
+    return ServerProcess.dynasor(port, log_path, argv)
+
+
+def make_backend(system: System, client: "AsyncDynasorClient") -> "Backend":
+    from dynasor.runtime.backends import DynasorBackend, StockSGLangBackend
+
+    return StockSGLangBackend(client) if system.stock else DynasorBackend(client)
+
+
+def make_policy(system: System, threshold: float) -> "Policy":
+    from dynasor.runtime.policies import EvenAllocation, StaticThreshold
+
+    return StaticThreshold(threshold) if system.certaindex else EvenAllocation()

@@ -1,0 +1,129 @@
+"""README results section: rendering from small batch / online JSON fixtures, marker handling
+(appended when missing, replaced in place, idempotent), --check and --print."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmark import report
+
+ROOT = Path(__file__).resolve().parents[2]
+MACHINE = {"platform": "Linux-x86_64", "cpu_count": 2, "torch": "2.13.0+cpu", "sglang": "0.5.23",
+           "omp_num_threads": "1", "git_commit": "0123456789abcdef"}
+
+
+def row(policy, family, knob, acc, tokens, matched, saved, same, at_least=None):
+    return {"policy": policy, "family": family, "knob": knob, "accuracy": acc, "accuracy_std": 0.05,
+            "tokens": tokens, "tokens_std": 3.0, "extra_tokens": 0.0, "stopped": 0.5,
+            "even_tokens_matched": matched, "saved_matched": saved, "saved_at_least": at_least,
+            "even_accuracy_same_knob": acc, "saved_same_knob": same}
+
+
+BATCH = {
+    "benchmark": "batch", "tag": "quick", "quick": True, "label": "SMALL-SCALE quick run: test fixture",
+    "machine": MACHINE, "model": "default (embedded SmolLM2-135M)", "dataset": "arithmetic", "seeds": [0, 1, 2],
+    "problems_per_seed": 8, "problems": {"0": {"levels": {"1": 0.5, "2": 0.5}}},
+    "sizes": {"sc_programs": 24, "cot_programs": 12, "rebase_programs": 0}, "method": "replayed offline",
+    "workloads": {"sc": {
+        "knob": "cap", "config": {"caps": [4, 8], "programs": 24},
+        "savings": [row("certaindex H>=0.7@4", "certaindex", 4, 0.3, 100.0, 100.0, 0.0, 0.0),
+                    row("certaindex H>=0.7@4", "certaindex", 8, 0.4, 150.0, 200.0, 0.25, 0.3),
+                    row("length >=80 tok@4", "length", 8, 0.2, 90.0, None, None, 0.55),
+                    row("certaindex H>=0.4@4", "certaindex", 8, 0.5, 120.0, None, None, 0.4, at_least=0.4)],
+        "by_level": {"2": {"programs": 12, "savings": [
+            row("certaindex H>=0.7@4", "certaindex", 8, 0.1, 140.0, None, None, 0.3)]}},
+        "best": row("certaindex H>=0.7@4", "certaindex", 8, 0.4, 150.0, 200.0, 0.25, 0.3),
+        "live": [{"policy": "live certaindex", "accuracy": 0.25, "tokens": 180.0, "aborted_branches": 7, "n": 4}],
+        "png": "benchmark/results/batch_quick_sc.png"}},
+}
+ONLINE = {
+    "benchmark": "online", "title": "SMALL-SCALE (--quick, CPU): test", "machine": MACHINE, "seed": 0,
+    "rates": [0.15, 0.3], "complete": True, "plots": ["benchmark/results/online_quick_rate.png"],
+    "summary": {"target": 0.9, "systems": {
+        "sglang-fcfs": {"label": "SGLang fcfs", "error": None, "max_rate": {"rate": 0.2, "low": 0.2, "high": 0.2,
+                                                                            "kind": "interpolated"},
+                        "rate_ratio_vs": {"sglang-fcfs": {"ratio": 1.0, "low": 1.0, "high": 1.0}}},
+        "dynasor-full": {"label": "Dynasor gang-sjf + certaindex", "error": None,
+                         "max_rate": {"rate": None, "low": 0.3, "high": None, "kind": "above-swept"},
+                         "rate_ratio_vs": {"sglang-fcfs": {"ratio": None, "low": 1.5, "high": None}}},
+        "program-fifo": {"label": "program-fifo", "error": "server died\ntraceback", "windows": []}}},
+}
+
+
+@pytest.fixture
+def results(tmp_path):
+    d = tmp_path / "benchmark" / "results"
+    d.mkdir(parents=True)
+    (d / "batch_quick.json").write_text(json.dumps(BATCH))
+    (d / "batch_quick.records.json").write_text(json.dumps({"benchmark": "batch", "sc": []}))
+    (d / "batch_quick_sc.json").write_text(json.dumps({"benchmark": "batch_quick_sc", "rows": []}))
+    (d / "online_quick.json").write_text(json.dumps(ONLINE))
+    (d / "broken.json").write_text("{not json")
+    return d
+
+
+def test_load_results_picks_batch_and_online(results):
+    batch, online = report.load_results(results)
+    assert [p.name for p, _ in batch] == ["batch_quick.json"] and [p.name for p, _ in online] == ["online_quick.json"]
+
+
+def test_render_batch_and_online(results):
+    text = report.render(results, ROOT / "README.md")
+    assert text.startswith(report.START) and text.endswith(report.END)
+    assert "SMALL-SCALE quick run: test fixture" in text and "2 CPUs" in text and "commit 0123456789" in text
+    assert "seeds [0, 1, 2], 8 problems per seed" in text and "L1: 50%" in text
+    # rows at each policy's largest knob only, per-level certaindex rows, the best point, the live point
+    assert "| all | certaindex H>=0.7@4 | 8 | 0.400 ± 0.050 | 150.0 ± 3.0 | 200.0 | +25.0% | +30.0% |" in text
+    assert "| certaindex H>=0.7@4 | 4 |" not in text
+    assert "| all | certaindex H>=0.4@4 | 8 | 0.500 ± 0.050 | 120.0 ± 3.0 | – | >=+40.0% | +40.0% |" in text
+    assert "| level 2 | certaindex H>=0.7@4 | 8 |" in text and "length" in text
+    assert "Best certaindex point (of 3)" in text and "7 branches aborted" in text
+    assert "(benchmark/results/batch_quick_sc.png)" in text
+    # online: max rate, bounds, ratios, failures, plots
+    assert "| SGLang fcfs | 0.200 | 1.00x | – |" in text
+    assert "| Dynasor gang-sjf + certaindex | ≥ 0.3 (every swept rate) | ≥ 1.50x | – |" in text
+    assert "failed: server died" in text and "(benchmark/results/online_quick_rate.png)" in text
+    assert "> SMALL-SCALE (--quick, CPU): test" in text
+
+
+def test_render_without_results(tmp_path):
+    text = report.render(tmp_path, tmp_path / "README.md")
+    assert "No results yet" in text
+
+
+def test_render_online_missing_keys(tmp_path):
+    lines = report.render_online(tmp_path / "online_x.json", {"benchmark": "online"}, tmp_path / "README.md")
+    assert "machine: not recorded" in "\n".join(lines) and "no per-system maximum rates" in "\n".join(lines)
+
+
+def test_replace_section_appends_then_replaces():
+    section = f"{report.START}\nnew\n{report.END}"
+    appended = report.replace_section("# Title\n\ntext\n", section)
+    assert appended == f"# Title\n\ntext\n\n{section}\n"
+    replaced = report.replace_section(appended.replace("new", "old"), section)
+    assert replaced == appended
+    assert report.replace_section(appended, section) == appended
+    with pytest.raises(ValueError):
+        report.replace_section(f"x {report.END} y {report.START}", section)
+
+
+def test_main_writes_checks_and_prints(results, tmp_path, capsys):
+    readme = tmp_path / "README.md"
+    readme.write_text("# Project\n\nintro\n")
+    args = ["--results", str(results), "--readme", str(readme)]
+    assert report.main(args + ["--check"]) == 1
+    assert report.main(args) == 0
+    text = readme.read_text()
+    assert text.startswith("# Project\n\nintro\n\n" + report.START) and text.count(report.START) == 1
+    assert report.main(args + ["--check"]) == 0
+    assert report.main(args) == 0 and readme.read_text() == text  # idempotent
+    capsys.readouterr()
+    assert report.main(args + ["--print"]) == 0 and "## Benchmark results" in capsys.readouterr().out
+
+
+def test_script_help():
+    proc = subprocess.run([sys.executable, "benchmark/report.py", "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0 and "--check" in proc.stdout

@@ -1,8 +1,16 @@
 """Gang scheduling in the live engine: with two running slots, two programs of four branches that
-arrive interleaved complete as gangs under `gang`, and interleaved under SGLang's `fcfs`."""
+arrive interleaved complete as gangs under `gang`, and interleaved under SGLang's `fcfs`.
+
+Both slots are first taken by a blocker program, so all eight branches are waiting together when
+the scheduler chooses (otherwise the first two could be admitted before the rest arrive)."""
+
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+
+from dynasor.client import DynasorClient, DynasorHTTPError
 
 from dynasor.server_process import ServerProcess, free_port
 from dynasor.tags import new_program_id
@@ -11,8 +19,15 @@ from .conftest import LOG_DIR
 
 
 def completion_order(url: str) -> list[str]:
-    """Send A1 B1 A2 B2 A3 B3 A4 B4 in one batch (so all wait together); labels by finish time."""
+    """Two blocker requests take both running slots; then A1 B1 A2 B2 A3 B3 A4 B4 arrive in one
+    batch and all wait together until the blockers finish. Labels by finish time."""
     programs = {"A": new_program_id(), "B": new_program_id()}
+    blocker = new_program_id()
+    blocker_body = {
+        "text": ["Blocker: count to one hundred."] * 2,
+        "sampling_params": {"max_new_tokens": 48, "temperature": 0.0, "ignore_eos": True,
+                            "custom_params": {"dynasor": {"program_id": blocker, "return_entropy": False}}},
+    }
     labels = [label for _ in range(4) for label in "AB"]
     body = {
         "text": [f"Branch {i} of program {label}: count to twenty." for i, label in enumerate(labels)],
@@ -22,7 +37,21 @@ def completion_order(url: str) -> list[str]:
             for label in labels
         ],
     }
-    outs = httpx.post(url + "/generate", json=body, timeout=300).json()
+    with ThreadPoolExecutor(1) as pool:
+        blocking = pool.submit(httpx.post, url + "/generate", json=blocker_body, timeout=300)
+        with DynasorClient(url) as client:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    if client.program(blocker)["requests"]["running"] == 2:
+                        break
+                except DynasorHTTPError:
+                    pass  # not arrived yet
+                time.sleep(0.05)
+            else:
+                raise AssertionError("the blockers never ran")
+        outs = httpx.post(url + "/generate", json=body, timeout=300).json()
+        blocking.result()
     finished = sorted(zip((o["meta_info"]["e2e_latency"] for o in outs), labels))
     return [label for _, label in finished]
 

@@ -3,8 +3,9 @@ aborting its in-flight chunk in the engine.
 
 The two-shot prompt teaches the small model a "self-doubt" habit (re-checking a settled answer, as in
 the paper's Fig. 3), so its chain of thought keeps verifying 2 + 2 = 4 instead of ending: exactly
-the waste probing removes. Chunks and probes are greedy so the run is reproducible; the default
-probe sampling (0.6 / 0.95) is covered by the unit tests. Budget: 10 chunks of 32 tokens (~20 s
+the waste probing removes. Chunks and probes are greedy, and chunks ignore EOS (greedy output on
+CPU still varies with batch composition, and a chunk that happens to end the answer would exit
+"finished" instead); the default probe sampling (0.6 / 0.95) is covered by the unit tests. Budget: 10 chunks of 32 tokens (~20 s
 of decode on 2 CPU cores even if the probes never agreed)."""
 
 from dynasor.client import AsyncDynasorClient
@@ -24,7 +25,8 @@ CHUNK, BUDGET = 32, 320
 
 async def test_cot_exits_early_when_probes_agree(url):
     program = DynasorCoT(SELF_DOUBT_SHOTS + "Q: What is 2 + 2?\nA:", chunk_tokens=CHUNK, window=3, max_tokens=BUDGET,
-                         sampling_params={"temperature": 0.0}, probe_params={"temperature": 0.0})
+                         sampling_params={"temperature": 0.0, "ignore_eos": True},
+                         probe_params={"temperature": 0.0})
     async with AsyncDynasorClient(url) as client:
         result = await ProgramRuntime(DynasorBackend(client), StaticThreshold(1.0)).run_one(program)
         engine = await client.program(program.program_id)

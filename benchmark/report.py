@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- bench-results:start -->", "<!-- bench-results:end -->"
 TITLES = {"sc": "Self-consistency", "cot": "Dynasor-CoT", "rebase": "Rebase (LLM judge)"}
 BASELINES = ("sglang-fcfs", "sglang-lpm")
-ONLINE_DETAILS = ("model_path", "seed", "seeds", "sizes", "level_mix", "rates", "duration", "arrivals", "program",
-                  "deadlines", "slo")
+ONLINE_DETAILS = ("model_path", "server_args", "seed", "seeds", "sizes", "level_mix", "rates", "duration",
+                  "programs_per_rate", "arrivals", "program", "deadlines", "slo")
 
 
 def load_results(results_dir: Path) -> tuple[list[tuple[Path, dict]], list[tuple[Path, dict]]]:
@@ -199,6 +199,86 @@ def _pngs(path: Path, data: Mapping[str, Any]) -> list[str]:
     return [str(p) for p in sorted(path.parent.glob(path.stem + "*.png"))]
 
 
+def _windows(system: Mapping[str, Any]) -> dict[float, Mapping[str, Any]]:
+    return {w["rate"]: w for w in system.get("windows") or [] if isinstance(w, Mapping) and "rate" in w}
+
+
+def _rates(systems: Mapping[str, Any]) -> list[float]:
+    return sorted({r for s in systems.values() if isinstance(s, Mapping) for r in _windows(s)})
+
+
+def _online_rate_table(systems: Mapping[str, Any], target: float, scale: Any) -> list[str]:
+    """Attainment per rate, maximum sustained rate, its ratios, and what the programs cost."""
+    rates = _rates(systems)
+    out = [f"Deadline attainment at SLO scale {_num(scale, 'g')} per rate (programs/s); the maximum rate with "
+           f"{_num(target * 100, '.0f')}% attainment (interpolated) and its ratio to stock SGLang; tokens, "
+           "accuracy and early stops of the finished programs.", "",
+           "| system | " + " | ".join(f"att@{r:g}" for r in rates) + " | max rate | "
+           + " | ".join(f"vs {b}" for b in BASELINES) + " | tokens/program | accuracy | stopped early |",
+           "|---|" + "---|" * (len(rates) + len(BASELINES) + 4)]
+    for name, s in systems.items():
+        s = s if isinstance(s, Mapping) else {}
+        label = s.get("label") or name
+        if s.get("error"):
+            out.append(f"| {label} | failed: {str(s['error']).splitlines()[0][:80]} |"
+                       + " – |" * (len(rates) + len(BASELINES) + 3))
+            continue
+        by_rate = _windows(s)
+        cells = [_num((by_rate[r].get("primary") or {}).get("attainment"), ".2f") if r in by_rate else "–"
+                 for r in rates]
+        ws = list(by_rate.values())
+        finished = sum(w.get("finished") or 0 for w in ws)
+        judged = [(w["accuracy"], w.get("finished") or 0) for w in ws if isinstance(w.get("accuracy"), (int, float))]
+        n_judged = sum(n for _, n in judged)
+        ratios = s.get("rate_ratio_vs") or {}
+        tokens = sum(w.get("tokens") or 0 for w in ws) / finished if finished else None
+        accuracy = sum(a * n for a, n in judged) / n_judged if n_judged else None
+        stopped = sum(w.get("stopped_early") or 0 for w in ws)
+        out.append(f"| {label} | " + " | ".join(cells) + f" | {_rate(s.get('max_rate'))} | "
+                   + " | ".join(_ratio(ratios.get(b)) for b in BASELINES)
+                   + f" | {_num(tokens)} | {_num(accuracy, '.2f')} | {stopped}/{finished} |")
+    return out + [""]
+
+
+def _online_level_table(systems: Mapping[str, Any]) -> list[str]:
+    """Attainment at the primary SLO scale per difficulty level, over every rate."""
+    levels = sorted({lv for s in systems.values() if isinstance(s, Mapping) for w in _windows(s).values()
+                     for lv in (w.get("by_level") or {})}, key=lambda v: (len(v), v))
+    if not levels:
+        return []
+    out = ["Per difficulty level, all rates together: programs meeting the deadline / programs.", "",
+           "| system | " + " | ".join(f"level {lv}" for lv in levels) + " |", "|---|" + "---|" * len(levels)]
+    for name, s in systems.items():
+        if not isinstance(s, Mapping) or s.get("error"):
+            continue
+        cells = []
+        for lv in levels:
+            parts = [(w.get("by_level") or {}).get(lv) or {} for w in _windows(s).values()]
+            met, n = sum(p.get("met") or 0 for p in parts), sum(p.get("n") or 0 for p in parts)
+            cells.append(f"{met}/{n}" if n else "–")
+        out.append(f"| {s.get('label') or name} | " + " | ".join(cells) + " |")
+    return out + [""]
+
+
+def _online_slo_table(systems: Mapping[str, Any], target: float) -> list[str]:
+    """The tightest SLO scale reaching the target at each rate, and how much tighter than SGLang fcfs."""
+    rates = _rates(systems)
+    out = [f"Tightest SLO scale with {_num(target * 100, '.0f')}% attainment at each rate (x = how much tighter "
+           "than SGLang fcfs).", "", "| system | " + " | ".join(f"scale@{r:g}" for r in rates) + " |",
+           "|---|" + "---|" * len(rates)]
+    for name, s in systems.items():
+        if not isinstance(s, Mapping) or s.get("error"):
+            continue
+        by_rate, tight = _windows(s), (s.get("slo_tightening_vs") or {}).get("sglang-fcfs") or {}
+        cells = []
+        for r in rates:
+            scale = by_rate[r].get("tightest_slo_scale") if r in by_rate else None
+            vs = tight.get(f"{r:g}")
+            cells.append(_num(scale, ".2f") + (f" ({vs:.2f}x)" if isinstance(vs, (int, float)) else ""))
+        out.append(f"| {s.get('label') or name} | " + " | ".join(cells) + " |")
+    return out + [""]
+
+
 def render_online(path: Path, data: Mapping[str, Any], readme: Path) -> list[str]:
     summary = data.get("summary") if isinstance(data.get("summary"), Mapping) else data
     target = summary.get("target", 0.9) if isinstance(summary, Mapping) else 0.9
@@ -213,17 +293,9 @@ def render_online(path: Path, data: Mapping[str, Any], readme: Path) -> list[str
     out.append("")
     systems = _systems(data)
     if systems:
-        out += [f"| system | max rate at {_num(target * 100, '.0f')}% attainment (programs/s) | "
-                + " | ".join(f"vs {b}" for b in BASELINES) + " |", "|---|---|" + "---|" * len(BASELINES)]
-        for name, s in systems.items():
-            s = s if isinstance(s, Mapping) else {}
-            ratios = s.get("rate_ratio_vs") or {}
-            cells = [_ratio(ratios.get(b)) for b in BASELINES]
-            label_ = s.get("label") or name
-            if s.get("error"):
-                out.append(f"| {label_} | failed: {str(s['error']).splitlines()[0][:80]} |" + " – |" * len(BASELINES))
-            else:
-                out.append(f"| {label_} | {_rate(s.get('max_rate'))} | " + " | ".join(cells) + " |")
+        out += _online_rate_table(systems, target, summary.get("slo_scale"))
+        out += _online_level_table(systems)
+        out += _online_slo_table(systems, target)
     else:
         out.append("(no per-system maximum rates in this file)")
     out.append("")

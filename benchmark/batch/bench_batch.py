@@ -43,20 +43,22 @@ from dynasor.runtime.calibrate import Labelled, sampling_params_from_args  # noq
 
 RESULTS = ROOT / "benchmark" / "results"
 WORKLOADS = ("sc", "cot", "rebase")
-# --quick on 2 CPU cores (~40 decode tok/s): server start ~30 s; SC 18 programs x 16 branches x ~30 tokens
-# (levels 1/2 answer in ~24/~36 tokens) ~ 8.6k tokens, 3.5-5 min; CoT 12 programs ~20 s; Rebase 9 programs
+# --quick on 2 CPU cores (~40 decode tok/s): server start ~30 s; SC 18 programs x 12 branches x ~25 tokens
+# (levels 0-1/2 answer in ~20/~36 tokens) ~ 5.4k tokens, 2.5-4 min; CoT 12 programs ~20 s; Rebase 9 programs
 # x 4 paths + judge ~40 s; analysis and plots ~10 s: about 5-7 minutes in all.
 SMALL_SCALE = ("SMALL-SCALE quick run: CPU, default 135M model, generated arithmetic, a few problems per seed. "
                "A smoke test of the method and the machinery, not a reproduction of the paper's numbers.")
 # SC thresholds at 4 samples: H~ >= 0.4 stops on a 2-2 split or better, >= 0.55 on 3-1 or better, >= 0.7 only
 # when all 4 agree (at 5 samples, the paper's 0.7 is unanimity too).
 PRESETS: dict[str, dict[str, Any]] = {
-    "quick": {"n": 6, "seeds": "0,1,2", "levels": "1:0.5,2:0.5", "caps": "4,8,12,16", "detect_at": 4,
+    "quick": {"n": 6, "seeds": "0,1,2", "levels": "0:1,1:1,2:1", "caps": "4,8,12", "detect_at": 4,
+              "temperature": 0.3,
               "thresholds": "0.4,0.55,0.7", "length_quantiles": "0.5", "resamples": 20, "max_new_tokens": 48,
               "parts": "sc,cot,rebase", "cot_n": 4, "cot_chunk": 8, "cot_budget": 48, "cot_windows": "2,3",
               "cot_probe_tokens": 8, "rebase_n": 3, "rebase_widths": "4", "rebase_detect": 2,
               "rebase_thresholds": "0.5,0.7,0.9", "rebase_max_depth": 3, "live_n": 0},
     "full": {"n": 100, "seeds": "0,1,2", "levels": "1:0.25,2:0.25,3:0.25,4:0.25", "caps": "5,10,15,20,25,30",
+             "temperature": 0.8,
              "detect_at": 5, "thresholds": "0.4,0.55,0.7", "length_quantiles": "0.25,0.5,0.75", "resamples": 20,
              "max_new_tokens": 64, "parts": "sc,cot,rebase", "cot_n": 30, "cot_chunk": 32, "cot_budget": 320,
              "cot_windows": "2,3,4", "cot_probe_tokens": 20, "rebase_n": 30, "rebase_widths": "16,32",
@@ -231,7 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--resamples", type=int, help="random branch subsets per program below the recorded cap")
     ap.add_argument("--live-n", type=int, help="SC problems of the first seed also run live under StaticThreshold")
     ap.add_argument("--live-threshold", type=float, default=0.7, help="threshold of the live SC point")
-    ap.add_argument("--temperature", type=float, default=0.8)
+    ap.add_argument("--temperature", type=float, help="sampling temperature of SC branches, CoT chunks and Rebase "
+                    "steps (quick 0.3: at 0.8 the 135M model's answers scatter so widely that no program ever "
+                    "agrees with itself; full 0.8)")
     ap.add_argument("--max-new-tokens", type=int, help="per SC branch / Rebase step")
     ap.add_argument("--stop", action="append", help="stop string, repeatable, backslash escapes (default \\n)")
     ap.add_argument("--concurrency", type=int, default=8, help="programs in flight at once")

@@ -4,6 +4,10 @@ The embedded CPU model (SmolLM2-135M) cannot do GSM8K, but gets a fair share of 
 right with a 3-shot "Q:/A: ... The answer is \\boxed{N}." prompt (DESIGN.md: ~13% per sample), so
 the CPU benchmarks need problems whose difficulty can be dialled. Levels:
 
+- 0: one step, add or subtract two single-digit numbers (result ≥ 0). The only level where the
+  135M model agrees with itself often enough for certaindex to act: at temperature 0.3 about half
+  its samples are right and two in three problems get four identical answers (level 1: 14% right,
+  one in four agree).
 - 1: one step, add or subtract two numbers of one or two digits (result ≥ 0).
 - 2: two steps, add/subtract three numbers of one or two digits (every intermediate ≥ 0).
 - 3: two steps, one multiplication (2-9 times 2-12) then add or subtract a number below 50.
@@ -28,12 +32,13 @@ from typing import Any, Mapping
 from benchmark.datasets.loaders import Problem, load_dataset, write_problems_jsonl
 
 LEVELS: dict[int, str] = {
+    0: "one step: add or subtract two single-digit numbers",
     1: "one step: add or subtract two 1-2 digit numbers",
     2: "two steps: add/subtract three 1-2 digit numbers",
     3: "two steps: one multiplication (2-9 x 2-12), then add or subtract a number below 50",
     4: "four operations: a*b + c*d - e (factors 2-9 and 2-12, e below 50)",
 }
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: level 0 added; levels 1-4 draw exactly as in version 1
 
 _NAMES = [("Anna", "She"), ("Ben", "He"), ("Cara", "She"), ("Dan", "He"), ("Ella", "She"), ("Finn", "He"),
           ("Gina", "She"), ("Hugo", "He"), ("Ivy", "She"), ("Jack", "He"), ("Lena", "She"), ("Omar", "He")]
@@ -91,8 +96,9 @@ def _two_mult(name: str, pron: str, item: str, a: int, b: int, c: int, d: int, e
 def _draw(level: int, rng: random.Random) -> _Worked:
     name, pron = rng.choice(_NAMES)
     item = rng.choice(_ITEMS)
-    if level == 1:
-        a, b, op = rng.randint(1, 99), rng.randint(1, 99), rng.choice("+-")
+    if level in (0, 1):
+        top = 9 if level == 0 else 99
+        a, b, op = rng.randint(1, top), rng.randint(1, top), rng.choice("+-")
         if op == "-":
             a, b = max(a, b), min(a, b)
         return _one_step(name, pron, item, a, op, b)
@@ -116,7 +122,8 @@ def _draw(level: int, rng: random.Random) -> _Worked:
     raise ValueError(f"unknown level {level}; known: {sorted(LEVELS)}")
 
 
-# Fixed worked examples per level (the same templates, hand-picked numbers mixing + and -).
+# Fixed worked examples per level (the same templates, hand-picked numbers mixing + and -). Level 0 uses the
+# level-1 shots: with single-digit shots the model copied their numbers more often (36% vs 46% right).
 _SHOTS: dict[int, tuple[_Worked, ...]] = {
     1: (_one_step("Anna", "She", "apples", 12, "+", 5), _one_step("Ben", "He", "marbles", 9, "-", 4),
         _one_step("Cara", "She", "stickers", 23, "+", 8)),
@@ -127,6 +134,7 @@ _SHOTS: dict[int, tuple[_Worked, ...]] = {
     4: (_two_mult("Jack", "He", "books", 2, 5, 3, 4, 6), _two_mult("Lena", "She", "cards", 4, 3, 2, 6, 10),
         _two_mult("Omar", "He", "marbles", 5, 2, 3, 3, 9)),
 }
+_SHOTS[0] = _SHOTS[1]
 
 
 def make_prompt(problem: Problem) -> str:

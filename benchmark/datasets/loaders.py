@@ -22,7 +22,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 @dataclass(frozen=True)
 class Problem:
     """One labelled problem. ``level`` is the dataset's difficulty (MATH 1-5, generated arithmetic
-    1-4) or None; ``solution`` is the reference worked solution when the source has one."""
+    0-4) or None; ``solution`` is the reference worked solution when the source has one."""
 
     id: str
     question: str

@@ -57,12 +57,12 @@ RESULTS = ROOT / "benchmark" / "results"
 # --quick on 2 CPU cores: 6 systems × (~30 s server start + warm-up + 2 windows of 25 s arrivals and
 # ~10-12 s drain) + ~20 s of oracle solo runs ≈ 11 minutes.
 SIZES = {
-    "quick": {"rates": "0.15,0.3", "duration": 25.0, "drain_max": 10.0, "cap": 6, "detect_at": 3,
-              "max_new_tokens": 32, "levels": "1:0.5,2:0.5", "oracle_runs": 2, "slo_scales": "1,1.5,2,3,4",
-              "arrivals": "fixed-count", "max_running_requests": 16},
-    "full": {"rates": "0.5,1,2,4,8", "duration": 300.0, "drain_max": 300.0, "cap": 20, "detect_at": 5,
-             "max_new_tokens": 256, "levels": "1:0.25,2:0.25,3:0.25,4:0.25", "oracle_runs": 5,
-             "slo_scales": "0.5,1,1.5,2,2.5,3,4", "arrivals": "poisson", "max_running_requests": 0},
+    "quick": {"rates": "0.12,0.24,0.36", "duration": None, "programs_per_rate": 6, "drain_max": 10.0, "cap": 6,
+              "detect_at": 3, "max_new_tokens": 32, "temperature": 0.3, "levels": "0:0.5,1:0.5", "oracle_runs": 2,
+              "slo_scale": 3.0, "slo_scales": "1,1.5,2,3,4", "arrivals": "scaled", "max_running_requests": 16},
+    "full": {"rates": "0.5,1,2,4,8", "duration": 300.0, "programs_per_rate": None, "drain_max": 300.0, "cap": 20,
+             "detect_at": 5, "max_new_tokens": 256, "temperature": 0.8, "levels": "1:0.25,2:0.25,3:0.25,4:0.25",
+             "oracle_runs": 5, "slo_scales": "0.5,1,1.5,2,2.5,3,4", "arrivals": "poisson", "max_running_requests": 0},
 }
 
 
@@ -74,11 +74,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small-scale CPU sizes (defaults below marked quick/full)")
     ap.add_argument("--rates", help="programs/s, comma separated (quick 0.15,0.3; full 0.5,1,2,4,8)")
-    ap.add_argument("--duration", type=float, help="arrival window per rate, seconds (quick 25; full 300)")
+    ap.add_argument("--duration", type=float, help="arrival window per rate, seconds (full 300)")
+    ap.add_argument("--programs-per-rate", type=int, help="instead of --duration: each rate's window is N / rate "
+                    "seconds, so every rate offers N programs (quick 8)")
     ap.add_argument("--drain-max", type=float, help="seconds after a window to wait for stragglers beyond their "
                     "primary-scale deadline (quick 10; full 300)")
-    ap.add_argument("--arrivals", choices=["poisson", "fixed-count"], help="Poisson process, or conditioned "
-                    "on round(rate x duration) arrivals (quick fixed-count: short windows; full poisson)")
+    ap.add_argument("--arrivals", choices=["poisson", "fixed-count", "scaled"], help="Poisson process per rate; "
+                    "fixed-count: conditioned on round(rate x duration) arrivals; scaled: one fixed-count trace "
+                    "(same problems, same order) time-scaled to every rate, needs --programs-per-rate "
+                    "(quick scaled: a few programs per rate; full poisson)")
     ap.add_argument("--max-running-requests", type=int, help="SGLang's cap on running requests for every "
                     "server, 0 = SGLang's own (quick 16: a CPU server otherwise admits everything at once, "
                     "so no waiting queue forms for any scheduler to order; full 0)")
@@ -86,7 +90,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--detect-at", type=int, help="certaindex detection step (quick 3; full 5)")
     ap.add_argument("--threshold", type=float, default=0.7, help="certaindex stop threshold (paper Table 3: 0.7)")
     ap.add_argument("--max-new-tokens", type=int, help="per branch (quick 32; full 256)")
-    ap.add_argument("--temperature", type=float, default=0.8)
+    ap.add_argument("--temperature", type=float, help="(quick 0.3: at 0.8 the 135M model's answers scatter so "
+                    "widely that no program ever reaches agreement; full 0.8)")
+    ap.add_argument("--sc-launch", choices=["staged", "all"], help="certaindex systems: staged = detect-at "
+                    "branches first, the rest only if the policy goes on (the paper's intra-program scheduler); "
+                    "all = every branch at once, a stop aborts the rest (default staged)")
     ap.add_argument("--stop", action="append", help="stop string, repeatable, backslash escapes (default \\n)")
     ap.add_argument("--systems", default="all", help="comma-separated subset, in run order (default all)")
     ap.add_argument("--model-path", help="HF model folder for every server (default: the embedded model)")
@@ -94,7 +102,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     "e.g. \"--mem-fraction-static 0.7\" (the paper's SGLang setting)")
     ap.add_argument("--levels", help="level mix, e.g. 1:0.5,2:0.5 (quick 1:0.5,2:0.5; full 1-4 evenly)")
     ap.add_argument("--seed", type=int, default=0, help="arrival, problem and oracle seed")
-    ap.add_argument("--slo-scale", type=float, help="SLO scale of the rate sweep (default 2)")
+    ap.add_argument("--slo-scale", type=float, help="SLO scale of the rate sweep (quick 3: a deadline of 2x the solo "
+                    "latency is missed whenever two programs overlap on a CPU that barely gains from batching; "
+                    "default 2)")
     ap.add_argument("--slo-scales", help="SLO scales for attainment vs scale (quick 1,1.5,2,3,4)")
     ap.add_argument("--target", type=float, help="attainment target (default 0.9: the paper's P90)")
     ap.add_argument("--oracle", action="store_true", help="base deadline and factors from solo runs per level "
@@ -107,7 +117,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--out-dir", type=Path, default=RESULTS)
     ap.add_argument("--replay", type=Path, help="re-summarise a saved JSON (new scales/target), no servers")
     args = ap.parse_args(argv)
-    defaults = {**SIZES["quick" if args.quick else "full"], "slo_scale": 2.0, "target": 0.9}
+    defaults = {"slo_scale": 2.0, "target": 0.9, "sc_launch": "staged", **SIZES["quick" if args.quick else "full"]}
     args.given = {key for key in defaults if getattr(args, key) is not None}
     for key, value in defaults.items():
         if key not in args.given:
@@ -119,12 +129,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ap.error("--difficulty-factors needs --base-deadline (the oracle measures the factors)")
     if not 1 <= args.detect_at <= args.cap:
         ap.error("need 1 <= --detect-at <= --cap")
-    if not 0 < args.target <= 1 or args.slo_scale <= 0 or args.duration <= 0 or args.drain_max < 0:
-        ap.error("need 0 < --target <= 1, --slo-scale > 0, --duration > 0, --drain-max >= 0")
+    if "duration" in args.given and "programs_per_rate" in args.given:
+        ap.error("--duration and --programs-per-rate exclude each other")
+    if "duration" in args.given:
+        args.programs_per_rate = None
+        if "arrivals" not in args.given and args.arrivals == "scaled":
+            args.arrivals = "fixed-count"  # the preset's trace length no longer applies
+    if args.arrivals == "scaled" and not args.programs_per_rate:
+        ap.error("--arrivals scaled needs --programs-per-rate (the one trace's length)")
+    if not 0 < args.target <= 1 or args.slo_scale <= 0 or args.drain_max < 0:
+        ap.error("need 0 < --target <= 1, --slo-scale > 0, --drain-max >= 0")
+    if (args.programs_per_rate is not None and args.programs_per_rate <= 0) or (
+            args.programs_per_rate is None and (args.duration or 0) <= 0):
+        ap.error("need --duration > 0 or --programs-per-rate > 0")
     if any(flag in shlex.split(args.server_args) or any(a.startswith(flag + "=") for a in shlex.split(args.server_args))
            for flag in POLICY_FLAGS):
         ap.error("--server-args must not set the schedule policy: each system sets its own")
     return args
+
+
+def window_seconds(args: argparse.Namespace, rate: float) -> float:
+    """The arrival window of one rate: fixed, or N / rate with --programs-per-rate."""
+    return args.programs_per_rate / rate if args.programs_per_rate else args.duration
 
 
 def server_extra(args: argparse.Namespace) -> list[str]:
@@ -138,15 +164,18 @@ def server_extra(args: argparse.Namespace) -> list[str]:
 def title(args: argparse.Namespace, n_programs: int) -> str:
     scale = "SMALL-SCALE (--quick, CPU)" if args.quick else "full"
     model = Path(args.model_path).name if args.model_path else "default model (SmolLM2-135M)"
-    return (f"{scale}: {model}, SC K={args.cap}, levels {args.levels}, "
-            f"{len(floats(args.rates))} rates x {args.duration:g}s ({n_programs} programs/system), seed {args.seed}")
+    window = (f"{args.programs_per_rate} programs each" if args.programs_per_rate else f"{args.duration:g}s each")
+    return (f"{scale}: {model}, SC K={args.cap} (detect {args.detect_at}, {args.sc_launch}), T {args.temperature:g}, "
+            f"levels {args.levels}, {len(floats(args.rates))} rates x {window} ({n_programs} programs/system), "
+            f"seed {args.seed}")
 
 
 def program_shape(args: argparse.Namespace) -> Any:
     from benchmark.online.loadgen import ProgramShape
     from dynasor.runtime.calibrate import sampling_params_from_args
 
-    return ProgramShape(args.cap, args.detect_at, args.threshold, sampling_params_from_args(args))
+    return ProgramShape(args.cap, args.detect_at, args.threshold, sampling_params_from_args(args),
+                        args.sc_launch == "staged")
 
 
 def limits_for(workload: Workload, deadlines: DeadlineModel, args: argparse.Namespace) -> Any:
@@ -158,50 +187,101 @@ def limits_for(workload: Workload, deadlines: DeadlineModel, args: argparse.Name
                         [deadlines.deadline(lv, largest) for lv in levels], args.drain_max)
 
 
-def run_system(system: System, workloads: list[Workload], deadlines: DeadlineModel | None,
+def server_key(system: System) -> tuple[str, ...]:
+    """Systems with equal keys run on identical servers and differ only on the client side."""
+    return (system.server, *system.server_flags())
+
+
+def server_groups(systems: list[System]) -> list[list[System]]:
+    """Consecutive systems with the same server (gang, then gang + certaindex) share one."""
+    groups: list[list[System]] = []
+    for system in systems:
+        if groups and server_key(groups[-1][0]) == server_key(system):
+            groups[-1].append(system)
+        else:
+            groups.append([system])
+    return groups
+
+
+def flush_cache(url: str) -> None:
+    """Empty the radix cache, so a system on a shared server starts as cold as on a fresh one."""
+    import httpx
+
+    response = httpx.post(f"{url}/flush_cache", params={"timeout": 30}, timeout=60)
+    if response.status_code != 200:
+        raise RuntimeError(f"/flush_cache answered {response.status_code}: {response.text.strip()}")
+
+
+def run_group(group: list[System], workloads: list[Workload], deadlines: DeadlineModel | None,
+              args: argparse.Namespace, report: dict[str, Any], save: Any) -> DeadlineModel | None:
+    """Start one server for ``group``; for each system: flush (after the first), warm up, run the
+    oracle if still needed, then every window. One failed system must not lose the others' results."""
+    from tqdm import tqdm
+
+    from dynasor.server_process import free_port
+
+    log = args.out_dir / "tmp" / f"online_{args.tag}_{group[0].name}.log"
+    entries = {s.name: {"system": s.to_json(), "error": None, "windows": []} for s in group}
+    report["systems"].update(entries)
+    started = time.monotonic()
+    try:
+        server = make_server(group[0], free_port(), log, args.model_path, server_extra(args))
+        with server:
+            info = {"argv": [a.replace(str(Path.home()), "~") for a in server.argv[1:]],
+                    "start_seconds": time.monotonic() - started,
+                    "log": str(log.relative_to(ROOT)) if log.is_relative_to(ROOT) else str(log),
+                    "shared_by": [s.name for s in group]}
+            tqdm.write(f"[{group[0].name}] server {server.url} up in {info['start_seconds']:.0f}s"
+                       + (f", shared by {', '.join(info['shared_by'])}" if len(group) > 1 else ""))
+            for i, system in enumerate(group):
+                entries[system.name]["server"] = info
+                deadlines = run_system(system, server.url, i > 0, workloads, deadlines, args, report)
+                save()
+    except Exception as error:  # noqa: BLE001 - the server failed: every system of the group did
+        for name, entry in entries.items():
+            if entry.get("seconds") is None:
+                entry["error"] = entry["error"] or f"{type(error).__name__}: {error}"
+                entry["seconds"] = time.monotonic() - started
+        tqdm.write(f"[{group[0].name}] FAILED: {str(error).splitlines()[0] if str(error) else error!r} (log {log})")
+    return deadlines
+
+
+def run_system(system: System, url: str, flush: bool, workloads: list[Workload], deadlines: DeadlineModel | None,
                args: argparse.Namespace, report: dict[str, Any]) -> DeadlineModel | None:
-    """Start this system's server, warm it, run the oracle if still needed, then every window."""
+    """One system on a running server: warm-up, the oracle if still needed, then every window."""
     from tqdm import tqdm
 
     from benchmark.online.loadgen import run_window, solo_latencies, warmup
-    from dynasor.server_process import free_port
 
     shape = program_shape(args)
-    log = args.out_dir / "tmp" / f"online_{args.tag}_{system.name}.log"
-    entry: dict[str, Any] = {"system": system.to_json(), "error": None, "windows": []}
-    report["systems"][system.name] = entry
+    entry = report["systems"][system.name]
     mix = parse_levels(args.levels)
     warm = [make_prompt(p) for p in generate(len(mix), args.seed + 1, {lv: 1.0 for lv in mix}).problems]
     started = time.monotonic()
     try:
-        server = make_server(system, free_port(), log, args.model_path, server_extra(args))
-        with server:
-            argv = [a.replace(str(Path.home()), "~") for a in server.argv[1:]]
-            entry["server"] = {"argv": argv, "start_seconds": time.monotonic() - started,
-                               "log": str(log.relative_to(ROOT)) if log.is_relative_to(ROOT) else str(log)}
-            tqdm.write(f"[{system.name}] server {server.url} up in {entry['server']['start_seconds']:.0f}s")
-            asyncio.run(warmup(server.url, warm))
-            if deadlines is None:
-                solo = asyncio.run(solo_latencies(server.url, system, oracle_problems(
-                    sorted(mix), args.oracle_runs, args.seed), shape))
-                deadlines = oracle_deadlines({lv: sum(v) / len(v) for lv, v in solo.items()})
-                report["oracle"] = {"system": system.name, "runs_per_level": args.oracle_runs,
-                                    "latencies": {str(k): v for k, v in solo.items()}}
-                report["deadlines"] = deadlines.to_json()
-                tqdm.write(f"[{system.name}] oracle solo latency per level: "
-                           + ", ".join(f"L{k} {v:.1f}s" for k, v in deadlines.solo_latency.items()))
-            for workload in workloads:
-                records, wall = asyncio.run(run_window(server.url, system, workload, shape,
-                                                       limits_for(workload, deadlines, args),
-                                                       f"{system.name} @ {workload.rate:g}/s"))
-                entry["windows"].append({"workload": workload.to_json(), "wall_seconds": wall,
-                                         "records": [r.to_json() for r in records]})
-                done = sum(r.latency is not None for r in records)
-                tqdm.write(f"[{system.name}] rate {workload.rate:g}/s: {done}/{len(records)} programs finished, "
-                           f"window {wall:.0f}s")
+        if flush:
+            flush_cache(url)
+        asyncio.run(warmup(url, warm))
+        if deadlines is None:
+            solo = asyncio.run(solo_latencies(url, system, oracle_problems(sorted(mix), args.oracle_runs, args.seed),
+                                              shape))
+            deadlines = oracle_deadlines({lv: sum(v) / len(v) for lv, v in solo.items()})
+            report["oracle"] = {"system": system.name, "runs_per_level": args.oracle_runs,
+                                "latencies": {str(k): v for k, v in solo.items()}}
+            report["deadlines"] = deadlines.to_json()
+            tqdm.write(f"[{system.name}] oracle solo latency per level: "
+                       + ", ".join(f"L{k} {v:.1f}s" for k, v in deadlines.solo_latency.items()))
+        for workload in workloads:
+            records, wall = asyncio.run(run_window(url, system, workload, shape, limits_for(workload, deadlines, args),
+                                                   f"{system.name} @ {workload.rate:g}/s"))
+            entry["windows"].append({"workload": workload.to_json(), "wall_seconds": wall,
+                                     "records": [r.to_json() for r in records]})
+            done = sum(r.latency is not None for r in records)
+            tqdm.write(f"[{system.name}] rate {workload.rate:g}/s: {done}/{len(records)} programs finished, "
+                       f"window {wall:.0f}s")
     except Exception as error:  # noqa: BLE001 - one failed system must not lose the others' results
         entry["error"] = f"{type(error).__name__}: {error}"
-        tqdm.write(f"[{system.name}] FAILED: {entry['error'].splitlines()[0]} (log {log})")
+        tqdm.write(f"[{system.name}] FAILED: {entry['error'].splitlines()[0]}")
     entry["seconds"] = time.monotonic() - started
     return deadlines
 
@@ -244,8 +324,8 @@ def main(argv: list[str] | None = None) -> None:
 
     mix = parse_levels(args.levels)
     systems = parse_systems(args.systems)
-    workloads = [build_workload(rate, args.duration, args.seed, mix, args.arrivals == "fixed-count")
-                 for rate in floats(args.rates)]
+    workloads = [build_workload(rate, window_seconds(args, rate), args.seed, mix, args.arrivals == "fixed-count",
+                                args.arrivals == "scaled") for rate in floats(args.rates)]
     n_programs = sum(len(w.arrivals) for w in workloads)
     deadlines = None
     if args.base_deadline is not None:
@@ -256,10 +336,11 @@ def main(argv: list[str] | None = None) -> None:
         "benchmark": "online", "tag": args.tag, "small_scale": args.quick, "title": title(args, n_programs),
         "machine": machine_info(), "model_path": args.model_path, "server_args": server_extra(args),
         "seed": args.seed, "level_mix": {str(k): v / sum(mix.values()) for k, v in sorted(mix.items())},
-        "rates": floats(args.rates), "duration": args.duration, "drain_max": args.drain_max,
+        "rates": floats(args.rates), "duration": args.duration, "programs_per_rate": args.programs_per_rate,
+        "drain_max": args.drain_max,
         "arrivals": args.arrivals,
         "program": {"algorithm": "self-consistency", "cap": args.cap, "detect_at": args.detect_at,
-                    "threshold": args.threshold, "sampling_params": shape.sampling_params},
+                    "threshold": args.threshold, "launch": args.sc_launch, "sampling_params": shape.sampling_params},
         "workloads": [w.to_json() for w in workloads], "systems_order": [s.name for s in systems],
         "deadlines": deadlines.to_json() if deadlines else None, "oracle": None, "systems": {}, "complete": False}
     out = args.out_dir / f"online_{args.tag}.json"
@@ -268,10 +349,14 @@ def main(argv: list[str] | None = None) -> None:
     print(f"systems: {', '.join(report['systems_order'])}; programs per rate: "
           + ", ".join(f"{w.rate:g}/s: {len(w.arrivals)}" for w in workloads))
     started = time.monotonic()
-    for system in tqdm(systems, desc="systems", unit="system"):
-        deadlines = run_system(system, workloads, deadlines, args, report)
+
+    def save() -> None:  # partial results survive an interrupted run
         report["elapsed_seconds"] = time.monotonic() - started
-        out.write_text(json.dumps(report, indent=1))  # partial results survive an interrupted run
+        out.write_text(json.dumps(report, indent=1))
+
+    for group in tqdm(server_groups(systems), desc="servers", unit="server"):
+        deadlines = run_group(group, workloads, deadlines, args, report, save)
+        save()
     report["complete"] = True
     if deadlines is None:
         raise SystemExit(f"no system ran, so no oracle deadlines; partial results in {out}")

@@ -22,6 +22,7 @@ from benchmark.online.systems import System, make_backend, make_policy
 from benchmark.online.workload import Workload
 
 if TYPE_CHECKING:
+    from dynasor.programs import SelfConsistency
     from dynasor.programs.base import ProgramResult
 
 CLIENT_CONNECTIONS = 1024
@@ -32,12 +33,22 @@ POLL_S = 0.25
 @dataclass(frozen=True)
 class ProgramShape:
     """Every program of a run: SelfConsistency with ``cap`` branches and detection at ``detect_at``
-    (even-allocation systems reach it too, but their policy always continues)."""
+    (even-allocation systems reach it too, but their policy always continues). ``staged``: systems
+    with certaindex launch ``detect_at`` branches first and the rest only when the policy goes on
+    (the paper's intra-program scheduler); even systems have no decision to wait for and always
+    launch every branch at once."""
 
     cap: int
     detect_at: int
     threshold: float
     sampling_params: Mapping[str, Any]
+    staged: bool = True
+
+    def program(self, system: System, problem: Problem) -> "SelfConsistency":
+        from dynasor.programs import SelfConsistency
+
+        return SelfConsistency(make_prompt(problem), cap=self.cap, detect_at=self.detect_at,
+                               sampling_params=self.sampling_params, staged=self.staged and system.certaindex)
 
 
 @dataclass(frozen=True)
@@ -86,7 +97,6 @@ async def run_window(url: str, system: System, workload: Workload, shape: Progra
     from tqdm import tqdm
 
     from dynasor.client import AsyncDynasorClient
-    from dynasor.programs import SelfConsistency
     from dynasor.runtime.runtime import ProgramRuntime
 
     loop = asyncio.get_running_loop()
@@ -100,8 +110,7 @@ async def run_window(url: str, system: System, workload: Workload, shape: Progra
 
         async def one(index: int, at: float, problem: Problem) -> "ProgramResult":
             await asyncio.sleep(max(0.0, t0 + at - loop.time()))
-            program = SelfConsistency(make_prompt(problem), cap=shape.cap, detect_at=shape.detect_at,
-                                      sampling_params=shape.sampling_params)
+            program = shape.program(system, problem)
             programs[index] = program
             result = await runtime.run_one(program)
             finished_at[index] = loop.time()
@@ -148,7 +157,6 @@ async def solo_latencies(url: str, system: System, problems: Mapping[int, Sequen
     from tqdm import tqdm
 
     from dynasor.client import AsyncDynasorClient
-    from dynasor.programs import SelfConsistency
     from dynasor.runtime.runtime import ProgramRuntime
 
     loop = asyncio.get_running_loop()
@@ -159,8 +167,7 @@ async def solo_latencies(url: str, system: System, problems: Mapping[int, Sequen
                   leave=False) as bar:
             for level, level_problems in sorted(problems.items()):
                 for problem in level_problems:
-                    program = SelfConsistency(make_prompt(problem), cap=shape.cap, detect_at=shape.detect_at,
-                                              sampling_params=shape.sampling_params)
+                    program = shape.program(system, problem)
                     started = loop.time()
                     await runtime.run_one(program)
                     out.setdefault(level, []).append(loop.time() - started)

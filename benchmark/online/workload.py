@@ -2,12 +2,16 @@
 
 Every system sees the same arrivals and problems at a given rate: both streams are seeded from
 (``seed``, rate) only, not from the order of ``--rates``, so one rate can be re-run alone.
+``scaled``: one trace for all rates instead, seeded from ``seed`` alone (the same problems in the
+same order, with inter-arrival gaps of a unit-rate Poisson process divided by the rate). Only the
+load changes between rates, so with a handful of programs per rate the attainment curve is not
+dominated by which problems, and which bursts, each rate happened to draw.
 
 Deadline of a program (paper App. F.2) = SLO scale × difficulty factor(level) × base deadline.
 Two ways to get the factor and base:
 
-- fixed: ``--base-deadline`` seconds and factors 1/2/3 by level (``min(level, 3)``, level 4
-  counts as 3; the paper's 1/2/3 are "always / sometimes / never solved" from oracle runs, and
+- fixed: ``--base-deadline`` seconds and factors 1/2/3 by level (``min(max(level, 1), 3)``: level 0
+  counts as 1, level 4 as 3; the paper's 1/2/3 are "always / sometimes / never solved" from oracle runs, and
   the generated levels are our dial for that difficulty), or explicit ``--difficulty-factors``;
 - oracle: the mean solo latency per level (one program alone on the server). The base is the
   easiest level's solo latency and each factor is that level's solo latency over the base, so at
@@ -67,21 +71,34 @@ class Workload:
     arrivals: tuple[Arrival, ...]
     problems: Mapping[str, Any] = field(default_factory=dict)
     fixed_count: bool = False
+    scaled: bool = False
+
+    @property
+    def mode(self) -> str:
+        return "scaled" if self.scaled else "fixed-count" if self.fixed_count else "poisson"
 
     def to_json(self) -> dict[str, Any]:
         return {"rate": self.rate, "duration": self.duration, "arrival_seed": self.arrival_seed,
-                "problem_seed": self.problem_seed, "arrivals": "fixed-count" if self.fixed_count else "poisson",
-                "n": len(self.arrivals), "problems": dict(self.problems)}
+                "problem_seed": self.problem_seed, "arrivals": self.mode, "n": len(self.arrivals),
+                "problems": dict(self.problems)}
 
 
 def build_workload(rate: float, duration: float, seed: int, levels: Mapping[int, float],
-                   fixed_count: bool = False) -> Workload:
-    """Poisson arrivals over ``duration`` seconds, one generated problem each (exact level mix)."""
-    arrival_seed, problem_seed = stream_seed(seed, rate, "arrivals"), stream_seed(seed, rate, "problems")
-    times = poisson_arrivals(rate, duration, arrival_seed, fixed_count)
+                   fixed_count: bool = False, scaled: bool = False) -> Workload:
+    """Poisson arrivals over ``duration`` seconds, one generated problem each (exact level mix).
+
+    ``scaled``: round(rate × duration) arrivals of the rate-independent unit trace (fixed count
+    over [0, rate × duration) at rate 1), their times divided by ``rate``."""
+    key = 1.0 if scaled else rate
+    arrival_seed, problem_seed = stream_seed(seed, key, "arrivals"), stream_seed(seed, key, "problems")
+    if scaled:
+        times = [t / rate for t in poisson_arrivals(1.0, rate * duration, arrival_seed, fixed_count=True)]
+    else:
+        times = poisson_arrivals(rate, duration, arrival_seed, fixed_count)
     generated = generate(len(times), problem_seed, levels)
     arrivals = tuple(Arrival(i, t, p) for i, (t, p) in enumerate(zip(times, generated.problems)))
-    return Workload(rate, duration, arrival_seed, problem_seed, arrivals, generated.metadata, fixed_count)
+    return Workload(rate, duration, arrival_seed, problem_seed, arrivals, generated.metadata,
+                    fixed_count or scaled, scaled)
 
 
 def oracle_problems(levels: Sequence[int], runs: int, seed: int) -> dict[int, list[Problem]]:
@@ -134,10 +151,10 @@ class DeadlineModel:
 
 def fixed_deadlines(base_deadline: float, levels: Sequence[int],
                     factors: Mapping[int, float] | None = None) -> DeadlineModel:
-    """Fixed base; factors from ``factors`` or 1/2/3 by level (``min(level, 3)``)."""
+    """Fixed base; factors from ``factors`` or 1/2/3 by level (``min(max(level, 1), 3)``)."""
     if base_deadline <= 0:
         raise ValueError(f"base deadline must be > 0, got {base_deadline}")
-    chosen = {level: float(min(level, 3)) for level in levels} if factors is None else dict(factors)
+    chosen = {level: float(min(max(level, 1), 3)) for level in levels} if factors is None else dict(factors)
     missing = set(levels) - set(chosen)
     if missing:
         raise ValueError(f"no difficulty factor for levels {sorted(missing)}")

@@ -75,6 +75,17 @@ def test_stream_seed_is_stable_and_independent_of_rate_spelling():
     assert workload.stream_seed(1, 0.25, "arrivals") != workload.stream_seed(0, 0.25, "arrivals")
 
 
+def test_scaled_workload_is_one_trace_time_scaled_to_each_rate():
+    slow = workload.build_workload(0.1, 60.0, 4, {0: 0.5, 1: 0.5}, scaled=True)
+    fast = workload.build_workload(0.3, 20.0, 4, {0: 0.5, 1: 0.5}, scaled=True)
+    assert len(slow.arrivals) == len(fast.arrivals) == 6 and slow.to_json()["arrivals"] == "scaled"
+    assert [a.problem for a in slow.arrivals] == [a.problem for a in fast.arrivals]
+    assert [round(a.time * 0.1, 9) for a in slow.arrivals] == [round(a.time * 0.3, 9) for a in fast.arrivals]
+    assert all(0 <= a.time < 20.0 for a in fast.arrivals)
+    other = workload.build_workload(0.1, 60.0, 5, {0: 0.5, 1: 0.5}, scaled=True)
+    assert [a.time for a in other.arrivals] != [a.time for a in slow.arrivals]
+
+
 def test_build_workload_is_seeded_per_rate_with_exact_level_mix():
     a = workload.build_workload(1.0, 20.0, 3, {1: 0.5, 2: 0.5})
     b = workload.build_workload(1.0, 20.0, 3, {1: 0.5, 2: 0.5})
@@ -94,8 +105,8 @@ def test_oracle_problems_per_level():
 
 
 def test_fixed_deadlines_default_factors_and_hand_values():
-    model = workload.fixed_deadlines(10.0, [1, 2, 3, 4])
-    assert dict(model.factors) == {1: 1.0, 2: 2.0, 3: 3.0, 4: 3.0}
+    model = workload.fixed_deadlines(10.0, [0, 1, 2, 3, 4])
+    assert dict(model.factors) == {0: 1.0, 1: 1.0, 2: 2.0, 3: 3.0, 4: 3.0}
     assert model.deadline(2, 1.5) == 30.0 and model.unit(4) == 30.0
     custom = workload.fixed_deadlines(5.0, [1, 2], workload.parse_factors("1:1, 2:4"))
     assert custom.deadline(2, 0.5) == 10.0
@@ -373,20 +384,38 @@ def test_tables_and_plots(tmp_path):
 
 def test_parse_args_quick_defaults_and_errors():
     args = bench_online.parse_args(["--quick"])
-    assert (args.rates, args.duration, args.cap, args.detect_at, args.max_new_tokens, args.tag) == (
-        "0.15,0.3", 25.0, 6, 3, 32, "quick")
-    assert args.slo_scale == 2.0 and args.target == 0.9 and args.given == set() and args.arrivals == "fixed-count"
+    quick = bench_online.SIZES["quick"]
+    assert (args.rates, args.programs_per_rate, args.cap, args.detect_at, args.temperature, args.tag) == (
+        quick["rates"], quick["programs_per_rate"], quick["cap"], quick["detect_at"], quick["temperature"], "quick")
+    assert args.slo_scale == quick["slo_scale"] and args.target == 0.9 and args.given == set()
+    assert args.arrivals == quick["arrivals"] == "scaled"
+    assert args.sc_launch == "staged" and bench_online.program_shape(args).staged
+    assert bench_online.window_seconds(args, 0.25) == quick["programs_per_rate"] / 0.25
+    timed = bench_online.parse_args(["--quick", "--duration", "30"])
+    assert timed.programs_per_rate is None and bench_online.window_seconds(timed, 0.25) == 30.0
+    with pytest.raises(SystemExit):
+        bench_online.parse_args(["--quick", "--duration", "30", "--arrivals", "scaled"])
+    counted = bench_online.parse_args(["--programs-per-rate", "5"])
+    assert bench_online.window_seconds(counted, 0.5) == 10.0
     assert bench_online.server_extra(args) == ["--max-running-requests", "16"]
     own = bench_online.parse_args(["--quick", "--server-args=--max-running-requests=4 --x 1"])
     assert bench_online.server_extra(own) == ["--max-running-requests=4", "--x", "1"]
     full = bench_online.parse_args(["--cap", "10", "--slo-scale", "1"])
-    assert full.cap == 10 and full.tag == "full" and full.given == {"cap", "slo_scale"}
+    assert full.cap == 10 and full.tag == "full" and full.given == {"cap", "slo_scale"} and full.slo_scale == 1.0
     assert full.arrivals == "poisson" and bench_online.server_extra(full) == []
     for bad in (["--oracle", "--base-deadline", "5"], ["--difficulty-factors", "1:1"],
                 ["--server-args", "--schedule-policy lpm"], ["--server-args", "--x 1 --dynasor-schedule-policy=gang"],
-                ["--quick", "--detect-at", "7"]):
+                ["--quick", "--detect-at", "7"], ["--duration", "10", "--programs-per-rate", "3"],
+                ["--programs-per-rate", "0"]):
         with pytest.raises(SystemExit):
             bench_online.parse_args(bad)
+
+
+def test_consecutive_systems_with_the_same_server_share_it():
+    assert [[s.name for s in g] for g in bench_online.server_groups(systems.parse_systems("all"))] == [
+        ["sglang-fcfs"], ["sglang-lpm"], ["program-fifo"], ["gang", "gang+certaindex"], ["gang-sjf+certaindex"]]
+    apart = systems.parse_systems("gang,program-fifo,gang+certaindex")
+    assert [len(g) for g in bench_online.server_groups(apart)] == [1, 1, 1]
 
 
 def test_replay_resummarises_a_saved_run(tmp_path, capsys):

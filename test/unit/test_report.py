@@ -39,16 +39,30 @@ BATCH = {
         "live": [{"policy": "live certaindex", "accuracy": 0.25, "tokens": 180.0, "aborted_branches": 7, "n": 4}],
         "png": "benchmark/results/batch_quick_sc.png"}},
 }
+
+
+def window(rate, attained, levels, tightest, tokens, finished, accuracy, stopped):
+    return {"rate": rate, "primary": {"attainment": attained}, "tightest_slo_scale": tightest, "tokens": tokens,
+            "finished": finished, "accuracy": accuracy, "stopped_early": stopped,
+            "by_level": {lv: {"n": n, "met": met} for lv, (met, n) in levels.items()}}
+
+
 ONLINE = {
     "benchmark": "online", "title": "SMALL-SCALE (--quick, CPU): test", "machine": MACHINE, "seed": 0,
     "rates": [0.15, 0.3], "complete": True, "plots": ["benchmark/results/online_quick_rate.png"],
-    "summary": {"target": 0.9, "systems": {
+    "summary": {"target": 0.9, "slo_scale": 3.0, "systems": {
         "sglang-fcfs": {"label": "SGLang fcfs", "error": None, "max_rate": {"rate": 0.2, "low": 0.2, "high": 0.2,
                                                                             "kind": "interpolated"},
-                        "rate_ratio_vs": {"sglang-fcfs": {"ratio": 1.0, "low": 1.0, "high": 1.0}}},
+                        "rate_ratio_vs": {"sglang-fcfs": {"ratio": 1.0, "low": 1.0, "high": 1.0}},
+                        "slo_tightening_vs": {"sglang-fcfs": {"0.15": 1.0, "0.3": 1.0}},
+                        "windows": [window(0.15, 1.0, {"0": (2, 2), "1": (2, 2)}, 2.0, 400, 4, 0.5, 0),
+                                    window(0.3, 0.5, {"0": (2, 3), "1": (1, 3)}, 4.0, 600, 6, 0.5, 0)]},
         "dynasor-full": {"label": "Dynasor gang-sjf + certaindex", "error": None,
                          "max_rate": {"rate": None, "low": 0.3, "high": None, "kind": "above-swept"},
-                         "rate_ratio_vs": {"sglang-fcfs": {"ratio": None, "low": 1.5, "high": None}}},
+                         "rate_ratio_vs": {"sglang-fcfs": {"ratio": None, "low": 1.5, "high": None}},
+                         "slo_tightening_vs": {"sglang-fcfs": {"0.15": 1.25, "0.3": 2.0}},
+                         "windows": [window(0.15, 1.0, {"0": (2, 2), "1": (2, 2)}, 1.6, 300, 4, 0.75, 2),
+                                     window(0.3, 1.0, {"0": (3, 3), "1": (3, 3)}, 2.0, 450, 6, 0.5, 3)]},
         "program-fifo": {"label": "program-fifo", "error": "server died\ntraceback", "windows": []}}},
 }
 
@@ -83,8 +97,12 @@ def test_render_batch_and_online(results):
     assert "Best certaindex point (of 3)" in text and "7 branches aborted" in text
     assert "(benchmark/results/batch_quick_sc.png)" in text
     # online: max rate, bounds, ratios, failures, plots
-    assert "| SGLang fcfs | 0.200 | 1.00x | – |" in text
-    assert "| Dynasor gang-sjf + certaindex | ≥ 0.3 (every swept rate) | ≥ 1.50x | – |" in text
+    assert "Deadline attainment at SLO scale 3 per rate" in text
+    assert "| SGLang fcfs | 1.00 | 0.50 | 0.200 | 1.00x | – | 100.0 | 0.50 | 0/10 |" in text
+    assert ("| Dynasor gang-sjf + certaindex | 1.00 | 1.00 | ≥ 0.3 (every swept rate) | ≥ 1.50x | – | 75.0 | 0.60 "
+            "| 5/10 |") in text
+    assert "| SGLang fcfs | 4/5 | 3/5 |" in text and "| Dynasor gang-sjf + certaindex | 5/5 | 5/5 |" in text
+    assert "| Dynasor gang-sjf + certaindex | 1.60 (1.25x) | 2.00 (2.00x) |" in text
     assert "failed: server died" in text and "(benchmark/results/online_quick_rate.png)" in text
     assert "> SMALL-SCALE (--quick, CPU): test" in text
 

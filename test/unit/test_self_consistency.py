@@ -70,3 +70,43 @@ def test_equivalent_answers_vote_together():
 def test_bad_knobs():
     with pytest.raises(ValueError, match="detect_at"):
         SelfConsistency("q", cap=3, detect_at=5)
+
+
+class LaunchCountingBackend(FakeBackend):
+    def __init__(self, answers_by_prompt):
+        super().__init__(answers_by_prompt)
+        self.launched = 0
+        self.launched_when_finished = []  # launches so far, as each branch finishes
+
+    async def generate(self, prompt, params, program_id, remaining_work=None):
+        self.launched += 1
+        generation = await super().generate(prompt, params, program_id, remaining_work)
+        self.launched_when_finished.append(self.launched)
+        return generation
+
+
+def run_staged(answers, policy, cap=10, detect_at=5):
+    backend = LaunchCountingBackend({"q": answers})
+    program = SelfConsistency("q", cap=cap, detect_at=detect_at, staged=True)
+    result = asyncio.run(ProgramRuntime(backend, policy).run([program]))[0]
+    return result, backend
+
+
+def test_staged_stop_launches_only_the_detection_round():
+    result, backend = run_staged(["4"] * 5 + ["9"] * 5, StaticThreshold(0.7))
+    assert backend.launched == 5 and backend.stop_calls == 0  # nothing outstanding to abort
+    assert result.stopped_early and result.answer == "4" and result.knob_used == 5
+    assert result.extra["aborted_branches"] == 0 and result.generated_tokens == 5 * 10
+
+
+def test_staged_continue_launches_the_rest_after_detection():
+    answers = ["4", "5", "6", "7", "8"] + ["9"] * 5
+    result, backend = run_staged(answers, StaticThreshold(0.7))
+    assert backend.launched == 10 and not result.stopped_early and result.knob_used == 10
+    assert backend.launched_when_finished[:5] == [5] * 5  # the second round waited for the decision
+    assert result.answer == "9" and result.extra["certaindex_at_detection"] == 0.0
+
+
+def test_staged_even_allocation_runs_every_branch():
+    result, backend = run_staged(["4"] * 10, EvenAllocation())
+    assert backend.launched == 10 and result.knob_used == 10 and not result.stopped_early

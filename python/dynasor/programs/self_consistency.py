@@ -1,10 +1,17 @@
 """Self-consistency with certaindex early stopping.
 
-All ``cap`` branches share the prompt and start together (so the engine can gang them and prefill
-the prompt once). When ``detect_at`` of them have finished, the answer-cluster certaindex is read
-and the runtime's policy decides: stop (the remaining branches are aborted in the engine with one
-call) or run to the cap. The answer is the majority vote of the branches that finished (after a
-stop, branches that were already done before the abort reached the engine still vote).
+All branches share the prompt. When ``detect_at`` of them have finished, the answer-cluster
+certaindex is read and the runtime's policy decides: stop, or run to the cap. Two launch orders:
+
+- all at once (default): every branch starts together, so the engine gangs them and prefills the
+  prompt once; a stop aborts the remaining branches in the engine with one call. Lowest latency,
+  but on a busy engine the aborted branches have already spent part of their tokens.
+- ``staged``: the paper's intra-program scheduler (5 branches first, more only if the policy
+  grants them): ``detect_at`` branches, then the rest only if the policy lets the program go on.
+  A stop wastes nothing; a program that goes on pays a second round of latency.
+
+The answer is the majority vote of the branches that finished (after a stop, branches that were
+already done before the abort reached the engine still vote).
 """
 
 from __future__ import annotations
@@ -17,16 +24,17 @@ from dynasor.certaindex import answer_certaindex, cluster_answers, extract_answe
 from dynasor.programs.base import ProgramResult, ReasoningProgram
 
 if TYPE_CHECKING:
+    from dynasor.runtime.backends import Generation
     from dynasor.runtime.runtime import ProgramRuntime
 
 
 class SelfConsistency(ReasoningProgram):
     def __init__(self, prompt: str, cap: int = 10, detect_at: int = 5,
-                 sampling_params: Mapping[str, Any] | None = None) -> None:
+                 sampling_params: Mapping[str, Any] | None = None, staged: bool = False) -> None:
         super().__init__()
         if not 1 <= detect_at <= cap:
             raise ValueError(f"need 1 <= detect_at <= cap, got detect_at={detect_at}, cap={cap}")
-        self.prompt, self.cap, self.detect_at = prompt, cap, detect_at
+        self.prompt, self.cap, self.detect_at, self.staged = prompt, cap, detect_at, staged
         self.sampling_params = dict(sampling_params or {"temperature": 0.8, "max_new_tokens": 128})
         self.state = {"answers": [], "tokens": 0, "aborted": 0}
 
@@ -39,6 +47,19 @@ class SelfConsistency(ReasoningProgram):
         unfinished = self.cap - len(self.state["answers"]) - self.state["aborted"]
         return max(unfinished, 0) * float(self.sampling_params.get("max_new_tokens", 128))
 
+    def _record(self, generation: "Generation") -> bool:
+        """Count a finished branch; True when its answer is the ``detect_at``-th (the decision point)."""
+        self.state["tokens"] += generation.completion_tokens
+        if generation.aborted:
+            self.state["aborted"] += 1
+            return False
+        self.state["answers"].append(extract_answer(generation.text))
+        self.knob = len(self.state["answers"])
+        return self.knob == self.detect_at
+
+    def _launch(self, runtime: "ProgramRuntime") -> "asyncio.Task[Generation]":
+        return asyncio.create_task(runtime.generate(self, self.prompt, self.sampling_params))
+
     def majority(self) -> str | None:
         answers = [a for a in self.state["answers"] if a is not None]
         if not answers:
@@ -49,22 +70,26 @@ class SelfConsistency(ReasoningProgram):
 
     async def execute(self, runtime: "ProgramRuntime") -> ProgramResult:
         granted = runtime.grant(self, self.cap)
-        tasks = [asyncio.create_task(runtime.generate(self, self.prompt, self.sampling_params))
-                 for _ in range(granted)]
+        launched = min(self.detect_at, granted) if self.staged else granted
+        pending = {self._launch(runtime) for _ in range(launched)}
         stopped, detected = False, None
-        for next_done in asyncio.as_completed(tasks):
-            generation = await next_done
-            self.state["tokens"] += generation.completion_tokens
-            if generation.aborted:
-                self.state["aborted"] += 1
-                continue
-            self.state["answers"].append(extract_answer(generation.text))
-            self.knob = len(self.state["answers"])
-            if self.knob == self.detect_at and self.knob < granted:
-                detected = self.update_certaindex()
-                if not runtime.should_continue(self):
-                    stopped = True
-                    await runtime.stop(self)
+        try:
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if not self._record(task.result()) or self.knob >= granted:
+                        continue
+                    detected = self.update_certaindex()
+                    if not runtime.should_continue(self):
+                        stopped = True
+                        if pending:
+                            await runtime.stop(self)
+                    elif launched < granted:
+                        pending |= {self._launch(runtime) for _ in range(granted - launched)}
+                        launched = granted
+        finally:  # cancelled or failed: closing the branches' streams aborts them in the engine
+            for task in pending:
+                task.cancel()
         self.update_certaindex()
         return ProgramResult(self.majority(), self.knob, self.state["tokens"], stopped, self.certaindex,
                              {"aborted_branches": self.state["aborted"], "answers": self.state["answers"],

@@ -240,6 +240,28 @@ def _online_rate_table(systems: Mapping[str, Any], target: float, scale: Any) ->
     return out + [""]
 
 
+def _online_scale_table(systems: Mapping[str, Any], target: float) -> list[str]:
+    """The maximum rate with the target attainment at every swept SLO scale, and its ratio to fcfs."""
+    scales = sorted({float(k) for s in systems.values() if isinstance(s, Mapping)
+                     for k in (s.get("max_rate_by_slo_scale") or {})})
+    if not scales:
+        return []
+    out = [f"Maximum rate (programs/s) with {_num(target * 100, '.0f')}% attainment at every SLO scale, from the "
+           "same windows (x = ratio to SGLang fcfs).", "",
+           "| system | " + " | ".join(f"scale {sc:g}" for sc in scales) + " |", "|---|" + "---|" * len(scales)]
+    for name, s in systems.items():
+        if not isinstance(s, Mapping) or s.get("error"):
+            continue
+        cells = []
+        for sc in scales:
+            at = (s.get("max_rate_by_slo_scale") or {}).get(f"{sc:g}") or {}
+            ratio = (at.get("ratio_vs") or {}).get("sglang-fcfs")
+            shown = _ratio(ratio) if ratio else "–"
+            cells.append(_rate(at.get("max_rate")) + (f" ({shown})" if shown != "–" else ""))
+        out.append(f"| {s.get('label') or name} | " + " | ".join(cells) + " |")
+    return out + [""]
+
+
 def _online_level_table(systems: Mapping[str, Any]) -> list[str]:
     """Attainment at the primary SLO scale per difficulty level, over every rate."""
     levels = sorted({lv for s in systems.values() if isinstance(s, Mapping) for w in _windows(s).values()
@@ -294,6 +316,7 @@ def render_online(path: Path, data: Mapping[str, Any], readme: Path) -> list[str
     systems = _systems(data)
     if systems:
         out += _online_rate_table(systems, target, summary.get("slo_scale"))
+        out += _online_scale_table(systems, target)
         out += _online_level_table(systems)
         out += _online_slo_table(systems, target)
     else:

@@ -54,12 +54,12 @@ from benchmark.online.workload import (  # noqa: E402
 )
 
 RESULTS = ROOT / "benchmark" / "results"
-# --quick on 2 CPU cores: 6 systems × (~30 s server start + warm-up + 2 windows of 25 s arrivals and
-# ~10-12 s drain) + ~20 s of oracle solo runs ≈ 11 minutes.
+# --quick on 2 CPU cores: 5 servers x ~30 s start + ~25 s of oracle solo runs + 6 systems x (3 windows of one
+# 8-program trace, 40 + 23 + 16 s of arrivals, each drained for up to ~10 s) ≈ 13-14 minutes.
 SIZES = {
-    "quick": {"rates": "0.12,0.24,0.36", "duration": None, "programs_per_rate": 6, "drain_max": 10.0, "cap": 6,
+    "quick": {"rates": "0.2,0.35,0.5", "duration": None, "programs_per_rate": 8, "drain_max": 10.0, "cap": 6,
               "detect_at": 3, "max_new_tokens": 32, "temperature": 0.3, "levels": "0:0.5,1:0.5", "oracle_runs": 2,
-              "slo_scale": 3.0, "slo_scales": "1,1.5,2,3,4", "arrivals": "scaled", "max_running_requests": 16},
+              "slo_scales": "1,1.5,2,3,4", "arrivals": "scaled", "max_running_requests": 16},
     "full": {"rates": "0.5,1,2,4,8", "duration": 300.0, "programs_per_rate": None, "drain_max": 300.0, "cap": 20,
              "detect_at": 5, "max_new_tokens": 256, "temperature": 0.8, "levels": "1:0.25,2:0.25,3:0.25,4:0.25",
              "oracle_runs": 5, "slo_scales": "0.5,1,1.5,2,2.5,3,4", "arrivals": "poisson", "max_running_requests": 0},
@@ -102,9 +102,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     "e.g. \"--mem-fraction-static 0.7\" (the paper's SGLang setting)")
     ap.add_argument("--levels", help="level mix, e.g. 1:0.5,2:0.5 (quick 1:0.5,2:0.5; full 1-4 evenly)")
     ap.add_argument("--seed", type=int, default=0, help="arrival, problem and oracle seed")
-    ap.add_argument("--slo-scale", type=float, help="SLO scale of the rate sweep (quick 3: a deadline of 2x the solo "
-                    "latency is missed whenever two programs overlap on a CPU that barely gains from batching; "
-                    "default 2)")
+    ap.add_argument("--slo-scale", type=float, help="SLO scale of the rate sweep (default 2)")
     ap.add_argument("--slo-scales", help="SLO scales for attainment vs scale (quick 1,1.5,2,3,4)")
     ap.add_argument("--target", type=float, help="attainment target (default 0.9: the paper's P90)")
     ap.add_argument("--oracle", action="store_true", help="base deadline and factors from solo runs per level "

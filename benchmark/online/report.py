@@ -51,7 +51,20 @@ def summarize_window(window: Mapping[str, Any], deadlines: DeadlineModel, slo_sc
 
 
 def _ratio_json(low: float | None, high: float | None) -> dict[str, Any]:
+    """A zero lower bound (our rate unbounded below) says nothing: reported as unknown."""
+    low = low or None
     return {"ratio": low if low is not None and low == high else None, "low": low, "high": high}
+
+
+def _bounds_at_scale(per_system: Mapping[str, Any], scale: float, target: float) -> dict[str, RateBound]:
+    """Maximum sustained rate of every system with deadlines at SLO ``scale`` (same windows)."""
+    out: dict[str, RateBound] = {}
+    for name, entry in per_system.items():
+        points = [(w["rate"], at["attainment"]) for w in entry["windows"] for at in w["vs_slo_scale"]
+                  if at["slo_scale"] == scale and at["n"]]
+        if points:
+            out[name] = max_sustained_rate(points, target)
+    return out
 
 
 def summarize(systems: Mapping[str, Mapping[str, Any]], deadlines: DeadlineModel, slo_scale: float,
@@ -68,9 +81,15 @@ def summarize(systems: Mapping[str, Mapping[str, Any]], deadlines: DeadlineModel
             bounds[name] = max_sustained_rate(points, target)
             entry["max_rate"] = bounds[name].to_json()
         per_system[name] = entry
+    by_scale = {f"{scale:g}": _bounds_at_scale(per_system, scale, target) for scale in slo_scales}
     for name, entry in per_system.items():
         entry["rate_ratio_vs"] = {base: _ratio_json(*rate_ratio(bounds[name], bounds[base]))
                                   for base in BASELINES if name in bounds and base in bounds}
+        entry["max_rate_by_slo_scale"] = {
+            key: {"max_rate": found[name].to_json(),
+                  "ratio_vs": {base: _ratio_json(*rate_ratio(found[name], found[base]))
+                               for base in BASELINES if base in found}}
+            for key, found in by_scale.items() if name in found}
         entry["slo_tightening_vs"] = {}
         for base in BASELINES:
             if base not in per_system:
@@ -131,6 +150,19 @@ def format_tables(summary: Mapping[str, Any]) -> str:
                      f"{_fmt(sum(w['tokens'] for w in s['windows']) / finished if finished else None, '8.1f')} | "
                      f"{_fmt(sum(a * n for a, n in judged) / n_judged if n_judged else None, '5.2f')} | "
                      f"{sum(w['stopped_early'] for w in s['windows']):>3}/{finished:<3}")
+    scales = sorted({float(k) for s in systems.values() for k in s.get("max_rate_by_slo_scale", {})})
+    head3 = f"{'system':<30} | " + " | ".join(f"{'scale ' + format(sc, 'g'):>18}" for sc in scales)
+    lines += ["", f"maximum rate with {target:.0%} attainment at each SLO scale, and its ratio to SGLang fcfs",
+              head3, "-" * len(head3)]
+    for name, s in systems.items():
+        if s["error"]:
+            continue
+        cells = []
+        for sc in scales:
+            at = s.get("max_rate_by_slo_scale", {}).get(f"{sc:g}")
+            cells.append(f"{_rate_cell(at['max_rate']) + ' ' + _ratio_cell(at['ratio_vs'].get('sglang-fcfs')):>18}"
+                         if at else f"{'-':>18}")
+        lines.append(f"{name:<30} | " + " | ".join(cells))
     head2 = f"{'system':<30} | " + " | ".join(f"{'scale@' + rate_key(r):>11} {'x fcfs':>6}" for r in rates)
     lines += ["", f"tightest SLO scale with {target:.0%} attainment per rate, and how much tighter than SGLang fcfs",
               head2, "-" * len(head2)]

@@ -355,6 +355,12 @@ def test_summarize_hand_values():
     assert [(v["slo_scale"], v["attainment"], v["undetermined"]) for v in vs] == [
         (1.0, 0.2, 0), (2.0, 0.3, 0), (5.0, 0.9, 0)]
     assert ours["windows"][0]["fairness"] == [0.05] * 10
+    # maximum rate per SLO scale, from the same windows: at 1x fcfs fails even at 0.1 (2 of 10 within 2 s)
+    at1, at5 = fcfs["max_rate_by_slo_scale"]["1"], fcfs["max_rate_by_slo_scale"]["5"]
+    assert at1["max_rate"]["kind"] == "below-swept" and at5["max_rate"]["kind"] == "above-swept"
+    assert at1["ratio_vs"]["sglang-fcfs"] == {"ratio": None, "low": None, "high": None}  # unknown, not 0x
+    assert ours["max_rate_by_slo_scale"]["1"]["ratio_vs"]["sglang-fcfs"] == {"ratio": None, "low": 2.0, "high": None}
+    assert ours["max_rate_by_slo_scale"]["2"]["max_rate"] == ours["max_rate"]
     assert fcfs["windows"][1]["by_level"] == {"1": {"n": 10, "met": 3, "undetermined": 0, "attainment": 0.3,
                                                     "attainment_upper": 0.3, "accuracy": 1.0}}
 
@@ -387,7 +393,7 @@ def test_parse_args_quick_defaults_and_errors():
     quick = bench_online.SIZES["quick"]
     assert (args.rates, args.programs_per_rate, args.cap, args.detect_at, args.temperature, args.tag) == (
         quick["rates"], quick["programs_per_rate"], quick["cap"], quick["detect_at"], quick["temperature"], "quick")
-    assert args.slo_scale == quick["slo_scale"] and args.target == 0.9 and args.given == set()
+    assert args.slo_scale == 2.0 and args.target == 0.9 and args.given == set()
     assert args.arrivals == quick["arrivals"] == "scaled"
     assert args.sc_launch == "staged" and bench_online.program_shape(args).staged
     assert bench_online.window_seconds(args, 0.25) == quick["programs_per_rate"] / 0.25

@@ -55,12 +55,18 @@ ONLINE = {
                                                                             "kind": "interpolated"},
                         "rate_ratio_vs": {"sglang-fcfs": {"ratio": 1.0, "low": 1.0, "high": 1.0}},
                         "slo_tightening_vs": {"sglang-fcfs": {"0.15": 1.0, "0.3": 1.0}},
+                        "max_rate_by_slo_scale": {"2": {
+                            "max_rate": {"rate": None, "low": 0.0, "high": 0.15, "kind": "below-swept"},
+                            "ratio_vs": {"sglang-fcfs": {"ratio": None, "low": None, "high": None}}}},
                         "windows": [window(0.15, 1.0, {"0": (2, 2), "1": (2, 2)}, 2.0, 400, 4, 0.5, 0),
                                     window(0.3, 0.5, {"0": (2, 3), "1": (1, 3)}, 4.0, 600, 6, 0.5, 0)]},
         "dynasor-full": {"label": "Dynasor gang-sjf + certaindex", "error": None,
                          "max_rate": {"rate": None, "low": 0.3, "high": None, "kind": "above-swept"},
                          "rate_ratio_vs": {"sglang-fcfs": {"ratio": None, "low": 1.5, "high": None}},
                          "slo_tightening_vs": {"sglang-fcfs": {"0.15": 1.25, "0.3": 2.0}},
+                         "max_rate_by_slo_scale": {"2": {
+                             "max_rate": {"rate": 0.2, "low": 0.2, "high": 0.2, "kind": "interpolated"},
+                             "ratio_vs": {"sglang-fcfs": {"ratio": None, "low": 1.33, "high": None}}}},
                          "windows": [window(0.15, 1.0, {"0": (2, 2), "1": (2, 2)}, 1.6, 300, 4, 0.75, 2),
                                      window(0.3, 1.0, {"0": (3, 3), "1": (3, 3)}, 2.0, 450, 6, 0.5, 3)]},
         "program-fifo": {"label": "program-fifo", "error": "server died\ntraceback", "windows": []}}},
@@ -103,6 +109,8 @@ def test_render_batch_and_online(results):
             "| 5/10 |") in text
     assert "| SGLang fcfs | 4/5 | 3/5 |" in text and "| Dynasor gang-sjf + certaindex | 5/5 | 5/5 |" in text
     assert "| Dynasor gang-sjf + certaindex | 1.60 (1.25x) | 2.00 (2.00x) |" in text
+    assert "| SGLang fcfs | < 0.15 (no swept rate) |" in text
+    assert "| Dynasor gang-sjf + certaindex | 0.200 (≥ 1.33x) |" in text
     assert "failed: server died" in text and "(benchmark/results/online_quick_rate.png)" in text
     assert "> SMALL-SCALE (--quick, CPU): test" in text
 

@@ -3,7 +3,8 @@
 - ``GET  /dynasor/programs``: every program in the scheduler's table, by program key.
 - ``GET  /dynasor/programs/{program_id}``: one program (the caller proves it holds the id).
 - ``POST /dynasor/programs/{program_id}/abort``: abort every waiting and running request of the
-  program. Callers of those requests get finish reason ``abort``; SGLang frees their KV.
+  program, including requests still being tokenized (they are aborted once dispatched). Callers
+  of those requests get finish reason ``abort``; SGLang frees their KV.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from fastapi.responses import ORJSONResponse
 from dynasor.scheduler.program_table import merge_summaries
 from dynasor.srt.config import DynasorServerConfig
 from dynasor.srt.scheduler import STATE_KEY
-from dynasor.srt.tokenizer_hooks import live_rids_of_program
+from dynasor.srt.tokenizer_hooks import abort_program_requests
 from dynasor.tags import TagError, program_key, validate_program_id
 
 
@@ -68,13 +69,10 @@ async def abort_program(program_id: str) -> ORJSONResponse:
         validate_program_id(program_id)
     except TagError as e:
         return _error(400, str(e))
-    tm = _tokenizer_manager()
-    rids = list(live_rids_of_program(tm, program_id))
-    for rid in rids:
-        tm.abort_request(rid=rid)
-    if not rids and _key(program_id) not in await _programs():
+    aborted = await abort_program_requests(_tokenizer_manager(), program_id)
+    if not aborted and _key(program_id) not in await _programs():
         return _error(404, "program not found (never seen, or done and expired)")
-    return ORJSONResponse({"program_key": _key(program_id), "aborted_requests": len(rids)})
+    return ORJSONResponse({"program_key": _key(program_id), "aborted_requests": aborted})
 
 
 def install_routes(app: FastAPI) -> None:

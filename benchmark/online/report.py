@@ -125,19 +125,17 @@ def _ratio_cell(ratio: Mapping[str, Any] | None) -> str:
     return f">={low:.2f}x" if low is not None else (f"<={high:.2f}x" if high is not None else "?")
 
 
-def format_tables(summary: Mapping[str, Any]) -> str:
-    """Attainment per rate, maximum sustained rate and its ratios; tightest SLO scale per rate."""
-    systems = summary["systems"]
-    rates = sorted({w["rate"] for s in systems.values() for w in s["windows"]})
-    target, scale = summary["target"], summary["slo_scale"]
+def _grid(title: str, head: str, rows: list[str]) -> list[str]:
+    return ["", title, head, "-" * len(head), *rows]
+
+
+def _rate_table(systems: Mapping[str, Any], rates: list[float], target: float, scale: float) -> list[str]:
     head = (f"{'system':<30} | " + " | ".join(f"att@{rate_key(r):>5}" for r in rates)
             + f" | {'max rate':>9} | {'vs fcfs':>9} | {'vs lpm':>9} | {'tok/prog':>8} | {'acc':>5} | {'stopped':>7}")
-    lines = [f"deadline attainment at SLO scale {scale:g} per rate (programs/s), maximum rate at {target:.0%} "
-             "attainment and its ratio to stock SGLang; tokens, accuracy and early stops of finished programs",
-             head, "-" * len(head)]
+    rows = []
     for name, s in systems.items():
         if s["error"]:
-            lines.append(f"{name:<30} | failed: {s['error'].splitlines()[0][:100]}")
+            rows.append(f"{name:<30} | failed: {s['error'].splitlines()[0][:100]}")
             continue
         by_rate = {w["rate"]: w for w in s["windows"]}
         cells = [_fmt(by_rate[r]["primary"]["attainment"], '9.2f') if r in by_rate else f"{'-':>9}" for r in rates]
@@ -145,15 +143,20 @@ def format_tables(summary: Mapping[str, Any]) -> str:
         judged = [(w["accuracy"], w["finished"]) for w in s["windows"] if w["accuracy"] is not None]
         n_judged = sum(n for _, n in judged)
         ratios = s["rate_ratio_vs"]
-        lines.append(f"{name:<30} | " + " | ".join(cells) + f" | {_rate_cell(s['max_rate']):>9} | "
-                     f"{_ratio_cell(ratios.get('sglang-fcfs')):>9} | {_ratio_cell(ratios.get('sglang-lpm')):>9} | "
-                     f"{_fmt(sum(w['tokens'] for w in s['windows']) / finished if finished else None, '8.1f')} | "
-                     f"{_fmt(sum(a * n for a, n in judged) / n_judged if n_judged else None, '5.2f')} | "
-                     f"{sum(w['stopped_early'] for w in s['windows']):>3}/{finished:<3}")
+        rows.append(f"{name:<30} | " + " | ".join(cells) + f" | {_rate_cell(s['max_rate']):>9} | "
+                    f"{_ratio_cell(ratios.get('sglang-fcfs')):>9} | {_ratio_cell(ratios.get('sglang-lpm')):>9} | "
+                    f"{_fmt(sum(w['tokens'] for w in s['windows']) / finished if finished else None, '8.1f')} | "
+                    f"{_fmt(sum(a * n for a, n in judged) / n_judged if n_judged else None, '5.2f')} | "
+                    f"{sum(w['stopped_early'] for w in s['windows']):>3}/{finished:<3}")
+    return _grid(f"deadline attainment at SLO scale {scale:g} per rate (programs/s), maximum rate at {target:.0%} "
+                 "attainment and its ratio to stock SGLang; tokens, accuracy and early stops of finished programs",
+                 head, rows)[1:]
+
+
+def _scale_table(systems: Mapping[str, Any], target: float) -> list[str]:
     scales = sorted({float(k) for s in systems.values() for k in s.get("max_rate_by_slo_scale", {})})
-    head3 = f"{'system':<30} | " + " | ".join(f"{'scale ' + format(sc, 'g'):>18}" for sc in scales)
-    lines += ["", f"maximum rate with {target:.0%} attainment at each SLO scale, and its ratio to SGLang fcfs",
-              head3, "-" * len(head3)]
+    head = f"{'system':<30} | " + " | ".join(f"{'scale ' + format(sc, 'g'):>18}" for sc in scales)
+    rows = []
     for name, s in systems.items():
         if s["error"]:
             continue
@@ -162,10 +165,14 @@ def format_tables(summary: Mapping[str, Any]) -> str:
             at = s.get("max_rate_by_slo_scale", {}).get(f"{sc:g}")
             cells.append(f"{_rate_cell(at['max_rate']) + ' ' + _ratio_cell(at['ratio_vs'].get('sglang-fcfs')):>18}"
                          if at else f"{'-':>18}")
-        lines.append(f"{name:<30} | " + " | ".join(cells))
-    head2 = f"{'system':<30} | " + " | ".join(f"{'scale@' + rate_key(r):>11} {'x fcfs':>6}" for r in rates)
-    lines += ["", f"tightest SLO scale with {target:.0%} attainment per rate, and how much tighter than SGLang fcfs",
-              head2, "-" * len(head2)]
+        rows.append(f"{name:<30} | " + " | ".join(cells))
+    return _grid(f"maximum rate with {target:.0%} attainment at each SLO scale, and its ratio to SGLang fcfs",
+                 head, rows)
+
+
+def _tightest_table(systems: Mapping[str, Any], rates: list[float], target: float) -> list[str]:
+    head = f"{'system':<30} | " + " | ".join(f"{'scale@' + rate_key(r):>11} {'x fcfs':>6}" for r in rates)
+    rows = []
     for name, s in systems.items():
         if s["error"]:
             continue
@@ -176,7 +183,19 @@ def format_tables(summary: Mapping[str, Any]) -> str:
             scale_at = by_rate[r]["tightest_slo_scale"] if r in by_rate else None
             vs = tight.get(rate_key(r))
             cells.append(f"{_fmt(scale_at, '.2f'):>11} {_fmt(vs, '.2f') + 'x' if vs else '-':>6}")
-        lines.append(f"{name:<30} | " + " | ".join(cells))
+        rows.append(f"{name:<30} | " + " | ".join(cells))
+    return _grid(f"tightest SLO scale with {target:.0%} attainment per rate, and how much tighter than SGLang fcfs",
+                 head, rows)
+
+
+def format_tables(summary: Mapping[str, Any]) -> str:
+    """Attainment per rate, maximum sustained rate and its ratios; the maximum rate at every SLO
+    scale; the tightest SLO scale per rate."""
+    systems = summary["systems"]
+    rates = sorted({w["rate"] for s in systems.values() for w in s["windows"]})
+    target = summary["target"]
+    lines = (_rate_table(systems, rates, target, summary["slo_scale"]) + _scale_table(systems, target)
+             + _tightest_table(systems, rates, target))
     return "\n".join(lines)
 
 

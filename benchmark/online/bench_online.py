@@ -185,6 +185,13 @@ def limits_for(workload: Workload, deadlines: DeadlineModel, args: argparse.Name
                         [deadlines.deadline(lv, largest) for lv in levels], args.drain_max)
 
 
+def portable(arg: str) -> str:
+    """A server argument without this machine's paths: $DYNASOR_HOME, then ~ for the home folder."""
+    from dynasor.model import dynasor_home
+
+    return arg.replace(str(dynasor_home()), "$DYNASOR_HOME").replace(str(Path.home()), "~")
+
+
 def server_key(system: System) -> tuple[str, ...]:
     """Systems with equal keys run on identical servers and differ only on the client side."""
     return (system.server, *system.server_flags())
@@ -225,7 +232,7 @@ def run_group(group: list[System], workloads: list[Workload], deadlines: Deadlin
     try:
         server = make_server(group[0], free_port(), log, args.model_path, server_extra(args))
         with server:
-            info = {"argv": [a.replace(str(Path.home()), "~") for a in server.argv[1:]],
+            info = {"argv": [portable(a) for a in server.argv[1:]],
                     "start_seconds": time.monotonic() - started,
                     "log": str(log.relative_to(ROOT)) if log.is_relative_to(ROOT) else str(log),
                     "shared_by": [s.name for s in group]}

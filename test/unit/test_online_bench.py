@@ -5,6 +5,7 @@ import asyncio
 import json
 import math
 import random
+from pathlib import Path
 
 import pytest
 
@@ -481,3 +482,9 @@ def test_main_end_to_end_over_fake_servers(tmp_path, monkeypatch):
     assert set(out["summary"]["systems"]) == {"sglang-fcfs", "gang", "gang-sjf+certaindex"}
     assert out["workloads"][0]["problems"]["levels"] == {"1": 0.5, "2": 0.5} and out["machine"]["cpu_count"]
     assert all((tmp_path / f"online_t_{k}.png").exists() for k in ("rate", "slo", "fairness"))
+
+
+def test_server_args_are_recorded_without_machine_paths(monkeypatch, tmp_path):
+    monkeypatch.setenv("DYNASOR_HOME", str(tmp_path / "dh"))
+    assert bench_online.portable(str(tmp_path / "dh" / "models" / "m")) == "$DYNASOR_HOME/models/m"
+    assert bench_online.portable(str(Path.home() / "x")) == "~/x" and bench_online.portable("--port") == "--port"

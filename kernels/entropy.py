@@ -78,10 +78,12 @@ def _stats_exact(x: torch.Tensor, temps: torch.Tensor, topk: int) -> tuple[torch
     return (torch.where(any_finite, ht, zero), torch.where(any_finite, h1, zero), torch.where(any_finite, conf, zero))
 
 
-def token_stats_reference(logits: torch.Tensor, temperatures: torch.Tensor | float, topk: int = MAX_TOPK) -> TokenStats:
-    """Float64 oracle for tests and benchmarks."""
+def token_stats_reference(
+    logits: torch.Tensor, temperatures: torch.Tensor | float, topk: int = MAX_TOPK, device: torch.device | str = "cpu"
+) -> TokenStats:
+    """Float64 oracle for tests and benchmarks (on ``device``: the GPU for large benchmark shapes)."""
     temps = _check(logits, temperatures, topk)
-    ht, h1, conf = _stats_exact(logits.double().cpu(), temps.cpu(), topk)
+    ht, h1, conf = _stats_exact(logits.to(device=device, dtype=torch.float64), temps.to(device), topk)
     return TokenStats(ht, h1, conf)
 
 

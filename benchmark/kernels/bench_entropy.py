@@ -16,16 +16,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
+import os
 import platform
 import statistics
 import sys
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 
-from dynasor.kernels.entropy import MAX_TOPK, token_stats
+from dynasor.kernels.entropy import MAX_TOPK, TokenStats, token_stats, token_stats_reference
+from dynasor.kernels.entropy_triton import LaunchConfig
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
@@ -43,51 +47,163 @@ def plain_torch(logits: torch.Tensor, temps: torch.Tensor, topk: int) -> tuple[t
 
 
 def timed(fn, device: str, min_time: float = 0.3, min_iters: int = 3) -> float:
-    """Median seconds per call."""
+    """Median seconds per call. On CUDA: triton's do_bench (CUDA events, L2 flushed before every
+    call, so the logits come from HBM as they would after the LM head on a large batch)."""
+    if device == "cuda":
+        import triton.testing
+
+        return triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median") / 1e3
     fn()
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     times: list[float] = []
     start = time.perf_counter()
     while len(times) < min_iters or time.perf_counter() - start < min_time:
-        sync()
         t0 = time.perf_counter()
         fn()
-        sync()
         times.append(time.perf_counter() - t0)
         if len(times) >= 200:
             break
     return statistics.median(times)
 
 
-def copy_bandwidth_gbs(device: str) -> float:
-    x = torch.empty(256 << 20, dtype=torch.uint8, device=device)
+def device_time(fn, reps: int = 20) -> float:
+    """Seconds of GPU time per call, without host launch overhead: ``reps`` calls, each after an
+    L2 flush, captured in one CUDA graph and replayed; minus a graph of the flushes alone."""
+    flush = torch.empty(256 << 20, dtype=torch.uint8, device="cuda")
+    fn()
+    torch.cuda.synchronize()
+    graphs = []
+    for with_fn in (True, False):
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            for _ in range(reps):
+                flush.zero_()
+                if with_fn:
+                    fn()
+        graphs.append(g)
+    totals = []
+    for g in graphs:
+        g.replay()
+        samples = []
+        for _ in range(5):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            g.replay()
+            end.record()
+            end.synchronize()
+            samples.append(start.elapsed_time(end) / 1e3)
+        totals.append(statistics.median(samples))
+    return max(totals[0] - totals[1], 0.0) / reps
+
+
+def host_time(fn, calls: int = 50) -> float:
+    """Seconds of host (Python + launch) time per call: calls issued back to back, GPU not waited on."""
+    fn()
+    torch.cuda.synchronize()
+    samples = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+    torch.cuda.synchronize()
+    return statistics.median(samples)
+
+
+def bandwidth_ceilings(device: str) -> dict:
+    """Measured ceilings: device-to-device copy (bytes read + written) and a read-only reduction."""
+    x = torch.empty(1 << 30 if device == "cuda" else 1 << 24, dtype=torch.uint8, device=device)
     y = torch.empty_like(x)
-    t = timed(lambda: y.copy_(x), device)
-    return 2 * x.numel() / t / 1e9
+    copy = 2 * x.numel() / timed(lambda: y.copy_(x), device) / 1e9
+    f = x.view(torch.float32)
+    read = f.numel() * 4 / timed(lambda: torch.amax(f), device) / 1e9
+    name = torch.cuda.get_device_name() if device == "cuda" else platform.processor()
+    datasheet = next((v for k, v in DATASHEET_GBS.items() if k in name), None)
+    return {"device_name": name, "copy_gb_per_s": copy, "read_gb_per_s": read, "datasheet_gb_per_s": datasheet}
 
 
-def kernel_table(device: str, shapes: list[tuple[int, int]], dtypes: list[torch.dtype], compiled: bool) -> list[dict]:
+# HBM bandwidth by the vendors' datasheets (GB/s), for the "% of peak" column.
+DATASHEET_GBS = {"H200": 4800.0, "H100 80GB HBM3": 3350.0, "H100": 3350.0, "A100-SXM4-80GB": 2039.0, "A100": 1555.0}
+
+
+def realistic_logits(rows: int, vocab: int, dtype: torch.dtype, device: str, seed: int = 0) -> torch.Tensor:
+    """Gaussian logits with per-row scale 1..12 (flat to peaked rows), temperatures cycled below."""
+    g = torch.Generator(device=device).manual_seed(seed)
+    scale = torch.linspace(1.0, 12.0, rows, device=device)[:, None]
+    return (torch.randn(rows, vocab, generator=g, device=device) * scale).to(dtype)
+
+
+TEMPERATURES = (0.7, 1.0, 0.0, 1.3)
+
+
+def max_error(got: TokenStats, x: torch.Tensor, temps: torch.Tensor) -> float:
+    want = token_stats_reference(x, temps, MAX_TOPK, device=x.device)
+    return max((g.double() - w).abs().max().item() for g, w in zip(
+        (got.entropy_t, got.entropy, got.topk_confidence), (want.entropy_t, want.entropy, want.topk_confidence)))
+
+
+def sweep_configs(device: str, shapes: list[tuple[int, int, torch.dtype]], configs: list[LaunchConfig]) -> list[dict]:
+    """Median time of each launch configuration on a few shapes; prints the best per shape."""
+    from dynasor.kernels.entropy_triton import token_stats_triton
+
+    out = []
+    for rows, vocab, dtype in shapes:
+        x = realistic_logits(rows, vocab, dtype, device)
+        temps = torch.tensor(TEMPERATURES, device=device).repeat(rows)[:rows]
+        timings = []
+        for cfg in configs:
+            fn = lambda: token_stats_triton(x, temps, MAX_TOPK, cfg)  # noqa: E731
+            t = device_time(fn) if device == "cuda" else timed(fn, device)
+            timings.append(t)
+            out.append({"rows": rows, "vocab": vocab, "dtype": str(dtype).removeprefix("torch."),
+                        "config": asdict(cfg), "ms": t * 1e3})
+        best = min(range(len(configs)), key=timings.__getitem__)
+        print(f"sweep {rows:>4} x {vocab:>6} {str(dtype).removeprefix('torch.'):>8}: best {configs[best]} "
+              f"{timings[best]*1e3:.4f} ms; worst {max(timings)*1e3:.4f} ms", flush=True)
+    return out
+
+
+def kernel_table(device: str, shapes: list[tuple[int, int]], dtypes: list[torch.dtype], compiled: bool,
+                 ceilings: dict | None, config: LaunchConfig | None = None) -> list[dict]:
     rows_out = []
-    peak = copy_bandwidth_gbs(device) if device == "cuda" else None
     compiled_fn = torch.compile(lambda x, t: token_stats(x, t, MAX_TOPK, backend="torch")) if compiled else None
-    header = f"{'rows':>5} {'vocab':>7} {'dtype':>8} | {'dynasor ms':>10} {'plain ms':>9} {'speedup':>7}"
-    header += f" | {'GB/s':>7} {'% copy bw':>9}" if device == "cuda" else ""
+    triton_path = device == "cuda" or os.environ.get("TRITON_INTERPRET") == "1"  # interpreted: a dry run on CPU
+    if triton_path:
+        from dynasor.kernels.entropy_triton import DEFAULT_CONFIG, token_stats_triton
+
+        cfg = config or DEFAULT_CONFIG
+        ours = lambda x, t: TokenStats(*token_stats_triton(x, t, MAX_TOPK, cfg))  # noqa: E731
+        one_per_row = lambda x, t: TokenStats(*token_stats_triton(x, t, MAX_TOPK, replace(cfg, splits=1)))  # noqa: E731
+    else:
+        ours = lambda x, t: token_stats(x, t, MAX_TOPK)  # noqa: E731
+        one_per_row = None
+    header = f"{'rows':>5} {'vocab':>7} {'dtype':>8} | {'max err':>8} | {'dynasor ms':>10} {'plain ms':>9} {'speedup':>7}"
+    if ceilings is not None:
+        header += f" | {'GB/s':>7} {'% read':>6} {'% sheet':>7} | {'1/row ms':>8} | {'host us':>7}"
     header += f" | {'compiled ms':>11}" if compiled else ""
     print(header)
     print("-" * len(header))
     for dtype in dtypes:
         for rows, vocab in shapes:
-            x = (torch.randn(rows, vocab, device=device) * 4).to(dtype)
-            temps = torch.full((rows,), 0.7, device=device)
-            t_ours = timed(lambda: token_stats(x, temps, MAX_TOPK), device)
-            t_plain = timed(lambda: plain_torch(x, temps, MAX_TOPK), device)
-            rec = {"rows": rows, "vocab": vocab, "dtype": str(dtype).removeprefix("torch."),
+            x = realistic_logits(rows, vocab, dtype, device)
+            temps = torch.tensor(TEMPERATURES, device=device).repeat(rows)[:rows]
+            err = max_error(ours(x, temps), x, temps)
+            measure = device_time if device == "cuda" else (lambda fn: timed(fn, device))
+            t_ours = measure(lambda: ours(x, temps))
+            t_plain = measure(lambda: plain_torch(x, temps, MAX_TOPK))
+            rec = {"rows": rows, "vocab": vocab, "dtype": str(dtype).removeprefix("torch."), "max_abs_error": err,
                    "dynasor_ms": t_ours * 1e3, "plain_torch_ms": t_plain * 1e3, "speedup": t_plain / t_ours}
-            line = f"{rows:>5} {vocab:>7} {rec['dtype']:>8} | {t_ours*1e3:>10.3f} {t_plain*1e3:>9.3f} {t_plain/t_ours:>6.2f}x"
-            if device == "cuda":
+            line = (f"{rows:>5} {vocab:>7} {rec['dtype']:>8} | {err:>8.1e} | {t_ours*1e3:>10.4f} {t_plain*1e3:>9.4f}"
+                    f" {t_plain/t_ours:>6.2f}x")
+            if ceilings is not None and one_per_row is not None:
                 gbs = x.numel() * x.element_size() / t_ours / 1e9
-                rec.update(gb_per_s=gbs, copy_bandwidth_gb_per_s=peak)
-                line += f" | {gbs:>7.1f} {100*gbs/peak:>8.1f}%"
+                t_one = measure(lambda: one_per_row(x, temps))
+                sheet = ceilings["datasheet_gb_per_s"]
+                pct_read = 100 * gbs / ceilings["read_gb_per_s"]
+                pct_sheet = 100 * gbs / sheet if sheet else None
+                t_host = host_time(lambda: ours(x, temps)) if device == "cuda" else float("nan")
+                rec.update(gb_per_s=gbs, pct_of_read_bandwidth=pct_read, pct_of_datasheet=pct_sheet,
+                           one_program_per_row_ms=t_one * 1e3, host_launch_us=t_host * 1e6)
+                sheet_text = f"{pct_sheet:.1f}%" if pct_sheet is not None else "-"
+                line += f" | {gbs:>7.0f} {pct_read:>5.1f}% {sheet_text:>7} | {t_one*1e3:>8.4f} | {t_host*1e6:>7.1f}"
             if compiled_fn is not None:
                 t_comp = timed(lambda: compiled_fn(x, temps), device)
                 rec["compiled_ms"] = t_comp * 1e3
@@ -135,9 +251,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--rows", type=int, nargs="*", default=[1, 16, 64, 256])
-    ap.add_argument("--vocab", type=int, nargs="*", default=[49152, 152064, 262144])
+    ap.add_argument("--vocab", type=int, nargs="*", default=[32000, 128256, 152064])
     ap.add_argument("--dtypes", nargs="*", default=["bfloat16", "float32"])
     ap.add_argument("--compile", action="store_true", help="also time torch.compile of the CPU path")
+    ap.add_argument("--sweep", action="store_true", help="CUDA: time launch configurations first, table with the best")
+    ap.add_argument("--block", type=int, default=None, help="CUDA: scan block (default: the kernel's)")
+    ap.add_argument("--num-warps", type=int, default=None)
+    ap.add_argument("--programs-per-sm", type=int, default=None)
     ap.add_argument("--skip-live", action="store_true")
     ap.add_argument("--skip-kernels", action="store_true")
     ap.add_argument("--url", help="live part against this running Dynasor server instead of starting one")
@@ -150,10 +270,46 @@ def main() -> None:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     print(f"device {args.device}, torch {torch.__version__}, threads {torch.get_num_threads()}, {platform.processor() or platform.machine()}")
     shapes = [(r, v) for v in args.vocab for r in args.rows]
+    dtypes = [getattr(torch, d) for d in args.dtypes]
     report: dict = {"device": args.device, "torch": torch.__version__, "machine": platform.platform(),
                     "threads": torch.get_num_threads()}
     if not args.skip_kernels:
-        report["kernel"] = kernel_table(args.device, shapes, [getattr(torch, d) for d in args.dtypes], args.compile)
+        config = None
+        if args.device == "cuda" or os.environ.get("TRITON_INTERPRET") == "1":
+            import triton
+
+            report["triton"] = triton.__version__
+            report["ceilings"] = ceilings = bandwidth_ceilings(args.device)
+            print(f"{ceilings['device_name']}: copy {ceilings['copy_gb_per_s']:.0f} GB/s, read {ceilings['read_gb_per_s']:.0f} GB/s,"
+                  f" datasheet {ceilings['datasheet_gb_per_s']} GB/s", flush=True)
+            from dynasor.kernels.entropy_triton import DEFAULT_CONFIG
+
+            overrides = {k: v for k, v in (("block", args.block), ("num_warps", args.num_warps),
+                                           ("programs_per_sm", args.programs_per_sm)) if v is not None}
+            config = replace(DEFAULT_CONFIG, **overrides)
+            if args.sweep:
+                grid = [LaunchConfig(block=b, num_warps=w, programs_per_sm=p)
+                        for b, w, p in itertools.product((1024, 2048, 4096), (4, 8), (2, 4, 8, 16))]
+                grid = grid if args.device == "cuda" else grid[:2]
+                probe = [(2, 5000, torch.float32)] if args.device != "cuda" else [
+                    (1, 128256, torch.bfloat16), (16, 128256, torch.bfloat16), (64, 128256, torch.bfloat16),
+                    (256, 152064, torch.bfloat16), (64, 152064, torch.float32), (256, 152064, torch.float32)]
+                report["sweep"] = sweep_configs(args.device, probe, grid)
+                # best by the geometric mean of time relative to each shape's fastest
+                by_cfg: dict[str, list[float]] = {}
+                for shape in probe:
+                    recs = [r for r in report["sweep"] if (r["rows"], r["vocab"], r["dtype"]) ==
+                            (shape[0], shape[1], str(shape[2]).removeprefix("torch."))]
+                    fastest = min(r["ms"] for r in recs)
+                    for r in recs:
+                        by_cfg.setdefault(json.dumps(r["config"], sort_keys=True), []).append(r["ms"] / fastest)
+                best = min(by_cfg, key=lambda k: statistics.geometric_mean(by_cfg[k]))
+                config = LaunchConfig(**json.loads(best))
+                print(f"chosen {config}: geometric mean {statistics.geometric_mean(by_cfg[best]):.3f}x the per-shape best")
+            report["config"] = asdict(config)
+        else:
+            ceilings = None
+        report["kernel"] = kernel_table(args.device, shapes, dtypes, args.compile, ceilings, config)
 
     if not args.skip_live:
         if args.url:

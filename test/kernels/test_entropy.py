@@ -118,3 +118,32 @@ def test_fully_masked_greedy_row_is_zero(backend):
     x[1, 3] = 1.0
     got = token_stats(x.to(DEVICE), torch.zeros(2), backend=backend)
     assert got.entropy_t.tolist() == [0.0, 0.0] and got.entropy.tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("splits", [1, 2, 8, 64])
+def test_vocabulary_splits_merge_to_the_same_values(splits):
+    """Split programs (some past the vocabulary end, i.e. empty) merge to the reference values,
+    including greedy ties that fall in different splits and a row whose finite entries sit in one split."""
+    from dynasor.kernels.entropy_triton import LaunchConfig, token_stats_triton
+
+    vocab = 5000
+    x = make_logits(5, vocab, torch.float32, seed=splits)
+    x[4] = torch.randn(vocab, generator=torch.Generator().manual_seed(1))
+    x[4, 10] = x[4, 4990] = x[4].max() + 2.0  # tied maxima at both ends of the vocabulary
+    temps = torch.tensor([0.7, 1.0, 1.5, 0.3, 0.0])
+    got = token_stats_triton(x.to(DEVICE), temps.to(DEVICE), MAX_TOPK, LaunchConfig(block=256, splits=splits))
+    want = token_stats_reference(x, temps)
+    for g, w, what in zip(got, (want.entropy_t, want.entropy, want.topk_confidence), ("H_T", "H_1", "conf")):
+        assert_close(g, w, torch.float32, f"{what} with {splits} splits")
+    assert got[0][4].item() == pytest.approx(math.log(2), abs=1e-5)
+
+
+def test_splits_must_be_a_power_of_two():
+    from dynasor.kernels.entropy_triton import LaunchConfig, choose_splits
+
+    with pytest.raises(ValueError, match="power of two"):
+        choose_splits(4, 1000, LaunchConfig(splits=3), multiprocessors=8)
+    # few rows on many multiprocessors: split until the GPU is full or splits get too short
+    assert choose_splits(1, 152064, LaunchConfig(block=2048), multiprocessors=132) == 32
+    assert choose_splits(256, 152064, LaunchConfig(block=2048), multiprocessors=132) == 2
+    assert choose_splits(1024, 152064, LaunchConfig(block=2048), multiprocessors=132) == 1

@@ -18,7 +18,7 @@ a 132-SM GPU). So the vocabulary is split into ``splits`` ranges, one program ea
 partial statistics (max, the two sum pairs, ties, its top-k), and a second, tiny kernel merges them
 per row with the same rescaling rule. With ``splits == 1`` the scan writes the final values itself.
 
-Measured on an H200 (``benchmark/results/bench_entropy_h200.json``): 2–10x faster than the former
+Measured on an H200 (``benchmark/results/bench_entropy_h200.json``): 2.8–9.7x faster than the former
 one-program-per-row kernel, but at most ~21% of read bandwidth (256 × 152k fp32): the top-k inserts
 cost about 60% of the time on Gaussian logits, and the per-block cross-warp max reduction bounds the
 rest (ncu: shared-memory scoreboard stalls, 25–31% occupancy from 87–123 registers per thread).

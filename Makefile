@@ -30,6 +30,6 @@ clean-venv:
 # Small-scale benchmarks on CPU with the default model (<= 20 min on 2 cores): batch, online, README section.
 .PHONY: bench-quick
 bench-quick: install
-	OMP_NUM_THREADS=1 $(PY) benchmark/batch/bench_batch.py --quick
-	OMP_NUM_THREADS=1 $(PY) benchmark/online/bench_online.py --quick
-	OMP_NUM_THREADS=1 $(PY) benchmark/report.py
+	OMP_NUM_THREADS=1 $(PY) -m benchmark.batch.bench_batch --quick
+	OMP_NUM_THREADS=1 $(PY) -m benchmark.online.bench_online --quick
+	OMP_NUM_THREADS=1 $(PY) -m benchmark.report

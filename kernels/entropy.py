@@ -1,38 +1,33 @@
 """Per-token entropy and top-k confidence of next-token distributions: reference, CPU path, dispatch.
 
-``token_stats(logits, temperatures, topk)`` returns, per row of ``logits [rows, vocab]``:
+``token_stats(logits, temperatures, topk)`` returns a ``dynasor.core.token_stats.TokenStats`` of
+fp32 tensors, one value per row of ``logits [rows, vocab]``:
 
-- ``entropy_t``: entropy (nats) of softmax(logits / T) at the row's temperature T; T = 0 means
+- ``entropy``: entropy (nats) of softmax(logits) (T = 1), the model's own uncertainty;
+- ``sampling_entropy``: entropy of softmax(logits / T) at the row's temperature T; T = 0 means
   greedy, whose limit distribution is uniform over the argmax set (entropy ``log #ties``, 0 when the
   max is unique);
-- ``entropy``: entropy of softmax(logits) (T = 1), the model's own uncertainty;
 - ``topk_confidence``: DeepConf's token confidence, ``−mean(log p)`` over the ``topk`` most likely
   tokens at T = 1 (over fewer when fewer than ``topk`` entries are finite); 0 when ``topk`` is 0.
 
 −inf entries are masked tokens and contribute nothing; rows with no finite entry give zeros.
 CUDA tensors go to the Triton kernel (``entropy_triton``), CPU tensors to a vectorised torch path
 that processes rows in chunks to bound memory. ``token_stats_reference`` is the float64 oracle.
-``torch.compile`` of the CPU path was measured against eager (benchmark/kernels/bench_entropy.py
+``torch.compile`` of the CPU path was measured against eager (python -m benchmark.kernels.bench_entropy
 --compile: 0.85 / 8.3 / 39.5 ms vs 0.72 / 9.2 / 31.8 ms at 1 / 16 / 64 rows × 49,152, bf16) and
 does not win consistently, so it is not used.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 import torch
 
+from dynasor.core.token_stats import TokenStats
+
 MAX_TOPK = 20
 _CPU_CHUNK_ELEMENTS = 1 << 18  # rows per chunk × vocab: keeps the CPU path's temporaries in cache
-
-
-@dataclass(frozen=True)
-class TokenStats:
-    entropy_t: torch.Tensor
-    entropy: torch.Tensor
-    topk_confidence: torch.Tensor
 
 
 def _check(logits: torch.Tensor, temperatures: torch.Tensor | float, topk: int) -> torch.Tensor:
@@ -80,11 +75,11 @@ def _stats_exact(x: torch.Tensor, temps: torch.Tensor, topk: int) -> tuple[torch
 
 def token_stats_reference(
     logits: torch.Tensor, temperatures: torch.Tensor | float, topk: int = MAX_TOPK, device: torch.device | str = "cpu"
-) -> TokenStats:
+) -> TokenStats[torch.Tensor]:
     """Float64 oracle for tests and benchmarks (on ``device``: the GPU for large benchmark shapes)."""
     temps = _check(logits, temperatures, topk)
     ht, h1, conf = _stats_exact(logits.to(device=device, dtype=torch.float64), temps.to(device), topk)
-    return TokenStats(ht, h1, conf)
+    return TokenStats(entropy=h1, sampling_entropy=ht, topk_confidence=conf)
 
 
 def _entropy_and_logp(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -119,7 +114,7 @@ def _stats_fast(x: torch.Tensor, temps: torch.Tensor, topk: int) -> tuple[torch.
     return ht, h1, conf
 
 
-def token_stats_torch(logits: torch.Tensor, temperatures: torch.Tensor | float, topk: int = MAX_TOPK) -> TokenStats:
+def token_stats_torch(logits: torch.Tensor, temperatures: torch.Tensor | float, topk: int = MAX_TOPK) -> TokenStats[torch.Tensor]:
     """Vectorised fp32 torch path (CPU), in row chunks so temporaries stay bounded."""
     temps = _check(logits, temperatures, topk)
     rows, vocab = logits.shape
@@ -128,7 +123,8 @@ def token_stats_torch(logits: torch.Tensor, temperatures: torch.Tensor | float, 
     if not parts:
         empty = logits.new_zeros(0, dtype=torch.float32)
         return TokenStats(empty, empty, empty)
-    return TokenStats(*(torch.cat(values) for values in zip(*parts)))
+    ht, h1, conf = (torch.cat(values) for values in zip(*parts))
+    return TokenStats(entropy=h1, sampling_entropy=ht, topk_confidence=conf)
 
 
 def token_stats(
@@ -136,7 +132,7 @@ def token_stats(
     temperatures: torch.Tensor | float,
     topk: int = MAX_TOPK,
     backend: Literal["auto", "triton", "torch"] = "auto",
-) -> TokenStats:
+) -> TokenStats[torch.Tensor]:
     """Dispatch: Triton for CUDA tensors (or when asked, e.g. under TRITON_INTERPRET=1), else torch."""
     if backend == "torch" or (backend == "auto" and not logits.is_cuda):
         return token_stats_torch(logits, temperatures, topk)
@@ -145,4 +141,4 @@ def token_stats(
         logits = logits.float()
     from dynasor.kernels.entropy_triton import token_stats_triton
 
-    return TokenStats(*token_stats_triton(logits, temps, topk))
+    return token_stats_triton(logits, temps, topk)

@@ -36,6 +36,8 @@ import torch
 import triton
 import triton.language as tl
 
+from dynasor.core.token_stats import TokenStats
+
 PART_FIELDS = tl.constexpr(8)  # partial statistics per (row, split): m1, s1, w1, mt, st, wt, ties, (pad)
 
 
@@ -57,13 +59,13 @@ def _entropy_from(s, w):
 
 @triton.jit
 def _finish_entropies(m1, s1, w1, st, wt, ties, temp):
-    """(entropy at T, entropy at 1) from the merged statistics of a row."""
-    entropy_1 = _entropy_from(s1, w1)
+    """(entropy at T = 1, sampling entropy at the row's T) from the merged statistics of a row."""
+    entropy = _entropy_from(s1, w1)
     greedy = temp <= 0.0
     plain = temp == 1.0
-    entropy_t = tl.where(greedy, tl.log(tl.maximum(ties, 1.0)), tl.where(plain, entropy_1, _entropy_from(st, wt)))
-    entropy_t = tl.where(s1 > 0.0, entropy_t, 0.0)
-    return entropy_t, entropy_1
+    sampling = tl.where(greedy, tl.log(tl.maximum(ties, 1.0)), tl.where(plain, entropy, _entropy_from(st, wt)))
+    sampling = tl.where(s1 > 0.0, sampling, 0.0)
+    return entropy, sampling
 
 
 @triton.jit
@@ -168,9 +170,9 @@ def token_stats_scan_kernel(
     wt = tl.sum(wt, 0)
     ties = tl.sum(ties, 0)
     if SPLITS == 1:
-        entropy_t, entropy_1 = _finish_entropies(m1, s1, w1, st, wt, ties, temp)
-        tl.store(out_ptr + row, entropy_t)
-        tl.store(out_ptr + rows + row, entropy_1)
+        entropy, sampling = _finish_entropies(m1, s1, w1, st, wt, ties, temp)
+        tl.store(out_ptr + row, entropy)
+        tl.store(out_ptr + rows + row, sampling)
         if TOPK > 0:
             tl.store(out_ptr + 2 * rows + row, _confidence_from(top, m1, s1))
         else:
@@ -208,9 +210,9 @@ def token_stats_merge_kernel(
     _, st, wt = _merge_parts(tl.load(part + 3), tl.load(part + 4), tl.load(part + 5))
     part_max = tl.load(part + 0)
     ties = tl.sum(tl.where((part_max == m1) & (part_max != float("-inf")), tl.load(part + 6), 0.0), 0)
-    entropy_t, entropy_1 = _finish_entropies(m1, s1, w1, st, wt, ties, temp)
-    tl.store(out_ptr + row, entropy_t)
-    tl.store(out_ptr + rows + row, entropy_1)
+    entropy, sampling = _finish_entropies(m1, s1, w1, st, wt, ties, temp)
+    tl.store(out_ptr + row, entropy)
+    tl.store(out_ptr + rows + row, sampling)
 
     if TOPK > 0:
         slots = tl.arange(0, TOPK_PAD)
@@ -266,8 +268,9 @@ def choose_splits(rows: int, vocab: int, config: LaunchConfig, multiprocessors: 
 
 def token_stats_triton(
     logits: torch.Tensor, temperatures: torch.Tensor, topk: int, config: LaunchConfig = DEFAULT_CONFIG
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Returns fp32 (entropy at T, entropy at 1, top-k confidence), one value per row."""
+) -> TokenStats[torch.Tensor]:
+    """fp32 entropy, sampling entropy and top-k confidence, one value per row (output rows in
+    ``TokenStats`` field order)."""
     rows, vocab = logits.shape
     if logits.stride(1) != 1:
         logits = logits.contiguous()
@@ -276,7 +279,7 @@ def token_stats_triton(
     temperatures = temperatures.reshape(-1).to(device=logits.device, dtype=torch.float32).contiguous()
     if rows == 0 or vocab == 0:
         out = torch.zeros((3, rows), device=logits.device, dtype=torch.float32)
-        return out[0], out[1], out[2]
+        return TokenStats(entropy=out[0], sampling_entropy=out[1], topk_confidence=out[2])
     out = torch.empty((3, rows), device=logits.device, dtype=torch.float32)  # every value is written
     sms = _multiprocessors(logits.device.index or 0) if logits.is_cuda else 8
     splits = choose_splits(rows, vocab, config, sms)
@@ -296,4 +299,4 @@ def token_stats_triton(
         token_stats_merge_kernel[(rows,)](
             temperatures, out, part, top_part, rows, TOPK=topk, TOPK_PAD=topk_pad, SPLITS=splits, num_warps=1,
         )
-    return out[0], out[1], out[2]
+    return TokenStats(entropy=out[0], sampling_entropy=out[1], topk_confidence=out[2])

@@ -1,6 +1,6 @@
 """Waiting-queue order over programs: gang, approximate shortest-job-first, starvation guard.
 
-Pure Python over plain data; the engine wiring (``dynasor.srt.scheduling``) turns SGLang's waiting
+Pure Python over plain data; the engine wiring (``dynasor.srt.queue_orderer``) turns SGLang's waiting
 queue into ``WaitingRequest`` rows and applies the permutation returned by ``order_waiting``.
 
 A *group* is a program, or a single untagged request (which behaves as a one-request program, so
@@ -34,7 +34,7 @@ from enum import Enum
 from typing import Any, Mapping, NamedTuple, Sequence
 
 
-class Policy(str, Enum):
+class QueuePolicy(str, Enum):
     FCFS = "fcfs"
     LPM = "lpm"
     PROGRAM_FIFO = "program-fifo"
@@ -44,7 +44,7 @@ class Policy(str, Enum):
     @property
     def is_stock(self) -> bool:
         """Stock SGLang policies run SGLang's own code path, untouched."""
-        return self in (Policy.FCFS, Policy.LPM)
+        return self in (QueuePolicy.FCFS, QueuePolicy.LPM)
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def _in_group_key(r: WaitingRequest) -> tuple:
 def order_waiting(
     waiting: Sequence[WaitingRequest],
     programs: Mapping[str, ProgramView],
-    policy: Policy,
+    policy: QueuePolicy,
     now: float,
     guard: StarvationGuard = StarvationGuard(),
     decode_rate: float = 100.0,
@@ -98,7 +98,7 @@ def order_waiting(
     """Permutation of ``waiting`` under ``policy``; stock policies keep the given order."""
     if policy.is_stock or not waiting:
         return Ordering(list(range(len(waiting))), frozenset())
-    watch = policy is Policy.GANG_SJF
+    watch = policy is QueuePolicy.GANG_SJF
 
     # One pass buckets the requests by group (a program id, or the index of an untagged request).
     members: dict[str | int, list[int]] = {}
@@ -156,11 +156,11 @@ def _first(item: tuple) -> Any:
     return item[0]
 
 
-def _group_key(policy: Policy, first_arrival: float, in_service: bool, remaining_work: float,
+def _group_key(policy: QueuePolicy, first_arrival: float, in_service: bool, remaining_work: float,
                waited_s: float, escalate: bool, group_id: str) -> tuple:
-    if policy is Policy.PROGRAM_FIFO:
+    if policy is QueuePolicy.PROGRAM_FIFO:
         return (1, first_arrival, group_id)
-    if policy is Policy.GANG:
+    if policy is QueuePolicy.GANG:
         return (1, 0 if in_service else 1, first_arrival, group_id)
     if escalate:
         return (0, -waited_s, 0, 0.0, first_arrival, group_id)

@@ -17,8 +17,8 @@ from enum import Enum
 from typing import Any
 
 from dynasor.scheduler.ordering import ProgramView
-from dynasor.scheduler.token_stats import TokenStatsAggregate
-from dynasor.tags import program_key
+from dynasor.scheduler.token_stats_aggregate import TokenStatsAggregate
+from dynasor.core.tag import program_key
 
 
 def program_state(waiting: int, running: int) -> str:
@@ -351,7 +351,7 @@ class ProgramTable:
         return self.programs.get(program_id)
 
     def snapshot(self, now: float) -> dict[str, dict[str, Any]]:
-        """Plain-data view keyed by program key (see ``dynasor.tags.program_key``)."""
+        """Plain-data view keyed by program key (see ``dynasor.core.tag.program_key``)."""
         for prog in self.programs.values():
             prog.remaining_work = self.remaining_work(prog) if prog.live else 0.0
             queued = [self.requests[rid].queued_at for rid in prog.waiting]

@@ -18,13 +18,13 @@ from benchmark.batch.offline import (
     cot_result,
     cot_specs,
     detection_tokens,
-    quantile,
     rebase_result,
     rebase_specs,
     sc_result,
     sc_specs,
 )
-from dynasor.runtime.calibrate import Profile
+from dynasor.core.stats import quantile
+from dynasor.runtime.replay import Profile
 
 
 def by_seed(rows: Sequence[Mapping[str, Any]], parse: Callable[[Mapping[str, Any]], Any]) -> dict[int, list[Any]]:

@@ -2,11 +2,11 @@
 policies against the "even" (same knob for every program) and "length" (stop by generated
 length) baselines, each point over several seeds with its spread.
 
-    python benchmark/batch/bench_batch.py --quick            # CPU, default model, small-scale (~6 min)
-    python benchmark/batch/bench_batch.py --url URL --dataset gsm8k --n 200 --seeds 0,1,2,3,4 \\
-        --caps 5,10,15,20,25,30 --max-new-tokens 256          # full size on a GPU server
-    python benchmark/batch/bench_batch.py --from-records benchmark/results/batch_quick.records.json \\
-        --thresholds 0.3,0.5,0.7                              # redo the analysis, no server
+    python -m benchmark.batch.bench_batch --quick           # CPU, default model, small-scale (~6 min)
+    python -m benchmark.batch.bench_batch --url URL --dataset gsm8k --n 200 --seeds 0,1,2,3,4 \\
+        --caps 5,10,15,20,25,30 --max-new-tokens 256         # full size on a GPU server
+    python -m benchmark.batch.bench_batch --from-records benchmark/results/batch_quick.records.json \\
+        --thresholds 0.3,0.5,0.7                             # redo the analysis, no server
 
 Method (details in ``offline.py``): per seed and problem ONE live run at the largest knob under
 even allocation (SC: ``--caps`` max branches; CoT: ``--cot-budget`` in chunks with a probe after
@@ -27,49 +27,67 @@ import asyncio
 import json
 import random
 import shlex
-import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # run as a script from the repo root: make `benchmark.*` importable
-    sys.path.insert(0, str(ROOT))
+from benchmark.batch import analysis, curves
+from benchmark.common import RESULTS, Served, add_server_flags, apply_preset, display_path, dynasor_server, machine_info
+from dynasor.datasets.labelled import Labelled
+from dynasor.datasets.loaders import LOADERS
+from dynasor.runtime.sampling_flags import add_sampling_flags, sampling_params_from_args
 
-from benchmark.batch import analysis, curves  # noqa: E402
-from benchmark.batch.quick_sc import machine_info  # noqa: E402
-from benchmark.datasets import LOADERS  # noqa: E402
-from dynasor.runtime.calibrate import Labelled, sampling_params_from_args  # noqa: E402
-
-RESULTS = ROOT / "benchmark" / "results"
 WORKLOADS = ("sc", "cot", "rebase")
 # --quick on 2 CPU cores (~40 decode tok/s): server start ~30 s; SC 18 programs x 12 branches x ~25 tokens
 # (levels 0-1/2 answer in ~20/~36 tokens) ~ 5.4k tokens, 2.5-4 min; CoT 12 programs ~20 s; Rebase 9 programs
 # x 4 paths + judge ~40 s; analysis and plots ~10 s: about 5-7 minutes in all.
 SMALL_SCALE = ("SMALL-SCALE quick run: CPU, default 135M model, generated arithmetic, a few problems per seed. "
                "A smoke test of the method and the machinery, not a reproduction of the paper's numbers.")
+
+
+@dataclass(frozen=True)
+class BatchPreset:
+    """Every size and knob a preset sets (flags the user gives win)."""
+
+    n: int
+    seeds: str
+    levels: str
+    caps: str
+    detect_at: int
+    temperature: float
+    thresholds: str
+    length_quantiles: str
+    resamples: int
+    max_new_tokens: int
+    parts: str
+    cot_n: int
+    cot_chunk: int
+    cot_budget: int
+    cot_windows: str
+    cot_probe_tokens: int
+    rebase_n: int
+    rebase_widths: str
+    rebase_detect: int
+    rebase_thresholds: str
+    rebase_max_depth: int
+    live_n: int
+
+
 # SC thresholds at 4 samples: H~ >= 0.4 stops on a 2-2 split or better, >= 0.55 on 3-1 or better, >= 0.7 only
 # when all 4 agree (at 5 samples, the paper's 0.7 is unanimity too).
-PRESETS: dict[str, dict[str, Any]] = {
-    "quick": {"n": 6, "seeds": "0,1,2", "levels": "0:1,1:1,2:1", "caps": "4,8,12", "detect_at": 4,
-              "temperature": 0.3,
-              "thresholds": "0.4,0.55,0.7", "length_quantiles": "0.5", "resamples": 20, "max_new_tokens": 48,
-              "parts": "sc,cot,rebase", "cot_n": 4, "cot_chunk": 8, "cot_budget": 48, "cot_windows": "2,3",
-              "cot_probe_tokens": 8, "rebase_n": 3, "rebase_widths": "4", "rebase_detect": 2,
-              "rebase_thresholds": "0.5,0.7,0.9", "rebase_max_depth": 3, "live_n": 0},
-    "full": {"n": 100, "seeds": "0,1,2", "levels": "1:0.25,2:0.25,3:0.25,4:0.25", "caps": "5,10,15,20,25,30",
-             "temperature": 0.8,
-             "detect_at": 5, "thresholds": "0.4,0.55,0.7", "length_quantiles": "0.25,0.5,0.75", "resamples": 20,
-             "max_new_tokens": 64, "parts": "sc,cot,rebase", "cot_n": 30, "cot_chunk": 32, "cot_budget": 320,
-             "cot_windows": "2,3,4", "cot_probe_tokens": 20, "rebase_n": 30, "rebase_widths": "16,32",
-             "rebase_detect": 8, "rebase_thresholds": "0.5,0.7,0.9,0.99", "rebase_max_depth": 8, "live_n": 20},
+PRESETS: dict[str, BatchPreset] = {
+    "quick": BatchPreset(n=6, seeds="0,1,2", levels="0:1,1:1,2:1", caps="4,8,12", detect_at=4, temperature=0.3,
+                         thresholds="0.4,0.55,0.7", length_quantiles="0.5", resamples=20, max_new_tokens=48,
+                         parts="sc,cot,rebase", cot_n=4, cot_chunk=8, cot_budget=48, cot_windows="2,3",
+                         cot_probe_tokens=8, rebase_n=3, rebase_widths="4", rebase_detect=2,
+                         rebase_thresholds="0.5,0.7,0.9", rebase_max_depth=3, live_n=0),
+    "full": BatchPreset(n=100, seeds="0,1,2", levels="1:0.25,2:0.25,3:0.25,4:0.25", caps="5,10,15,20,25,30",
+                        detect_at=5, temperature=0.8, thresholds="0.4,0.55,0.7", length_quantiles="0.25,0.5,0.75",
+                        resamples=20, max_new_tokens=64, parts="sc,cot,rebase", cot_n=30, cot_chunk=32,
+                        cot_budget=320, cot_windows="2,3,4", cot_probe_tokens=20, rebase_n=30, rebase_widths="16,32",
+                        rebase_detect=8, rebase_thresholds="0.5,0.7,0.9,0.99", rebase_max_depth=8, live_n=20),
 }
-
-
-def _display(path: Path) -> str:
-    """Relative to the repo when inside it, so results carry no machine paths."""
-    resolved = path.resolve()
-    return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else str(path)
 
 
 def _ints(spec: str) -> list[int]:
@@ -90,8 +108,8 @@ def _per_seed(rows: Sequence[Mapping[str, Any]]) -> int | None:
 
 def problem_set(dataset: str, n: int, seed: int, levels: str, data_dir: str | None) -> tuple[list[Labelled], dict]:
     """Seed s: the generator's set for s, or a seeded sample of n problems of a shared dataset."""
-    from benchmark.datasets import load_dataset
-    from benchmark.datasets.arithmetic import generate, make_prompt, parse_levels
+    from dynasor.datasets.arithmetic import generate, parse_levels
+    from dynasor.datasets.loaders import load_dataset
 
     if dataset == "arithmetic":
         generated = generate(n, seed, parse_levels(levels))
@@ -103,7 +121,7 @@ def problem_set(dataset: str, n: int, seed: int, levels: str, data_dir: str | No
         for p in problems:
             counts[str(p.level)] = counts.get(str(p.level), 0) + 1
         meta = {"dataset": dataset, "seed": seed, "n": len(problems), "of": len(everything), "level_counts": counts}
-    return [Labelled(p.id, make_prompt(p), p.answer, p.level, p.source) for p in problems], meta
+    return [Labelled.few_shot(p) for p in problems], meta
 
 
 async def record(url: str, sets: Mapping[int, Sequence[Labelled]], args: argparse.Namespace) -> dict[str, Any]:
@@ -112,8 +130,8 @@ async def record(url: str, sets: Mapping[int, Sequence[Labelled]], args: argpars
     from dynasor.client import AsyncDynasorClient
     from dynasor.rewards import LLMJudge
     from dynasor.runtime.backends import DynasorBackend
+    from dynasor.runtime.allocation import EvenAllocation, StaticThreshold
     from dynasor.runtime.calibrate import run_self_consistency
-    from dynasor.runtime.policies import EvenAllocation, StaticThreshold
 
     params = sampling_params_from_args(args)
     parts = set(args.parts.split(","))
@@ -207,16 +225,14 @@ def write_plots(report: dict[str, Any], out_dir: Path, tag: str) -> None:
         live = [{"policy": r["policy"], "tokens": r["tokens"], "accuracy": r["accuracy"]} for r in w.get("live", [])]
         title = f"{TITLES[name]}, {report['dataset']}" + (" [small-scale]" if report["quick"] else "")
         curves.plot(panels, path, title, KNOB_NAMES[name], live)
-        w["png"] = _display(path)
+        w["png"] = display_path(path)
 
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small-scale CPU preset (every unset flag below)")
     ap.add_argument("--tag", help="results are batch_<tag>.*; default quick or full")
-    ap.add_argument("--url", help="running Dynasor server; without it one is started and stopped")
-    ap.add_argument("--model-path", help="model for the started server (default: the embedded model)")
-    ap.add_argument("--server-args", default="", help="extra flags for the started server (quoted string)")
+    add_server_flags(ap)
     ap.add_argument("--from-records", type=Path, help="analyse a saved records JSON instead of running")
     ap.add_argument("--out-dir", type=Path, default=RESULTS)
     ap.add_argument("--dataset", default="arithmetic", choices=["arithmetic", *LOADERS],
@@ -233,11 +249,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--resamples", type=int, help="random branch subsets per program below the recorded cap")
     ap.add_argument("--live-n", type=int, help="SC problems of the first seed also run live under StaticThreshold")
     ap.add_argument("--live-threshold", type=float, default=0.7, help="threshold of the live SC point")
-    ap.add_argument("--temperature", type=float, help="sampling temperature of SC branches, CoT chunks and Rebase "
-                    "steps (quick 0.3: at 0.8 the 135M model's answers scatter so widely that no program ever "
-                    "agrees with itself; full 0.8)")
-    ap.add_argument("--max-new-tokens", type=int, help="per SC branch / Rebase step")
-    ap.add_argument("--stop", action="append", help="stop string, repeatable, backslash escapes (default \\n)")
+    add_sampling_flags(ap, temperature=None, max_new_tokens=None, temperature_help=(
+        "sampling temperature of SC branches, CoT chunks and Rebase steps (quick 0.3: at 0.8 the 135M model's "
+        "answers scatter so widely that no program ever agrees with itself; full 0.8)"),
+        max_new_tokens_help="per SC branch / Rebase step")
     ap.add_argument("--concurrency", type=int, default=8, help="programs in flight at once")
     ap.add_argument("--cot-n", type=int, help="CoT problems per seed (the first of the SC set)")
     ap.add_argument("--cot-chunk", type=int, help="CoT chunk = probe interval, tokens")
@@ -253,10 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve(args: argparse.Namespace, ap: argparse.ArgumentParser) -> argparse.Namespace:
-    preset = PRESETS["quick" if args.quick else "full"]
-    for key, value in preset.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    apply_preset(args, PRESETS["quick" if args.quick else "full"])
     args.tag = args.tag or ("quick" if args.quick else "full")
     if args.detect_at < 1 or args.rebase_detect >= min(_ints(args.rebase_widths)):
         ap.error("need --detect-at >= 1 and --rebase-detect below every Rebase width")
@@ -269,23 +281,13 @@ def resolve(args: argparse.Namespace, ap: argparse.ArgumentParser) -> argparse.N
 
 
 def run_live(args: argparse.Namespace, sets: Mapping[int, Sequence[Labelled]]) -> tuple[dict, dict]:
-    if args.url:
-        return asyncio.run(record(args.url, sets, args)), {"url": args.url, "started_here": False}
-    from dynasor.server_process import ServerProcess, free_port
     from dynasor.srt.server_defaults import flag_given
 
-    extra = shlex.split(args.server_args)
-    if args.model_path:
-        extra = ["--model-path", args.model_path, *extra]
-    if not flag_given(extra, "--random-seed"):
-        extra += ["--random-seed", str(_ints(args.seeds)[0])]
-    log = args.out_dir / "tmp" / f"batch_{args.tag}_server.log"
-    started = time.perf_counter()
-    with ServerProcess.dynasor(free_port(), log, extra) as server:
-        start_seconds = time.perf_counter() - started
-        print(f"started Dynasor server {server.url} in {start_seconds:.0f}s (pid {server.pid}, log {log})")
-        records = asyncio.run(record(server.url, sets, args))
-    return records, {"started_here": True, "server_args": extra, "start_seconds": start_seconds}
+    extra = [] if flag_given(shlex.split(args.server_args), "--random-seed") else ["--random-seed", str(_ints(args.seeds)[0])]
+    served: Served
+    with dynasor_server(args, f"batch_{args.tag}_server", extra) as served:
+        records = asyncio.run(record(served.url, sets, args))
+    return records, served.info
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -326,7 +328,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "policies": POLICIES, "seed_meaning": "seed s = problem-set seed s; sampling is not seeded per request, "
                                               "so each seed is also an independent sampling run",
         "workloads": analyse(records, args),
-        "records": _display(records_path),
+        "records": display_path(records_path),
     }
     write_plots(report, args.out_dir, args.tag)
     report["wall_seconds"] = time.perf_counter() - started

@@ -6,11 +6,11 @@ see the same samples, so their differences are not sampling noise between runs) 
 costs one live run instead of one per point. What is not replayed: tokens of branches that a live
 stop aborts part-way (a few per abort); the live SC point of ``bench_batch --live-n`` measures them.
 
-- SC (``calibrate.Profile``: branch answers and tokens in arrival order). A cap-k program is a
+- SC (``replay.Profile``: branch answers and tokens in arrival order). A cap-k program is a
   seeded random k-subset of the recorded branches, kept in arrival order, averaged over
   ``resamples`` subsets: branches are exchangeable samples, while the first k arrivals would be
   biased towards short outputs. The same subsets serve every policy at a cap. Policies: even (all
-  k), certaindex (``calibrate.simulate``: stop at detect_at if H̃ ≥ τ), length (``LengthCap`` at the
+  k), certaindex (``replay.simulate``: stop at detect_at if H̃ ≥ τ), length (``LengthCap`` at the
   detection step: stop if the first detect_at branches generated ≥ ℓ tokens).
 - CoT (``CoTTrace``: chunks with the reasoning's answer after each, and the probe after each). A
   budget of k chunks is the first k chunks. Even: the uniform budget, scored on the truncated
@@ -29,9 +29,9 @@ import random
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Mapping, Sequence
 
-from dynasor.certaindex import probe_consistent
-from dynasor.programs.rebase import weighted_vote
-from dynasor.runtime.calibrate import Outcome, Profile, is_correct, majority_vote, simulate
+from dynasor.certaindex import is_correct, majority_vote, probe_consistent, weighted_vote
+from dynasor.core.stats import quantile
+from dynasor.runtime.replay import Profile, ReplayOutcome, simulate
 
 FAMILIES = ("even", "certaindex", "length")
 
@@ -76,18 +76,18 @@ def subsample(profile: Profile, k: int, rng: random.Random) -> Profile:
     return replace(profile, branches=tuple(profile.branches[i] for i in keep))
 
 
-def simulate_length(profile: Profile, max_tokens: float, detect_at: int) -> Outcome:
+def simulate_length(profile: Profile, max_tokens: float, detect_at: int) -> ReplayOutcome:
     """``LengthCap(max_tokens)`` asked at the detection step, where the program's tokens are those
     of its first ``detect_at`` finished branches."""
     used = profile.branches
     if detect_at < len(used) and sum(b.tokens for b in used[:detect_at]) >= max_tokens:
         used = used[:detect_at]
     answer = majority_vote([b.answer for b in used])
-    return Outcome(answer, is_correct(answer, profile.gold), sum(b.tokens for b in used),
+    return ReplayOutcome(answer, is_correct(answer, profile.gold), sum(b.tokens for b in used),
                    len(used) < len(profile.branches))
 
 
-def _sc_once(profile: Profile, spec: Spec) -> Outcome:
+def _sc_once(profile: Profile, spec: Spec) -> ReplayOutcome:
     if spec.family == "even":
         return simulate(profile, None, 0)
     if spec.family == "certaindex":
@@ -110,14 +110,6 @@ def sc_result(profile: Profile, cap: int, spec: Spec, resamples: int = 20) -> Re
 def detection_tokens(profile: Profile, detect_at: int) -> int:
     """Tokens the program has generated when it reaches its detection step (what LengthCap reads)."""
     return sum(b.tokens for b in profile.branches[:detect_at])
-
-
-def quantile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    pos = q * (len(ordered) - 1)
-    low = int(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
 @dataclass(frozen=True)

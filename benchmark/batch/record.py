@@ -2,42 +2,24 @@
 data (``calibrate.Profile``, ``CoTTrace``, ``RebaseTrace``) that ``offline`` replays under every
 policy, plus the optional live SC point with real engine aborts.
 
-Recording reuses the programs unchanged, run under even allocation: ``TraceBackend`` keeps every
-request's prompt and generation (DynasorCoT's chunks and probes are told apart by the probe
+Recording reuses the programs unchanged, run under even allocation: ``RecordingBackend`` keeps
+every request's prompt and generation (DynasorCoT's chunks and probes are told apart by the probe
 suffix) and ``DetectionSnapshot`` is a never-stopping policy that notes what a program had spent
 when it reached its detection step (Rebase asks its policy exactly once, there).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from benchmark.batch.offline import CoTTrace, Probe, RebaseTrace
-from dynasor.certaindex import extract_answer, extract_probe_answer
-from dynasor.runtime.calibrate import Labelled
-
-if TYPE_CHECKING:
-    from dynasor.programs.base import ProgramResult, ReasoningProgram
-    from dynasor.programs.rebase import Rebase
-    from dynasor.runtime.backends import Backend, Generation
-    from dynasor.runtime.runtime import ProgramRuntime
-
-
-class TraceBackend:
-    """Passes requests through and keeps (prompt, generation) per program in completion order."""
-
-    def __init__(self, inner: "Backend") -> None:
-        self.inner = inner
-        self.calls: dict[str, list[tuple[str, "Generation"]]] = {}
-
-    async def generate(self, prompt: str, params: Mapping[str, Any], program_id: str,
-                       remaining_work: float | None = None) -> "Generation":
-        out = await self.inner.generate(prompt, params, program_id, remaining_work=remaining_work)
-        self.calls.setdefault(program_id, []).append((prompt, out))
-        return out
-
-    async def stop_program(self, program_id: str) -> None:
-        await self.inner.stop_program(program_id)
+from dynasor.certaindex import extract_answer, extract_probe_answer, is_correct
+from dynasor.core.generation import Backend, Generation
+from dynasor.core.result import ProgramResult
+from dynasor.datasets.labelled import Labelled
+from dynasor.programs.base import ReasoningProgram
+from dynasor.programs.rebase import Rebase
+from dynasor.runtime.backends import RecordingBackend
 
 
 class DetectionSnapshot:
@@ -46,7 +28,7 @@ class DetectionSnapshot:
     def __init__(self) -> None:
         self.at: dict[str, dict[str, int]] = {}
 
-    def should_continue(self, program: "ReasoningProgram") -> bool:
+    def should_continue(self, program: ReasoningProgram) -> bool:
         usage = getattr(program, "usage", None)
         self.at.setdefault(program.program_id, {
             "tokens": int(program.state.get("tokens", 0)),
@@ -56,7 +38,7 @@ class DetectionSnapshot:
         return True
 
 
-def cot_trace(item: Labelled, prompt: str, calls: Sequence[tuple[str, "Generation"]], suffix: str) -> CoTTrace:
+def cot_trace(item: Labelled, prompt: str, calls: Sequence[tuple[str, Generation]], suffix: str) -> CoTTrace:
     """Chunks (sequential, so completion order is their order) and the probe after each, matched
     by the reasoning text its prompt carries."""
     chunks = [g for p, g in calls if not p.endswith(suffix) and not g.aborted]
@@ -72,7 +54,7 @@ def cot_trace(item: Labelled, prompt: str, calls: Sequence[tuple[str, "Generatio
                           for g in probes), item.level, item.source)
 
 
-def rebase_trace(item: Labelled, program: "Rebase", result: "ProgramResult",
+def rebase_trace(item: Labelled, program: Rebase, result: ProgramResult,
                  snapshot: Mapping[str, int] | None) -> RebaseTrace:
     """Without a snapshot (the program never reached a detection step) the first search is all of it."""
     extra = result.extra
@@ -83,14 +65,14 @@ def rebase_trace(item: Labelled, program: "Rebase", result: "ProgramResult",
                        snap["judge_tokens"], total, judge, item.level, item.source)
 
 
-async def record_cot(backend: "Backend", items: Sequence[Labelled], chunk_tokens: int, budget: int,
+async def record_cot(backend: Backend, items: Sequence[Labelled], chunk_tokens: int, budget: int,
                      sampling: Mapping[str, Any], probe: Mapping[str, Any],
                      concurrency: int) -> tuple[list[CoTTrace], float]:
     from dynasor.programs.cot import PROBE_SUFFIX, DynasorCoT
-    from dynasor.runtime.policies import EvenAllocation
+    from dynasor.runtime.allocation import EvenAllocation
     from dynasor.runtime.runtime import ProgramRuntime
 
-    tracer = TraceBackend(backend)
+    tracer = RecordingBackend(backend)
     programs = [DynasorCoT(it.prompt, chunk_tokens=chunk_tokens, window=1, max_tokens=budget,
                            sampling_params=sampling, probe_params=probe) for it in items]
     _, wall = await ProgramRuntime(tracer, EvenAllocation(), concurrency).run_with_progress(programs, "record cot")
@@ -98,9 +80,8 @@ async def record_cot(backend: "Backend", items: Sequence[Labelled], chunk_tokens
             for it, p in zip(items, programs)], wall
 
 
-async def record_rebase(backend: "Backend", reward: Any, items: Sequence[Labelled], width: int, detect_at: int,
+async def record_rebase(backend: Backend, reward: Any, items: Sequence[Labelled], width: int, detect_at: int,
                         step: Mapping[str, Any], max_depth: int, concurrency: int) -> tuple[list[RebaseTrace], float]:
-    from dynasor.programs.rebase import Rebase
     from dynasor.runtime.runtime import ProgramRuntime
 
     snapshot = DetectionSnapshot()
@@ -110,10 +91,8 @@ async def record_rebase(backend: "Backend", reward: Any, items: Sequence[Labelle
     return [rebase_trace(it, p, r, snapshot.at.get(p.program_id)) for it, p, r in zip(items, programs, results)], wall
 
 
-def live_sc_row(label: str, results: Sequence["ProgramResult"], golds: Sequence[str], wall: float) -> dict[str, Any]:
+def live_sc_row(label: str, results: Sequence[ProgramResult], golds: Sequence[str], wall: float) -> dict[str, Any]:
     """A live SC run's totals: tokens include the partial tokens of branches aborted in the engine."""
-    from dynasor.runtime.calibrate import is_correct
-
     n = len(results)
     return {"policy": label, "mode": "live", "n": n,
             "accuracy": sum(is_correct(r.answer, g) for r, g in zip(results, golds)) / n,

@@ -1,9 +1,9 @@
 """Per-token entropy: kernel time per shape against plain torch, and live decode throughput with and
 without the sampler hook.
 
-    python benchmark/kernels/bench_entropy.py                 # kernel table + live table (CPU server)
-    python benchmark/kernels/bench_entropy.py --skip-live     # kernel table only
-    python benchmark/kernels/bench_entropy.py --url http://127.0.0.1:30000   # live part against a running server
+    python -m benchmark.kernels.bench_entropy                 # kernel table + live table (CPU server)
+    python -m benchmark.kernels.bench_entropy --skip-live     # kernel table only (torch + triton, no SGLang)
+    python -m benchmark.kernels.bench_entropy --url http://127.0.0.1:30000   # live part against a running server
 
 On CPU the "kernel" is the dispatcher's vectorised torch path; on CUDA it is the Triton kernel, and
 the table adds achieved GB/s (logits bytes read once) against the device's measured copy bandwidth.
@@ -21,17 +21,17 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 
-from dynasor.kernels.entropy import MAX_TOPK, TokenStats, token_stats, token_stats_reference
+from benchmark.common import RESULTS, add_server_flags, dynasor_server
+from dynasor.core.token_stats import TokenStats
+from dynasor.kernels.entropy import MAX_TOPK, token_stats, token_stats_reference
 from dynasor.kernels.entropy_triton import LaunchConfig
 
-RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
 def plain_torch(logits: torch.Tensor, temps: torch.Tensor, topk: int) -> tuple[torch.Tensor, ...]:
@@ -134,10 +134,9 @@ def realistic_logits(rows: int, vocab: int, dtype: torch.dtype, device: str, see
 TEMPERATURES = (0.7, 1.0, 0.0, 1.3)
 
 
-def max_error(got: TokenStats, x: torch.Tensor, temps: torch.Tensor) -> float:
+def max_error(got: TokenStats[torch.Tensor], x: torch.Tensor, temps: torch.Tensor) -> float:
     want = token_stats_reference(x, temps, MAX_TOPK, device=x.device)
-    return max((g.double() - w).abs().max().item() for g, w in zip(
-        (got.entropy_t, got.entropy, got.topk_confidence), (want.entropy_t, want.entropy, want.topk_confidence)))
+    return max((g.double() - w).abs().max().item() for g, w in zip(got.values(), want.values()))
 
 
 def sweep_configs(device: str, shapes: list[tuple[int, int, torch.dtype]], configs: list[LaunchConfig]) -> list[dict]:
@@ -170,8 +169,8 @@ def kernel_table(device: str, shapes: list[tuple[int, int]], dtypes: list[torch.
         from dynasor.kernels.entropy_triton import DEFAULT_CONFIG, token_stats_triton
 
         cfg = config or DEFAULT_CONFIG
-        ours = lambda x, t: TokenStats(*token_stats_triton(x, t, MAX_TOPK, cfg))  # noqa: E731
-        one_per_row = lambda x, t: TokenStats(*token_stats_triton(x, t, MAX_TOPK, replace(cfg, splits=1)))  # noqa: E731
+        ours = lambda x, t: token_stats_triton(x, t, MAX_TOPK, cfg)  # noqa: E731
+        one_per_row = lambda x, t: token_stats_triton(x, t, MAX_TOPK, replace(cfg, splits=1))  # noqa: E731
     else:
         ours = lambda x, t: token_stats(x, t, MAX_TOPK)  # noqa: E731
         one_per_row = None
@@ -260,7 +259,7 @@ def main() -> None:
     ap.add_argument("--programs-per-sm", type=int, default=None)
     ap.add_argument("--skip-live", action="store_true")
     ap.add_argument("--skip-kernels", action="store_true")
-    ap.add_argument("--url", help="live part against this running Dynasor server instead of starting one")
+    add_server_flags(ap)
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=4)
@@ -312,18 +311,12 @@ def main() -> None:
         report["kernel"] = kernel_table(args.device, shapes, dtypes, args.compile, ceilings, config)
 
     if not args.skip_live:
-        if args.url:
-            report["live"] = asyncio.run(live_throughput(args.url, args.concurrency, args.max_new_tokens, args.rounds))
-        else:
-            from dynasor.server_process import ServerProcess, free_port
-
-            log = RESULTS / "tmp" / "bench_entropy_server.log"
-            with ServerProcess.dynasor(free_port(), log) as server:
-                report["live"] = asyncio.run(live_throughput(server.url, args.concurrency, args.max_new_tokens, args.rounds))
+        with dynasor_server(args, "bench_entropy_server") as served:
+            report["live"] = asyncio.run(live_throughput(served.url, args.concurrency, args.max_new_tokens, args.rounds))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
     print(f"\nwrote {args.out}")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

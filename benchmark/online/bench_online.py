@@ -1,9 +1,9 @@
 """Online serving benchmark: deadline attainment of reasoning programs vs rate and SLO scale.
 
-    python benchmark/online/bench_online.py --quick          # CPU, default model, small-scale
-    python benchmark/online/bench_online.py --rates 1,2,4,8 --duration 300 --cap 20 \\
+    python -m benchmark.online.bench_online --quick          # CPU, default model, small-scale
+    python -m benchmark.online.bench_online --rates 1,2,4,8 --duration 300 --cap 20 \\
         --model-path /models/Llama-3.1-8B-Instruct --server-args "--mem-fraction-static 0.7"
-    python benchmark/online/bench_online.py --replay benchmark/results/online_quick.json --slo-scales 1,2,3
+    python -m benchmark.online.bench_online --replay benchmark/results/online_quick.json --slo-scales 1,2,3
 
 SelfConsistency programs (``--cap`` branches, majority vote) on generated arithmetic problems
 (``--levels`` mix) arrive as a seeded Poisson process at each ``--rates`` value for ``--duration``
@@ -31,19 +31,15 @@ import argparse
 import asyncio
 import json
 import shlex
-import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # run as a script from anywhere: make `benchmark.*` importable
-    sys.path.insert(0, str(ROOT))
-
-from benchmark.datasets.arithmetic import generate, make_prompt, parse_levels  # noqa: E402
-from benchmark.online.report import fairness_rate, format_tables, plot, summarize  # noqa: E402
-from benchmark.online.systems import POLICY_FLAGS, System, make_server, parse_systems  # noqa: E402
-from benchmark.online.workload import (  # noqa: E402
+from benchmark.common import RESULTS, add_server_flags, apply_preset, display_path, machine_info
+from benchmark.online.report import fairness_rate, format_tables, plot, summarize
+from benchmark.online.systems import POLICY_FLAGS, System, make_server, parse_systems
+from benchmark.online.workload import (
     DeadlineModel,
     Workload,
     build_workload,
@@ -52,17 +48,41 @@ from benchmark.online.workload import (  # noqa: E402
     oracle_problems,
     parse_factors,
 )
+from dynasor.datasets.arithmetic import generate, make_prompt, parse_levels
+from dynasor.runtime.sampling_flags import add_sampling_flags, sampling_params_from_args
 
-RESULTS = ROOT / "benchmark" / "results"
+
+@dataclass(frozen=True)
+class OnlinePreset:
+    """Every size a preset sets (flags the user gives win)."""
+
+    rates: str
+    duration: float | None
+    programs_per_rate: int | None
+    drain_max: float
+    cap: int
+    detect_at: int
+    max_new_tokens: int
+    temperature: float
+    levels: str
+    oracle_runs: int
+    slo_scales: str
+    arrivals: str
+    max_running_requests: int
+    slo_scale: float = 2.0
+    target: float = 0.9
+    sc_launch: str = "staged"
+
+
 # --quick on 2 CPU cores: 5 servers x ~30 s start + ~25 s of oracle solo runs + 6 systems x (3 windows of one
 # 8-program trace, 40 + 23 + 16 s of arrivals, each drained for up to ~10 s) ≈ 13-14 minutes.
-SIZES = {
-    "quick": {"rates": "0.2,0.35,0.5", "duration": None, "programs_per_rate": 8, "drain_max": 10.0, "cap": 6,
-              "detect_at": 3, "max_new_tokens": 32, "temperature": 0.3, "levels": "0:0.5,1:0.5", "oracle_runs": 2,
-              "slo_scales": "1,1.5,2,3,4", "arrivals": "scaled", "max_running_requests": 16},
-    "full": {"rates": "0.5,1,2,4,8", "duration": 300.0, "programs_per_rate": None, "drain_max": 300.0, "cap": 20,
-             "detect_at": 5, "max_new_tokens": 256, "temperature": 0.8, "levels": "1:0.25,2:0.25,3:0.25,4:0.25",
-             "oracle_runs": 5, "slo_scales": "0.5,1,1.5,2,2.5,3,4", "arrivals": "poisson", "max_running_requests": 0},
+PRESETS: dict[str, OnlinePreset] = {
+    "quick": OnlinePreset(rates="0.2,0.35,0.5", duration=None, programs_per_rate=8, drain_max=10.0, cap=6,
+                          detect_at=3, max_new_tokens=32, temperature=0.3, levels="0:0.5,1:0.5", oracle_runs=2,
+                          slo_scales="1,1.5,2,3,4", arrivals="scaled", max_running_requests=16),
+    "full": OnlinePreset(rates="0.5,1,2,4,8", duration=300.0, programs_per_rate=None, drain_max=300.0, cap=20,
+                         detect_at=5, max_new_tokens=256, temperature=0.8, levels="1:0.25,2:0.25,3:0.25,4:0.25",
+                         oracle_runs=5, slo_scales="0.5,1,1.5,2,2.5,3,4", arrivals="poisson", max_running_requests=0),
 }
 
 
@@ -89,17 +109,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--cap", type=int, help="SelfConsistency branches per program, K (quick 6; full 20)")
     ap.add_argument("--detect-at", type=int, help="certaindex detection step (quick 3; full 5)")
     ap.add_argument("--threshold", type=float, default=0.7, help="certaindex stop threshold (paper Table 3: 0.7)")
-    ap.add_argument("--max-new-tokens", type=int, help="per branch (quick 32; full 256)")
-    ap.add_argument("--temperature", type=float, help="(quick 0.3: at 0.8 the 135M model's answers scatter so "
-                    "widely that no program ever reaches agreement; full 0.8)")
+    add_sampling_flags(ap, temperature=None, max_new_tokens=None, max_new_tokens_help="per branch (quick 32; full 256)",
+                       temperature_help="(quick 0.3: at 0.8 the 135M model's answers scatter so widely that no "
+                       "program ever reaches agreement; full 0.8)")
     ap.add_argument("--sc-launch", choices=["staged", "all"], help="certaindex systems: staged = detect-at "
                     "branches first, the rest only if the policy goes on (the paper's intra-program scheduler); "
                     "all = every branch at once, a stop aborts the rest (default staged)")
-    ap.add_argument("--stop", action="append", help="stop string, repeatable, backslash escapes (default \\n)")
     ap.add_argument("--systems", default="all", help="comma-separated subset, in run order (default all)")
-    ap.add_argument("--model-path", help="HF model folder for every server (default: the embedded model)")
-    ap.add_argument("--server-args", default="", help="extra flags for every server (quoted string), "
-                    "e.g. \"--mem-fraction-static 0.7\" (the paper's SGLang setting)")
+    add_server_flags(ap, url=False)
     ap.add_argument("--levels", help="level mix, e.g. 1:0.5,2:0.5 (quick 1:0.5,2:0.5; full 1-4 evenly)")
     ap.add_argument("--seed", type=int, default=0, help="arrival, problem and oracle seed")
     ap.add_argument("--slo-scale", type=float, help="SLO scale of the rate sweep (default 2)")
@@ -115,11 +132,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--out-dir", type=Path, default=RESULTS)
     ap.add_argument("--replay", type=Path, help="re-summarise a saved JSON (new scales/target), no servers")
     args = ap.parse_args(argv)
-    defaults = {"slo_scale": 2.0, "target": 0.9, "sc_launch": "staged", **SIZES["quick" if args.quick else "full"]}
-    args.given = {key for key in defaults if getattr(args, key) is not None}
-    for key, value in defaults.items():
-        if key not in args.given:
-            setattr(args, key, value)
+    args.given = apply_preset(args, PRESETS["quick" if args.quick else "full"])
     args.tag = args.tag or ("quick" if args.quick else "full")
     if args.oracle and args.base_deadline is not None:
         ap.error("--oracle and --base-deadline exclude each other")
@@ -170,7 +183,6 @@ def title(args: argparse.Namespace, n_programs: int) -> str:
 
 def program_shape(args: argparse.Namespace) -> Any:
     from benchmark.online.loadgen import ProgramShape
-    from dynasor.runtime.calibrate import sampling_params_from_args
 
     return ProgramShape(args.cap, args.detect_at, args.threshold, sampling_params_from_args(args),
                         args.sc_launch == "staged")
@@ -234,7 +246,7 @@ def run_group(group: list[System], workloads: list[Workload], deadlines: Deadlin
         with server:
             info = {"argv": [portable(a) for a in server.argv[1:]],
                     "start_seconds": time.monotonic() - started,
-                    "log": str(log.relative_to(ROOT)) if log.is_relative_to(ROOT) else str(log),
+                    "log": display_path(log),
                     "shared_by": [s.name for s in group]}
             tqdm.write(f"[{group[0].name}] server {server.url} up in {info['start_seconds']:.0f}s"
                        + (f", shared by {', '.join(info['shared_by'])}" if len(group) > 1 else ""))
@@ -300,7 +312,7 @@ def finish(report: dict[str, Any], args: argparse.Namespace, out: Path) -> None:
     report["summary"] = summary
     report["slo"] = {"slo_scale": args.slo_scale, "slo_scales": floats(args.slo_scales), "target": args.target}
     paths = plot(summary, out.with_suffix(""), report["title"], fair_at)
-    report["plots"] = [str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p) for p in paths]
+    report["plots"] = [display_path(p) for p in paths]
     out.write_text(json.dumps(report, indent=1))
     print(f"\n{report['title']}")
     print(f"deadlines: {report['deadlines']}")
@@ -324,7 +336,6 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.replay:
         return replay(args)
-    from benchmark.batch.quick_sc import machine_info
     from tqdm import tqdm
 
     mix = parse_levels(args.levels)

@@ -15,8 +15,9 @@ import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from benchmark.datasets.arithmetic import make_prompt
-from benchmark.datasets.loaders import Problem
+from dynasor.certaindex import is_correct
+from dynasor.datasets.arithmetic import make_prompt
+from dynasor.datasets.loaders import Problem
 from benchmark.online.metrics import ProgramRecord
 from benchmark.online.systems import System, make_backend, make_policy
 from benchmark.online.workload import Workload
@@ -79,8 +80,6 @@ def _outcome(task: "asyncio.Task[ProgramResult]") -> tuple["ProgramResult | None
 
 def _record(index: int, problem: Problem, arrival: float, latency: float | None, censored_at: float | None,
             result: "ProgramResult | None", error: str | None) -> ProgramRecord:
-    from dynasor.runtime.calibrate import is_correct
-
     done = result is not None and latency is not None
     return ProgramRecord(
         index, problem.id, problem.level or 0, arrival, latency, censored_at,

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 if TYPE_CHECKING:
     from dynasor.client import AsyncDynasorClient
     from dynasor.runtime.backends import Backend
-    from dynasor.runtime.policies import Policy
+    from dynasor.runtime.allocation import AllocationPolicy
     from dynasor.server_process import ServerProcess
 
 
@@ -99,7 +99,7 @@ def make_backend(system: System, client: "AsyncDynasorClient") -> "Backend":
     return StockSGLangBackend(client) if system.stock else DynasorBackend(client)
 
 
-def make_policy(system: System, threshold: float) -> "Policy":
-    from dynasor.runtime.policies import EvenAllocation, StaticThreshold
+def make_policy(system: System, threshold: float) -> "AllocationPolicy":
+    from dynasor.runtime.allocation import EvenAllocation, StaticThreshold
 
     return StaticThreshold(threshold) if system.certaindex else EvenAllocation()

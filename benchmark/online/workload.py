@@ -25,8 +25,8 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from benchmark.datasets.arithmetic import generate
-from benchmark.datasets.loaders import Problem
+from dynasor.datasets.arithmetic import generate
+from dynasor.datasets.loaders import Problem
 
 
 def stream_seed(seed: int, rate: float, stream: str) -> int:

@@ -1,7 +1,7 @@
 """Scheduler overhead: waiting-queue ordering time per step, and untagged throughput vs stock SGLang.
 
-    python benchmark/scheduler/bench_overhead.py              # both parts
-    python benchmark/scheduler/bench_overhead.py --skip-live  # ordering table only
+    python -m benchmark.scheduler.bench_overhead # both parts
+    python -m benchmark.scheduler.bench_overhead --skip-live # ordering table only
 
 Part 1 orders a waiting queue of real SGLang ``Req`` objects (programs share a 64-token prompt,
 each request adds 8 tokens of its own) with SGLang's own ``SchedulePolicy`` (``fcfs``, ``lpm``
@@ -29,7 +29,8 @@ import time
 from array import array
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parents[1] / "results"
+from benchmark.common import RESULTS
+
 
 
 def build_queue(n: int, n_programs: int, seed: int):
@@ -37,7 +38,7 @@ def build_queue(n: int, n_programs: int, seed: int):
     from sglang.srt.sampling.sampling_params import SamplingParams
 
     from dynasor.scheduler.program_table import ProgramTable
-    from dynasor.tags import new_program_id
+    from dynasor.core.tag import new_program_id
 
     rng = random.Random(seed)
     table = ProgramTable()
@@ -63,8 +64,9 @@ def ordering_table(sizes: list[tuple[int, int]], repeats: int) -> list[dict]:
     from sglang.srt.mem_cache.base_prefix_cache import InsertParams
     from sglang.srt.mem_cache.radix_cache import RadixCache, RadixKey
 
-    from dynasor.scheduler.ordering import Policy, StarvationGuard
-    from dynasor.srt.scheduling import ProgramScheduling, keep_deprioritized, order_with_programs, skip_lpm_sort
+    from dynasor.srt.config import DynasorServerConfig
+    from dynasor.srt.context import SchedulerContext, activate_context
+    from dynasor.srt.queue_order_hooks import keep_deprioritized, order_with_programs, skip_lpm_sort
 
     # SGLang's policies read the process-wide server arguments, as inside a scheduler process.
     from dynasor.model import default_model_path
@@ -81,7 +83,8 @@ def ordering_table(sizes: list[tuple[int, int]], repeats: int) -> list[dict]:
             cache.insert(InsertParams(key=RadixKey(token_ids=prompt), value=torch.zeros(len(prompt), dtype=torch.int64)))
         fcfs = SchedulePolicy("fcfs", cache, False, False, False)
         lpm = SchedulePolicy("lpm", cache, False, False, False)
-        ProgramScheduling.install(table, Policy.GANG_SJF, StarvationGuard())
+        context = SchedulerContext(DynasorServerConfig(schedule_policy="gang-sjf"), table)
+        activate_context(context)
 
         lpm_calc = SchedulePolicy.calc_priority.__wrapped__ if hasattr(SchedulePolicy.calc_priority, "__wrapped__") else SchedulePolicy.calc_priority
         original_matches = SchedulePolicy._compute_prefix_matches
@@ -102,7 +105,7 @@ def ordering_table(sizes: list[tuple[int, int]], repeats: int) -> list[dict]:
                 SchedulePolicy._sort_by_longest_prefix = staticmethod(original_sort)
 
         def order_only(q):
-            ordering = ProgramScheduling.order(q, set())
+            ordering = context.queue.order(q, set())
             q[:] = [q[i] for i in ordering.order]
 
         def timed(step, warm: bool = False) -> float:

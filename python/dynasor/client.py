@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 import httpx
 
-from dynasor.tags import ProgramTag, new_program_id, parse_tag
+from dynasor.core.tag import ProgramTag, new_program_id, tag_sampling_params
 
 DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=10.0)
 
@@ -30,26 +30,6 @@ class DynasorHTTPError(RuntimeError):
         super().__init__(f"HTTP {status} from {url}: {body}")
         self.status = status
         self.body = body
-
-
-def tag_sampling_params(
-    sampling_params: Mapping[str, Any] | None, program: str | ProgramTag | Mapping[str, Any] | None
-) -> dict[str, Any]:
-    """A copy of ``sampling_params`` carrying the program tag (validated client-side too)."""
-    params = dict(sampling_params or {})
-    if program is None:
-        return params
-    if isinstance(program, str):
-        tag = ProgramTag(program_id=program)
-    elif isinstance(program, ProgramTag):
-        tag = program
-    else:
-        tag = parse_tag(program)
-    parse_tag(tag.to_json())
-    custom = dict(params.get("custom_params") or {})
-    custom.update(tag.to_custom_params())
-    params["custom_params"] = custom
-    return params
 
 
 @dataclass(frozen=True)
@@ -102,6 +82,10 @@ class _Calls:
     def _abort_program(program_id: str) -> _Call:
         return _Call("POST", f"/dynasor/programs/{program_id}/abort")
 
+    @staticmethod
+    def _abort_request(rid: str) -> _Call:
+        return _Call("POST", "/abort_request", {"rid": rid})
+
 
 class DynasorClient(_Calls):
     """Blocking client (``httpx.Client``)."""
@@ -126,6 +110,10 @@ class DynasorClient(_Calls):
 
     def abort_program(self, program_id: str) -> dict[str, Any]:
         return self._send(self._abort_program(program_id))
+
+    def abort_request(self, rid: str) -> Any:
+        """SGLang's own abort of one request (works on stock servers too)."""
+        return self._send(self._abort_request(rid))
 
     def get(self, path: str) -> Any:
         return self._send(_Call("GET", path))
@@ -165,6 +153,10 @@ class AsyncDynasorClient(_Calls):
 
     async def abort_program(self, program_id: str) -> dict[str, Any]:
         return await self._send(self._abort_program(program_id))
+
+    async def abort_request(self, rid: str) -> Any:
+        """SGLang's own abort of one request (works on stock servers too)."""
+        return await self._send(self._abort_request(rid))
 
     async def get(self, path: str) -> Any:
         return await self._send(_Call("GET", path))

@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from dynasor.scheduler.ordering import Policy
 from dynasor.srt.config import DynasorServerConfig
 from dynasor.srt.server_defaults import CPU_DEFAULT_FLAGS, cpu_env, has_cuda
 
@@ -41,7 +40,7 @@ def launch_engine(model_path: str | None = None, config: DynasorServerConfig | N
     from sglang.srt import plugins
 
     config = config or DynasorServerConfig()
-    policy = Policy(config.schedule_policy)
+    policy = config.queue_policy
     if "schedule_policy" in engine_kwargs:
         raise ValueError("set the policy with DynasorServerConfig(schedule_policy=...), not schedule_policy")
     if getattr(plugins, "_plugins_loaded", False) and os.environ.get("DYNASOR_ENABLED") != "1":

@@ -11,7 +11,7 @@ of decode on 2 CPU cores even if the probes never agreed)."""
 from dynasor.client import AsyncDynasorClient
 from dynasor.programs import DynasorCoT
 from dynasor.runtime.backends import DynasorBackend
-from dynasor.runtime.policies import StaticThreshold
+from dynasor.runtime.allocation import StaticThreshold
 from dynasor.runtime.runtime import ProgramRuntime
 
 SELF_DOUBT_SHOTS = (

@@ -23,7 +23,7 @@ async def scenario() -> dict:
     from dynasor.engine import launch_engine
     from dynasor.programs import SelfConsistency
     from dynasor.runtime.backends import EngineBackend
-    from dynasor.runtime.policies import StaticThreshold
+    from dynasor.runtime.allocation import StaticThreshold
     from dynasor.runtime.runtime import ProgramRuntime
     from dynasor.scheduler.program_table import merge_summaries
     from dynasor.srt.scheduler import STATE_KEY

@@ -96,7 +96,7 @@ async def test_program_table_aggregates_token_stats(url):
 def test_openai_endpoints_return_token_stats_when_tagged(url):
     from openai import OpenAI
 
-    from dynasor.tags import new_program_id
+    from dynasor.core.tag import new_program_id
 
     client = OpenAI(base_url=url + "/v1", api_key="unused")
     model = client.models.list().data[0].id

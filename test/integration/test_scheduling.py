@@ -13,7 +13,7 @@ import pytest
 from dynasor.client import DynasorClient, DynasorHTTPError
 
 from dynasor.server_process import ServerProcess, free_port
-from dynasor.tags import new_program_id
+from dynasor.core.tag import new_program_id
 
 from .conftest import LOG_DIR
 

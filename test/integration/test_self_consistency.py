@@ -11,7 +11,7 @@ import random
 from dynasor.client import AsyncDynasorClient
 from dynasor.programs import SelfConsistency
 from dynasor.runtime.backends import DynasorBackend
-from dynasor.runtime.policies import StaticThreshold
+from dynasor.runtime.allocation import StaticThreshold
 from dynasor.runtime.runtime import ProgramRuntime
 
 from .conftest import MAX_RUNNING

@@ -15,7 +15,7 @@ from dynasor.programs.rebase import Rebase
 from dynasor.programs.tree import StepSearch
 from dynasor.rewards import LLMJudge
 from dynasor.runtime.backends import DynasorBackend
-from dynasor.runtime.policies import EvenAllocation, Policy, StaticThreshold
+from dynasor.runtime.allocation import EvenAllocation, AllocationPolicy, StaticThreshold
 from dynasor.runtime.runtime import ProgramRuntime
 
 THREE_SHOT = (
@@ -27,7 +27,7 @@ PROMPT = THREE_SHOT + "Q: What is 4 + 3?\nA:"
 STEP = {"max_new_tokens": 24, "temperature": 0.8, "stop": ["\n"]}
 
 
-async def run_live(url: str, make: Callable[[LLMJudge], StepSearch], policy: Policy) -> tuple[Any, dict, StepSearch]:
+async def run_live(url: str, make: Callable[[LLMJudge], StepSearch], policy: AllocationPolicy) -> tuple[Any, dict, StepSearch]:
     async with AsyncDynasorClient(url) as client:
         program = make(LLMJudge(client))
         started = time.monotonic()

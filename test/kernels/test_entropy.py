@@ -41,7 +41,7 @@ def test_matches_float64_reference(backend, dtype, vocab):
     temps = torch.tensor([0.3, 1.0, 1.5, 0.7][:rows], device=DEVICE)
     got = token_stats(x, temps, topk=MAX_TOPK, backend=backend)
     want = token_stats_reference(x, temps, topk=MAX_TOPK)
-    assert_close(got.entropy_t, want.entropy_t, dtype, "entropy at T")
+    assert_close(got.sampling_entropy, want.sampling_entropy, dtype, "entropy at T")
     assert_close(got.entropy, want.entropy, dtype, "entropy at T=1")
     assert_close(got.topk_confidence, want.topk_confidence, dtype, "top-k confidence")
 
@@ -57,7 +57,7 @@ def test_special_rows_have_known_values(backend, temperature):
     # row 3 fully masked: defined as zeros
     got = token_stats(x.to(DEVICE), temperature, topk=5, backend=backend)
     expect = torch.tensor([math.log(vocab), 0.0, math.log(10), 0.0])
-    assert torch.allclose(got.entropy_t.cpu(), expect, atol=1e-4)
+    assert torch.allclose(got.sampling_entropy.cpu(), expect, atol=1e-4)
     assert torch.allclose(got.entropy.cpu(), expect, atol=1e-4)
     # top-5 of a uniform row: each log p = -log V; one finite entry: only it counts (log p = 0)
     assert torch.allclose(got.topk_confidence.cpu(), torch.tensor([math.log(vocab), 0.0, math.log(10), 0.0]), atol=1e-4)
@@ -69,8 +69,8 @@ def test_greedy_rows(backend):
     x[1, 7] = x[1, 9] = x[1].max() + 1.0  # two tied maxima
     got = token_stats(x.to(DEVICE), torch.tensor([0.0, 0.0, 1.0]), topk=MAX_TOPK, backend=backend)
     want = token_stats_reference(x, torch.tensor([0.0, 0.0, 1.0]))
-    assert got.entropy_t[0].item() == pytest.approx(0.0, abs=1e-6)
-    assert got.entropy_t[1].item() == pytest.approx(math.log(2), abs=1e-5)
+    assert got.sampling_entropy[0].item() == pytest.approx(0.0, abs=1e-6)
+    assert got.sampling_entropy[1].item() == pytest.approx(math.log(2), abs=1e-5)
     assert_close(got.entropy, want.entropy, torch.float32, "entropy at T=1 of greedy rows")
 
 
@@ -80,7 +80,7 @@ def test_non_contiguous_rows_and_topk_zero(backend):
     x = big[::2]  # row stride 2 * vocab
     got = token_stats(x.to(DEVICE), torch.tensor([1.0, 0.5, 2.0]), topk=0, backend=backend)
     want = token_stats_reference(x, torch.tensor([1.0, 0.5, 2.0]), topk=0)
-    assert_close(got.entropy_t, want.entropy_t, torch.float32, "entropy at T")
+    assert_close(got.sampling_entropy, want.sampling_entropy, torch.float32, "entropy at T")
     assert torch.count_nonzero(got.topk_confidence) == 0
 
 
@@ -117,7 +117,7 @@ def test_fully_masked_greedy_row_is_zero(backend):
     x = torch.full((2, 500), float("-inf"))
     x[1, 3] = 1.0
     got = token_stats(x.to(DEVICE), torch.zeros(2), backend=backend)
-    assert got.entropy_t.tolist() == [0.0, 0.0] and got.entropy.tolist() == [0.0, 0.0]
+    assert got.sampling_entropy.tolist() == [0.0, 0.0] and got.entropy.tolist() == [0.0, 0.0]
 
 
 @pytest.mark.parametrize("splits", [1, 2, 8, 64])
@@ -133,9 +133,9 @@ def test_vocabulary_splits_merge_to_the_same_values(splits):
     temps = torch.tensor([0.7, 1.0, 1.5, 0.3, 0.0])
     got = token_stats_triton(x.to(DEVICE), temps.to(DEVICE), MAX_TOPK, LaunchConfig(block=256, splits=splits))
     want = token_stats_reference(x, temps)
-    for g, w, what in zip(got, (want.entropy_t, want.entropy, want.topk_confidence), ("H_T", "H_1", "conf")):
-        assert_close(g, w, torch.float32, f"{what} with {splits} splits")
-    assert got[0][4].item() == pytest.approx(math.log(2), abs=1e-5)
+    for field in ("entropy", "sampling_entropy", "topk_confidence"):
+        assert_close(getattr(got, field), getattr(want, field), torch.float32, f"{field} with {splits} splits")
+    assert got.sampling_entropy[4].item() == pytest.approx(math.log(2), abs=1e-5)
 
 
 def test_splits_must_be_a_power_of_two():

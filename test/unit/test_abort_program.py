@@ -5,9 +5,9 @@ import asyncio
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
-from dynasor.client import tag_sampling_params
+from dynasor.core.tag import tag_sampling_params
 from dynasor.srt.tokenizer_hooks import abort_program_requests
-from dynasor.tags import new_program_id
+from dynasor.core.tag import new_program_id
 
 
 @dataclass

@@ -14,7 +14,7 @@ import pytest
 from benchmark.batch import analysis, bench_batch, curves, offline, record
 from benchmark.batch.offline import CoTTrace, Probe, RebaseTrace, Spec
 from dynasor.programs.cot import PROBE_SUFFIX
-from dynasor.runtime.backends import Generation
+from dynasor.core.generation import Generation
 from dynasor.runtime.calibrate import Branch, Labelled, Profile
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -252,7 +252,7 @@ def test_cli_end_to_end_without_a_server(tmp_path, monkeypatch, capsys):
 
 
 def test_cli_help_runs_as_a_script():
-    proc = subprocess.run([sys.executable, "benchmark/batch/bench_batch.py", "--help"], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "benchmark.batch.bench_batch", "--help"], cwd=ROOT,
                           capture_output=True, text=True)
     assert proc.returncode == 0 and "--from-records" in proc.stdout and "--quick" in proc.stdout
 

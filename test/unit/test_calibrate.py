@@ -1,4 +1,4 @@
-"""Calibration: the offline stop simulator on hand-made profiles, threshold choice, splits, profile
+"""Calibration: the offline replay (runtime/replay.py) on hand-made profiles, threshold choice, splits, profile
 files, the recording backend over a fake engine, the CLI, and quick_sc's pure parts."""
 
 import argparse
@@ -11,16 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from dynasor.certaindex import answer_certaindex
+from dynasor.certaindex import answer_certaindex, majority_vote
+from dynasor.core.generation import Generation
+from dynasor.datasets.labelled import Labelled, read_labelled_jsonl
 from dynasor.runtime import calibrate as cal
-from dynasor.runtime.backends import Generation
-from dynasor.runtime.policies import EvenAllocation, StaticThreshold
+from dynasor.runtime import replay as rp
+from dynasor.runtime.allocation import EvenAllocation, StaticThreshold
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def profile(pid, gold, answers, tokens, **kw):
-    return cal.Profile(pid, gold, tuple(cal.Branch(a, t) for a, t in zip(answers, tokens)), **kw)
+    return rp.Profile(pid, gold, tuple(rp.Branch(a, t) for a, t in zip(answers, tokens)), **kw)
 
 
 # certaindex over the first 5 answers (hand-computed, checked below):
@@ -46,38 +48,38 @@ def test_hand_certaindex_values():
     (0.1, 2, 190, 4),    # everything stops; p3's early answers vote "1"
 ])
 def test_simulated_accuracy_and_tokens(threshold, correct, tokens, stopped):
-    e = cal.evaluate(HAND, threshold, 5)
+    e = rp.evaluate(HAND, threshold, 5)
     assert (e.correct, e.tokens, e.stopped, e.n) == (correct, tokens, stopped, 4)
     assert e.accuracy == correct / 4
 
 
 def test_simulate_details():
-    assert cal.simulate(P2, 0.4, 5) == cal.Outcome("3", False, 100, True)
-    assert cal.simulate(P2, None, 5) == cal.Outcome("7", True, 200, False)
-    assert cal.simulate(P1, 0.0, 10).stopped is False  # detection only before the cap
-    assert cal.simulate(P1, 0.0, 3).tokens == 30
+    assert rp.simulate(P2, 0.4, 5) == rp.ReplayOutcome("3", False, 100, True)
+    assert rp.simulate(P2, None, 5) == rp.ReplayOutcome("7", True, 200, False)
+    assert rp.simulate(P1, 0.0, 10).stopped is False  # detection only before the cap
+    assert rp.simulate(P1, 0.0, 3).tokens == 30
     none = profile("n", "1", [None, None, "1", None], [3, 3, 3, 3])
-    assert cal.simulate(none, None, 2) == cal.Outcome("1", True, 12, False)
-    assert cal.majority_vote([None, None]) is None
-    assert cal.majority_vote(["0.5", "7", "1/2"]) == "0.5"  # equivalent answers vote together
+    assert rp.simulate(none, None, 2) == rp.ReplayOutcome("1", True, 12, False)
+    assert majority_vote([None, None]) is None
+    assert majority_vote(["0.5", "7", "1/2"]) == "0.5"  # equivalent answers vote together
 
 
 def test_choice_respects_epsilon_and_minimises_tokens():
     thresholds = [0.1, 0.4, 0.45, 0.5, 0.7, 1.0]
-    candidates, even = cal.grid(HAND, thresholds, [5]), cal.evaluate(HAND, None, None)
-    chosen = cal.choose(candidates, even, 0.0)
+    candidates, even = rp.grid(HAND, thresholds, [5]), rp.evaluate(HAND, None, None)
+    chosen = rp.choose(candidates, even, 0.0)
     assert (chosen.threshold, chosen.tokens, chosen.correct) == (0.5, 325, 4)  # 0.45 ties; higher wins
-    assert cal.choose(candidates, even, 0.25).threshold == 0.4
-    assert cal.choose(candidates, even, 0.5).threshold == 0.1
-    assert cal.choose([cal.evaluate(HAND, 0.1, 5)], even, 0.0).threshold is None  # nothing qualifies: even
+    assert rp.choose(candidates, even, 0.25).threshold == 0.4
+    assert rp.choose(candidates, even, 0.5).threshold == 0.1
+    assert rp.choose([rp.evaluate(HAND, 0.1, 5)], even, 0.0).threshold is None  # nothing qualifies: even
     with pytest.raises(ValueError, match="empty"):
-        cal.choose(candidates, cal.evaluate([], None, None), 0.0)
+        rp.choose(candidates, rp.evaluate([], None, None), 0.0)
 
 
 def test_choice_over_detection_steps():
-    chosen = cal.choose(cal.grid(HAND, [0.5, 1.0], [3, 5]), cal.evaluate(HAND, None, None), 0.0)
+    chosen = rp.choose(rp.grid(HAND, [0.5, 1.0], [3, 5]), rp.evaluate(HAND, None, None), 0.0)
     assert chosen.detect_at in (3, 5) and chosen.correct == 4
-    assert chosen.tokens == min(e.tokens for e in cal.grid(HAND, [0.5, 1.0], [3, 5]) if e.correct == 4)
+    assert chosen.tokens == min(e.tokens for e in rp.grid(HAND, [0.5, 1.0], [3, 5]) if e.correct == 4)
 
 
 def many(n):
@@ -86,34 +88,34 @@ def many(n):
 
 def test_split_is_seeded_and_independent_of_order():
     profiles = many(20)
-    calib, held = cal.split_profiles(profiles, 0.25, seed=3)
+    calib, held = rp.split_profiles(profiles, 0.25, seed=3)
     assert len(held) == 5 and len(calib) == 15
     assert {p.problem_id for p in calib} | {p.problem_id for p in held} == {p.problem_id for p in profiles}
-    assert (calib, held) == cal.split_profiles(list(reversed(profiles)), 0.25, seed=3)
-    assert held != cal.split_profiles(profiles, 0.25, seed=4)[1]
+    assert (calib, held) == rp.split_profiles(list(reversed(profiles)), 0.25, seed=3)
+    assert held != rp.split_profiles(profiles, 0.25, seed=4)[1]
 
 
 def test_calibrate_report_uses_held_out_for_the_result():
     profiles = many(12) + HAND
-    report = cal.calibrate(profiles, [0.0, 0.5, 1.0], [5], epsilon=0.0, holdout_fraction=0.5, seed=1)
-    calib, held = cal.split_profiles(profiles, 0.5, 1)
-    chosen = cal.choose(cal.grid(calib, [0.0, 0.5, 1.0], [5]), cal.evaluate(calib, None, None), 0.0)
+    report = rp.calibrate(profiles, [0.0, 0.5, 1.0], [5], epsilon=0.0, holdout_fraction=0.5, seed=1)
+    calib, held = rp.split_profiles(profiles, 0.5, 1)
+    chosen = rp.choose(rp.grid(calib, [0.0, 0.5, 1.0], [5]), rp.evaluate(calib, None, None), 0.0)
     assert report["chosen"] == {"threshold": chosen.threshold, "detect_at": 5}
     out = report["splits"]["held_out"]
     assert out["ids"] == [p.problem_id for p in held]
-    assert out["chosen"] == cal.evaluate(held, chosen.threshold, 5).to_json()
-    assert out["even"] == cal.evaluate(held, None, None).to_json()
+    assert out["chosen"] == rp.evaluate(held, chosen.threshold, 5).to_json()
+    assert out["even"] == rp.evaluate(held, None, None).to_json()
     assert out["tokens_saved"] == pytest.approx(1 - out["chosen"]["tokens"] / out["even"]["tokens"])
     assert len(out["grid"]) == 3
     json.dumps(report)
-    assert "held_out" in cal.format_report({**report, "cap": 10})
+    assert "held_out" in rp.format_report({**report, "cap": 10})
 
 
 def test_profiles_jsonl_round_trip(tmp_path):
     extra = profile("x", "1", [None, "1"], [4, 5], level=2, source="arithmetic", aborted=1, aborted_tokens=3)
     profiles = HAND + [extra]
-    cal.save_profiles(tmp_path / "p.jsonl", profiles)
-    assert cal.load_profiles(tmp_path / "p.jsonl") == profiles
+    rp.save_profiles(tmp_path / "p.jsonl", profiles)
+    assert rp.load_profiles(tmp_path / "p.jsonl") == profiles
 
 
 def test_threshold_grid():
@@ -126,10 +128,10 @@ def test_labelled_jsonl(tmp_path):
     rows = [{"question": "1+1?", "answer": "so 2\n#### 2,000"}, {"problem": "p", "answer": 3.0, "unique_id": "u"},
             {"question": "q", "answer": "4", "prompt": "FULL", "id": 9, "level": 1}]
     (tmp_path / "l.jsonl").write_text("\n".join(map(json.dumps, rows)) + "\n")
-    items = cal.read_labelled_jsonl(tmp_path / "l.jsonl", "Q: {question}\nA:")
-    assert items == [cal.Labelled("0", "Q: 1+1?\nA:", "2000"), cal.Labelled("u", "Q: p\nA:", "3.0"),
-                     cal.Labelled("9", "FULL", "4", 1)]
-    assert len(cal.read_labelled_jsonl(tmp_path / "l.jsonl", limit=1)) == 1
+    items = read_labelled_jsonl(tmp_path / "l.jsonl", "Q: {question}\nA:")
+    assert items == [Labelled("0", "Q: 1+1?\nA:", "2000"), Labelled("u", "Q: p\nA:", "3.0"),
+                     Labelled("9", "FULL", "4", 1)]
+    assert len(read_labelled_jsonl(tmp_path / "l.jsonl", limit=1)) == 1
 
 
 class FakeBackend:
@@ -152,7 +154,7 @@ class FakeBackend:
 
 def test_recording_keeps_arrival_order_and_tokens():
     backend = FakeBackend({"a": list("1234512345"), "b": list("9999999999")})
-    items = [cal.Labelled("A", "a", "5"), cal.Labelled("B", "b", "9")]
+    items = [Labelled("A", "a", "5"), Labelled("B", "b", "9")]
     run = asyncio.run(cal.run_programs(backend, items, EvenAllocation(), 10, 10, {}, concurrency=2))
     pa, pb = run.profiles
     assert [b.answer for b in pa.branches] == list("5432154321")  # last launched finishes first
@@ -163,7 +165,7 @@ def test_recording_keeps_arrival_order_and_tokens():
 
 def test_recording_a_live_stop_counts_aborted_branches():
     backend = FakeBackend({"a": list("7777777777")})
-    run = asyncio.run(cal.run_programs(backend, [cal.Labelled("A", "a", "7")], StaticThreshold(0.7), 10, 5, {}))
+    run = asyncio.run(cal.run_programs(backend, [Labelled("A", "a", "7")], StaticThreshold(0.7), 10, 5, {}))
     (p,), (r,) = run.profiles, run.results
     assert r.stopped_early and len(p.branches) == 5 and p.aborted == 5 and p.aborted_tokens == 5
     assert sum(b.tokens for b in p.branches) + p.aborted_tokens == r.generated_tokens
@@ -175,7 +177,7 @@ def test_cli_help_exits_zero():
 
 
 def test_cli_from_profiles(tmp_path, capsys):
-    cal.save_profiles(tmp_path / "p.jsonl", HAND)
+    rp.save_profiles(tmp_path / "p.jsonl", HAND)
     out = tmp_path / "cal.json"
     cal.main(["--profiles", str(tmp_path / "p.jsonl"), "--holdout", "0", "--thresholds", "0:1:0.05",
               "--out", str(out)])
@@ -198,7 +200,7 @@ def test_generated_items_from_the_checkout():
 
 
 def test_quick_sc_help_and_pure_parts(monkeypatch):
-    proc = subprocess.run([sys.executable, "benchmark/batch/quick_sc.py", "--help"], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "benchmark.batch.quick_sc", "--help"], cwd=ROOT,
                           capture_output=True, text=True)
     assert proc.returncode == 0 and "--url" in proc.stdout
     from benchmark.batch import quick_sc
@@ -210,7 +212,7 @@ def test_quick_sc_help_and_pure_parts(monkeypatch):
     monkeypatch.setattr(cal, "run_self_consistency", fake_run)
     args = argparse.Namespace(cap=10, detect_at=5, threshold=0.7, concurrency=4, temperature=0.8,
                                        max_new_tokens=32, stop=None, skip_live_certaindex=False)
-    items = [cal.Labelled(f"i{k}", f"prompt {k}", str(k + 1)) for k in range(3)]
+    items = [Labelled(f"i{k}", f"prompt {k}", str(k + 1)) for k in range(3)]
     out = asyncio.run(quick_sc.run_policies("http://unused", items, args))
     even, simulated, live = out["rows"]
     assert out["sampling_params"]["stop"] == ["\n"]
@@ -239,5 +241,5 @@ def test_quick_sc_main_writes_results(tmp_path, monkeypatch, capsys):
     even, simulated, live = report["rows"]
     assert even["tokens"] == 3 * 55 and simulated["tokens"] == 3 * (10 + 9 + 8 + 7 + 6)  # arrival order reversed
     assert simulated["tokens_saved"] == pytest.approx(1 - 120 / 165) and live["stopped"] == 3
-    assert len(cal.load_profiles(out.with_suffix(".profiles.jsonl"))) == 3
+    assert len(rp.load_profiles(out.with_suffix(".profiles.jsonl"))) == 3
     assert "tokens saved %" in capsys.readouterr().out

@@ -11,8 +11,8 @@ import pytest
 
 from dynasor.programs import DynasorCoT
 from dynasor.programs.cot import PROBE_SUFFIX
-from dynasor.runtime.backends import Generation
-from dynasor.runtime.policies import EvenAllocation, LengthCap, PeriodicRecheck, StaticThreshold
+from dynasor.core.generation import Generation
+from dynasor.runtime.allocation import EvenAllocation, LengthCap, PeriodicRecheck, StaticThreshold
 from dynasor.runtime.runtime import ProgramRuntime
 
 PROBE_TOKENS = 5

@@ -1,23 +1,15 @@
-"""benchmark/datasets: loaders over ../shared/data, the seeded arithmetic generator, the 3-shot prompt."""
+"""dynasor.datasets: loaders over ../shared/data, the seeded arithmetic generator, the 3-shot prompt."""
 
 import json
 import re
 
 import pytest
 
-from benchmark.datasets import (
-    LEVELS,
-    Problem,
-    default_data_dir,
-    generate,
-    load_dataset,
-    make_prompt,
-    parse_levels,
-    write_problems_jsonl,
-)
-from benchmark.datasets import arithmetic, loaders
 from dynasor.certaindex import extract_answer
-from dynasor.runtime.calibrate import read_labelled_jsonl
+from dynasor.datasets import arithmetic, loaders
+from dynasor.datasets.arithmetic import LEVELS, generate, make_prompt, parse_levels
+from dynasor.datasets.labelled import read_labelled_jsonl
+from dynasor.datasets.loaders import Problem, default_data_dir, load_dataset, write_problems_jsonl
 
 SIZES = {"gsm8k": 1319, "math500": 500, "aime24": 30, "amc23": 40}
 STEP = re.compile(r"(\d+) ([-+*]) (\d+) = (\d+)\.")

@@ -23,12 +23,12 @@ from dynasor.frontend import (
     abort_program,
     as_endpoint,
     fork_until_certain,
-    majority_answer,
     program_id,
     run_program,
     set_remaining_work,
 )
-from dynasor.tags import TagError, parse_tag
+from dynasor.certaindex import majority_vote
+from dynasor.core.tag import TagError, parse_tag
 
 
 class FakeSGLang:
@@ -283,4 +283,4 @@ def test_abort_program_and_argument_checks(fake):
         ProgramHandle(remaining_work=-1)
     with pytest.raises(TagError):
         ProgramHandle("short")
-    assert majority_answer(["4", None, "4.0", "5"]) == "4" and majority_answer([None]) is None
+    assert majority_vote(["4", None, "4.0", "5"]) == "4" and majority_vote([None]) is None

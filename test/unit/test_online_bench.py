@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.datasets.loaders import Problem
+from dynasor.datasets.loaders import Problem
 from benchmark.online import bench_online, loadgen, report, systems, workload
 from benchmark.online.metrics import (
     INF,
@@ -26,8 +26,8 @@ from benchmark.online.metrics import (
     tightest_slo_scale,
     window_stats,
 )
-from dynasor.runtime.backends import Generation
-from dynasor.runtime.policies import EvenAllocation, StaticThreshold
+from dynasor.core.generation import Generation
+from dynasor.runtime.allocation import EvenAllocation, StaticThreshold
 
 
 def rec(i, latency, level=1, tokens=10, censored_at=None, correct=None, error=None):
@@ -391,13 +391,13 @@ def test_tables_and_plots(tmp_path):
 
 def test_parse_args_quick_defaults_and_errors():
     args = bench_online.parse_args(["--quick"])
-    quick = bench_online.SIZES["quick"]
+    quick = bench_online.PRESETS["quick"]
     assert (args.rates, args.programs_per_rate, args.cap, args.detect_at, args.temperature, args.tag) == (
-        quick["rates"], quick["programs_per_rate"], quick["cap"], quick["detect_at"], quick["temperature"], "quick")
+        quick.rates, quick.programs_per_rate, quick.cap, quick.detect_at, quick.temperature, "quick")
     assert args.slo_scale == 2.0 and args.target == 0.9 and args.given == set()
-    assert args.arrivals == quick["arrivals"] == "scaled"
+    assert args.arrivals == quick.arrivals == "scaled"
     assert args.sc_launch == "staged" and bench_online.program_shape(args).staged
-    assert bench_online.window_seconds(args, 0.25) == quick["programs_per_rate"] / 0.25
+    assert bench_online.window_seconds(args, 0.25) == quick.programs_per_rate / 0.25
     timed = bench_online.parse_args(["--quick", "--duration", "30"])
     assert timed.programs_per_rate is None and bench_online.window_seconds(timed, 0.25) == 30.0
     with pytest.raises(SystemExit):

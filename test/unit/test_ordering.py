@@ -4,7 +4,7 @@ from collections.abc import Mapping
 
 import pytest
 
-from dynasor.scheduler.ordering import Policy, ProgramView, StarvationGuard, WaitingRequest, order_waiting
+from dynasor.scheduler.ordering import QueuePolicy, ProgramView, StarvationGuard, WaitingRequest, order_waiting
 
 
 def reqs(*spec):
@@ -25,11 +25,11 @@ INTERLEAVED = reqs(("a1", "A", 1.0), ("b1", "B", 1.1), ("a2", "A", 1.2), ("b2", 
 
 
 def test_stock_policies_keep_sglangs_order():
-    for policy in (Policy.FCFS, Policy.LPM):
+    for policy in (QueuePolicy.FCFS, QueuePolicy.LPM):
         assert rids(INTERLEAVED, policy, {}) == ["a1", "b1", "a2", "b2", "a3", "b3"]
 
 
-@pytest.mark.parametrize("policy", [Policy.PROGRAM_FIFO, Policy.GANG, Policy.GANG_SJF])
+@pytest.mark.parametrize("policy", [QueuePolicy.PROGRAM_FIFO, QueuePolicy.GANG, QueuePolicy.GANG_SJF])
 def test_programs_are_contiguous(policy):
     programs = {"A": view(1.0), "B": view(1.1)}
     assert rids(INTERLEAVED, policy, programs) == ["a1", "a2", "a3", "b1", "b2", "b3"]
@@ -37,42 +37,42 @@ def test_programs_are_contiguous(policy):
 
 def test_gang_puts_programs_in_service_first():
     programs = {"A": view(1.0), "B": view(1.1, in_service=True)}
-    assert rids(INTERLEAVED, Policy.GANG, programs) == ["b1", "b2", "b3", "a1", "a2", "a3"]
-    assert rids(INTERLEAVED, Policy.PROGRAM_FIFO, programs)[0] == "a1"  # FIFO ignores service
+    assert rids(INTERLEAVED, QueuePolicy.GANG, programs) == ["b1", "b2", "b3", "a1", "a2", "a3"]
+    assert rids(INTERLEAVED, QueuePolicy.PROGRAM_FIFO, programs)[0] == "a1"  # FIFO ignores service
 
 
 def test_sjf_orders_programs_by_remaining_work():
     waiting = reqs(("l", "LONG", 1.0), ("m", "MID", 2.0), ("s", "SHORT", 3.0))
     programs = {"LONG": view(1.0, work=3000), "MID": view(2.0, work=200), "SHORT": view(3.0, work=50)}
     now = 3.5  # nobody has waited past the 5 s floor of the starvation guard
-    assert rids(waiting, Policy.GANG_SJF, programs, now) == ["s", "m", "l"]
-    assert rids(waiting, Policy.GANG, programs, now) == ["l", "m", "s"]
+    assert rids(waiting, QueuePolicy.GANG_SJF, programs, now) == ["s", "m", "l"]
+    assert rids(waiting, QueuePolicy.GANG, programs, now) == ["l", "m", "s"]
     programs["LONG"] = view(1.0, in_service=True, work=3000)  # finishing a gang beats SJF
-    assert rids(waiting, Policy.GANG_SJF, programs, now) == ["l", "s", "m"]
+    assert rids(waiting, QueuePolicy.GANG_SJF, programs, now) == ["l", "s", "m"]
     # ... but not the starvation guard: at t = 10 SHORT has waited 7 s > max(5, 4 x 0.5 s)
-    assert rids(waiting, Policy.GANG_SJF, programs, 10.0)[0] == "s"
+    assert rids(waiting, QueuePolicy.GANG_SJF, programs, 10.0)[0] == "s"
 
 
 def test_longest_prefix_first_inside_a_program_and_deprioritized_last():
     waiting = reqs(("x", "A", 1.0, 0), ("y", "A", 1.1, 40), ("z", "A", 1.2, 10), ("w", "B", 0.5, 0, True))
     programs = {"A": view(1.0), "B": view(0.5)}
-    assert rids(waiting, Policy.GANG, programs) == ["y", "z", "x", "w"]
+    assert rids(waiting, QueuePolicy.GANG, programs) == ["y", "z", "x", "w"]
 
 
 def test_untagged_requests_stay_first_come_first_served():
     waiting = reqs(("u2", None, 2.0), ("u1", None, 1.0), ("u3", None, 3.0))
-    for policy in (Policy.PROGRAM_FIFO, Policy.GANG, Policy.GANG_SJF):
+    for policy in (QueuePolicy.PROGRAM_FIFO, QueuePolicy.GANG, QueuePolicy.GANG_SJF):
         assert rids(waiting, policy, {}) == ["u1", "u2", "u3"]
 
 
 def test_tie_breaking_is_deterministic():
     waiting = reqs(*[(f"r{i}", f"P{i % 3}", 1.0) for i in range(9)])
     programs = {f"P{i}": view(1.0) for i in range(3)}
-    expected = rids(waiting, Policy.GANG_SJF, programs)
+    expected = rids(waiting, QueuePolicy.GANG_SJF, programs)
     for seed in range(5):
         shuffled = waiting[:]
         random.Random(seed).shuffle(shuffled)
-        assert rids(shuffled, Policy.GANG_SJF, programs) == expected
+        assert rids(shuffled, QueuePolicy.GANG_SJF, programs) == expected
     assert expected == ["r0", "r3", "r6", "r1", "r4", "r7", "r2", "r5", "r8"]
 
 
@@ -90,7 +90,7 @@ def test_starvation_bound_under_an_adversarial_stream_of_short_programs():
         pid = f"S{step}"
         waiting.append(WaitingRequest(f"s{step}", pid, now))
         programs[pid] = view(now, work=10)
-        ordering = order_waiting(waiting, programs, Policy.GANG_SJF, now, guard)
+        ordering = order_waiting(waiting, programs, QueuePolicy.GANG_SJF, now, guard)
         if "LONG" in ordering.escalated and escalated_at is None:
             escalated_at = now
         first = waiting[ordering.order[0]]
@@ -134,7 +134,7 @@ def test_ordering_is_n_log_n():
     """One lookup per program (not per request), then one sort: 10x the queue costs ~13x, not 100x."""
     waiting, programs = make_queue(10_000, 1_000)
     counting = CountingMapping(programs)
-    ordering = order_waiting(waiting, counting, Policy.GANG_SJF, 100.0)
+    ordering = order_waiting(waiting, counting, QueuePolicy.GANG_SJF, 100.0)
     assert sorted(ordering.order) == list(range(10_000))
     assert counting.lookups == len({r.program_id for r in waiting})
 
@@ -142,7 +142,7 @@ def test_ordering_is_n_log_n():
         w, p = make_queue(n, max(n // 10, 1), seed=n)
         start = time.perf_counter()
         for _ in range(3):
-            order_waiting(w, p, Policy.GANG_SJF, 100.0)
+            order_waiting(w, p, QueuePolicy.GANG_SJF, 100.0)
         return time.perf_counter() - start
 
     cost(1_000)

@@ -1,5 +1,5 @@
 from dynasor.scheduler.program_table import ProgramTable, merge_summaries
-from dynasor.tags import program_key as hmac_key
+from dynasor.core.tag import program_key as hmac_key
 
 
 def program_key(pid):

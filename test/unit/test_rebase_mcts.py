@@ -10,8 +10,8 @@ import pytest
 from dynasor.programs.mcts import MCTS
 from dynasor.programs.rebase import Rebase, weighted_vote
 from dynasor.programs.tree import StepNode, backpropagate, ended_by_model, select_leaf, softmax_widths, uct
-from dynasor.runtime.backends import Generation
-from dynasor.runtime.policies import EvenAllocation, StaticThreshold
+from dynasor.core.generation import Generation
+from dynasor.runtime.allocation import EvenAllocation, StaticThreshold
 from dynasor.runtime.runtime import ProgramRuntime
 
 PROMPT = "Q:"

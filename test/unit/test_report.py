@@ -151,5 +151,5 @@ def test_main_writes_checks_and_prints(results, tmp_path, capsys):
 
 
 def test_script_help():
-    proc = subprocess.run([sys.executable, "benchmark/report.py", "--help"], cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "benchmark.report", "--help"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0 and "--check" in proc.stdout

@@ -6,8 +6,8 @@ import itertools
 import pytest
 
 from dynasor.programs import SelfConsistency
-from dynasor.runtime.backends import Generation
-from dynasor.runtime.policies import EvenAllocation, StaticThreshold
+from dynasor.core.generation import Generation
+from dynasor.runtime.allocation import EvenAllocation, StaticThreshold
 from dynasor.runtime.runtime import ProgramRuntime
 
 

@@ -1,7 +1,7 @@
 import pytest
 
-from dynasor.client import tag_sampling_params
-from dynasor.tags import (
+from dynasor.core.tag import tag_sampling_params
+from dynasor.core.tag import (
     PROGRAM_ID_MAX_LEN,
     PROGRAM_ID_MIN_LEN,
     ProgramTag,

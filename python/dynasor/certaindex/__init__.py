@@ -1,6 +1,13 @@
 """Certaindex: how settled a reasoning program's answer is (paper §3, paper-notes.md §2)."""
 
-from dynasor.certaindex.answers import answers_equivalent, cluster_answers, extract_answer, extract_probe_answer
+from dynasor.certaindex.answers import (
+    answers_equivalent,
+    cluster_answers,
+    extract_answer,
+    extract_probe_answer,
+    is_correct,
+)
+from dynasor.certaindex.voting import majority_vote, weighted_vote
 from dynasor.certaindex.signals import (
     HESITATION_WORDS,
     all_pass,
@@ -11,6 +18,7 @@ from dynasor.certaindex.signals import (
 )
 
 __all__ = [
-    "HESITATION_WORDS", "all_pass", "answer_certaindex", "answers_equivalent", "cluster_answers",
-    "extract_answer", "extract_probe_answer", "lowest_window_mean", "probe_consistent", "reward_certaindex",
+    "HESITATION_WORDS", "all_pass", "answer_certaindex", "answers_equivalent", "cluster_answers", "majority_vote",
+    "extract_answer", "extract_probe_answer", "is_correct", "lowest_window_mean", "probe_consistent", "reward_certaindex",
+    "weighted_vote",
 ]

@@ -110,3 +110,8 @@ def cluster_answers(answers: Sequence[str | None]) -> list[list[int]]:
         else:
             clusters.append([i])
     return clusters
+
+
+def is_correct(answer: str | None, gold: str) -> bool:
+    """Grading: the answer is present and equivalent to the gold answer."""
+    return answer is not None and answers_equivalent(answer, gold)

@@ -5,7 +5,7 @@
   hesitation word (matched on word boundaries, so "know" or "button" do not count). The public
   Dynasor code exits even when the answers disagree; here agreement is required.
 - ``reward_certaindex``: mean of terminal rewards (MCTS) or max (Rebase).
-- ``lowest_window_mean``: DeepConf's lowest group confidence over the token-confidence stream.
+- ``lowest_window_mean`` (from ``dynasor.core.window``): DeepConf's lowest group confidence.
 - ``all_pass``: a program meets certainty only if every signal reaches its threshold (AND).
 """
 
@@ -16,6 +16,12 @@ import re
 from typing import Mapping, Sequence
 
 from dynasor.certaindex.answers import answers_equivalent, cluster_answers
+from dynasor.core.window import lowest_window_mean
+
+__all__ = [
+    "HESITATION_WORDS", "all_pass", "answer_certaindex", "has_hesitation", "lowest_window_mean", "probe_consistent",
+    "reward_certaindex",
+]
 
 HESITATION_WORDS = ("wait", "hold", "but", "okay", "no", "hmm")
 _HESITATION = re.compile(r"\b(?:" + "|".join(HESITATION_WORDS) + r")\b", re.IGNORECASE)
@@ -51,20 +57,6 @@ def reward_certaindex(rewards: Sequence[float], mode: str) -> float:
     if mode == "max":
         return max(rewards)
     raise ValueError(f"reward aggregation must be 'mean' (MCTS) or 'max' (Rebase), got {mode!r}")
-
-
-def lowest_window_mean(values: Sequence[float], window: int) -> float | None:
-    """Minimum over sliding windows of ``window`` values of their mean (the mean if fewer)."""
-    if not values:
-        return None
-    if len(values) <= window:
-        return sum(values) / len(values)
-    total = sum(values[:window])
-    lowest = total
-    for i in range(window, len(values)):
-        total += values[i] - values[i - window]
-        lowest = min(lowest, total)
-    return lowest / window
 
 
 def all_pass(values: Mapping[str, float], thresholds: Mapping[str, float]) -> bool:

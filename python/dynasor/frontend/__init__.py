@@ -18,7 +18,7 @@ same program id, so the server gangs, orders and aborts it as one program. ``fun
 DynasorEndpoint(url))`` and ``run_batch`` work too (one program per run; ``program_id(state)``).
 """
 
-from dynasor.frontend.certain import CertainFork, fork_until_certain, majority_answer
+from dynasor.frontend.certain import CertainFork, fork_until_certain
 from dynasor.frontend.endpoint import DynasorEndpoint, ProgramHandle
 from dynasor.frontend.program import (
     ProgramRun,
@@ -32,5 +32,5 @@ from dynasor.frontend.program import (
 
 __all__ = [
     "CertainFork", "DynasorEndpoint", "ProgramHandle", "ProgramRun", "abort_program", "as_endpoint",
-    "fork_until_certain", "majority_answer", "program_id", "program_of", "run_program", "set_remaining_work",
+    "fork_until_certain", "program_id", "program_of", "run_program", "set_remaining_work",
 ]

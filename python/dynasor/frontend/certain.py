@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import sglang as sgl
 from sglang.lang.interpreter import ProgramState
 
-from dynasor.certaindex import answer_certaindex, cluster_answers, extract_answer
+from dynasor.certaindex import answer_certaindex, extract_answer, majority_vote
 from dynasor.frontend.program import _endpoint_of
+from dynasor.runtime.allocation import StaticThreshold
 
 
 @dataclass
@@ -39,15 +39,6 @@ class CertainFork:
     program_id: str
     answers: list[str | None] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
-
-
-def majority_answer(answers: Sequence[str | None]) -> str | None:
-    """Most common answer up to equivalence (the most frequent spelling of the largest cluster)."""
-    present = [a for a in answers if a is not None]
-    if not present:
-        return None
-    best = max(cluster_answers(present), key=len)
-    return Counter(present[i] for i in best).most_common(1)[0][0]
 
 
 def _finish_type(meta: Any) -> str | None:
@@ -105,6 +96,7 @@ def fork_until_certain(s: ProgramState, n_max: int = 16, detect_at: int = 5, thr
         raise ValueError(f"need 1 <= detect_at <= n_max, got detect_at={detect_at}, n_max={n_max}")
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+    rule = StaticThreshold(threshold)  # the threshold rule of the runtime's policy, re-read after every answer
     width = n_max if width is None else width
     if width < 1:
         raise ValueError(f"width must be >= 1, got {width}")
@@ -139,7 +131,7 @@ def fork_until_certain(s: ProgramState, n_max: int = 16, detect_at: int = 5, thr
             if result.stopped_early or interrupted:
                 continue  # finished before the abort reached the engine: it still votes
             left = fork.in_flight + n_max - result.started
-            if len(result.answers) >= detect_at and left and answer_certaindex(result.answers) >= threshold:
+            if len(result.answers) >= detect_at and left and rule.stops(answer_certaindex(result.answers)):
                 result.stopped_early = True
                 if fork.in_flight:
                     endpoint.abort_program(pid)
@@ -150,5 +142,5 @@ def fork_until_certain(s: ProgramState, n_max: int = 16, detect_at: int = 5, thr
     finally:
         fork.end()
     result.certaindex = answer_certaindex(result.answers)
-    result.answer = majority_answer(result.answers)
+    result.answer = majority_vote(result.answers)
     return result

@@ -33,8 +33,8 @@ from sglang.lang.backend.runtime_endpoint import RuntimeEndpoint
 from sglang.lang.interpreter import StreamExecutor
 from sglang.lang.ir import SglSamplingParams
 
-from dynasor.client import DynasorClient, DynasorHTTPError, tag_sampling_params
-from dynasor.tags import MAX_REMAINING_WORK, ProgramTag, new_program_id, validate_program_id
+from dynasor.client import DynasorClient, DynasorHTTPError
+from dynasor.core.tag import MAX_REMAINING_WORK, ProgramTag, new_program_id, tag_sampling_params, validate_program_id
 
 
 class ProgramHandle:

@@ -1,6 +1,7 @@
 """Reasoning programs: the ReasoningProgram API and built-in algorithms."""
 
-from dynasor.programs.base import ProgramResult, ReasoningProgram
+from dynasor.core.result import ProgramResult
+from dynasor.programs.base import ReasoningProgram
 from dynasor.programs.cot import DynasorCoT
 from dynasor.programs.mcts import MCTS
 from dynasor.programs.rebase import Rebase

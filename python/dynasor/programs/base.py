@@ -1,27 +1,36 @@
 """The reasoning-program abstraction of the paper (App. D.1): ``certaindex``, ``knob``, ``state``,
-``update_certaindex()`` and ``execute()``. A program asks its runtime for compute; the runtime's
-policy grants or denies it from the program's certaindex, and a denial ends the program."""
+``update_certaindex()`` and ``execute()``. A program asks its runner for compute; the runner's
+allocation policy grants or denies it from the program's certaindex, and a denial ends the program.
+
+``ProgramRunner`` is what a program may ask of whoever runs it (``dynasor.runtime.ProgramRuntime``
+is the implementation): programs depend on this interface, the runtime depends on programs."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Mapping, Protocol
 
-from dynasor.tags import new_program_id
-
-if TYPE_CHECKING:
-    from dynasor.runtime.runtime import ProgramRuntime
+from dynasor.core.generation import Generation
+from dynasor.core.result import ProgramResult
+from dynasor.core.tag import new_program_id
 
 
-@dataclass
-class ProgramResult:
-    answer: str | None
-    knob_used: int
-    generated_tokens: int
-    stopped_early: bool
-    certaindex: float | None
-    extra: dict[str, Any] = field(default_factory=dict)
+class ProgramRunner(Protocol):
+    def grant(self, program: ReasoningProgram, requested: int) -> int:
+        """Knob units the program may use at most (its initial grant)."""
+        ...
+
+    def should_continue(self, program: ReasoningProgram) -> bool:
+        """The allocation policy's decision at one of the program's decision points."""
+        ...
+
+    async def generate(self, program: ReasoningProgram, prompt: str, params: Mapping[str, Any]) -> Generation:
+        """One request of the program (tagged with it and its remaining-work estimate)."""
+        ...
+
+    async def stop(self, program: ReasoningProgram) -> None:
+        """Abort everything the program still has outstanding in the engine (one call)."""
+        ...
 
 
 class ReasoningProgram(ABC):
@@ -43,5 +52,5 @@ class ReasoningProgram(ABC):
         return None
 
     @abstractmethod
-    async def execute(self, runtime: "ProgramRuntime") -> ProgramResult:
-        """Run the algorithm: expand, aggregate, update certaindex, ask the runtime, repeat."""
+    async def execute(self, runner: ProgramRunner) -> ProgramResult:
+        """Run the algorithm: expand, aggregate, update certaindex, ask the runner, repeat."""

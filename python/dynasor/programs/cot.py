@@ -24,15 +24,14 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
+from dynasor.core.generation import Generation
+from dynasor.core.result import ProgramResult
 from dynasor.certaindex import answers_equivalent, extract_answer, extract_probe_answer, probe_consistent
 from dynasor.certaindex.signals import has_hesitation
-from dynasor.programs.base import ProgramResult, ReasoningProgram
+from dynasor.programs.base import ProgramRunner, ReasoningProgram
 
-if TYPE_CHECKING:
-    from dynasor.runtime.backends import Generation
-    from dynasor.runtime.runtime import ProgramRuntime
 
 PROBE_SUFFIX = "... Oh, I suddenly got the answer to the whole problem, **Final Answer**\n\n\\[ \\boxed{"
 DEFAULT_SAMPLING = {"temperature": 0.6, "top_p": 0.95}
@@ -93,19 +92,19 @@ class DynasorCoT(ReasoningProgram):
             return 0
         return max(self.max_tokens - self.state["reasoning_tokens"], 0)
 
-    def _spawn_chunk(self, runtime: "ProgramRuntime") -> "asyncio.Task[Generation]":
+    def _spawn_chunk(self, runtime: ProgramRunner) -> asyncio.Task[Generation]:
         params = {**self.sampling_params, "max_new_tokens": min(self.chunk_tokens, self._budget_left())}
         return asyncio.create_task(runtime.generate(self, self.prompt + self.state["text"], params))
 
-    def _spawn_probe(self, runtime: "ProgramRuntime") -> "asyncio.Task[Generation]":
+    def _spawn_probe(self, runtime: ProgramRunner) -> asyncio.Task[Generation]:
         prompt = self.prompt + self.state["text"] + self.probe_suffix
         return asyncio.create_task(runtime.generate(self, prompt, self.probe_params))
 
-    def _count(self, generation: "Generation", kind: str) -> None:
+    def _count(self, generation: Generation, kind: str) -> None:
         self.state[kind] += generation.completion_tokens
         self.state["tokens"] += generation.completion_tokens
 
-    def _record_probe(self, generation: "Generation") -> bool:
+    def _record_probe(self, generation: Generation) -> bool:
         """Count a finished probe; keep its answer unless it was aborted. True if it was kept."""
         self._count(generation, "probe_tokens")
         if generation.aborted:
@@ -115,7 +114,7 @@ class DynasorCoT(ReasoningProgram):
         self.update_certaindex()
         return True
 
-    def _record_chunk(self, generation: "Generation") -> str | None:
+    def _record_chunk(self, generation: Generation) -> str | None:
         """Append a finished chunk; the exit reason if the reasoning cannot go on."""
         self._count(generation, "reasoning_tokens")
         if generation.aborted:
@@ -126,8 +125,8 @@ class DynasorCoT(ReasoningProgram):
             return "finished"
         return "budget" if self._budget_left() == 0 else None
 
-    async def _run(self, runtime: "ProgramRuntime", probes: "deque[asyncio.Task[Generation]]",
-                   chunk: "list[asyncio.Task[Generation]]") -> str:
+    async def _run(self, runtime: ProgramRunner, probes: deque[asyncio.Task[Generation]],
+                   chunk: list[asyncio.Task[Generation]]) -> str:
         """Chunks and probes until an exit; probes are judged in chunk order as they finish."""
         self.max_chunks = runtime.grant(self, self.max_chunks)
         if self._budget_left() == 0:
@@ -149,7 +148,7 @@ class DynasorCoT(ReasoningProgram):
             if exit_reason is not None:
                 return exit_reason
 
-    async def execute(self, runtime: "ProgramRuntime") -> ProgramResult:
+    async def execute(self, runtime: ProgramRunner) -> ProgramResult:
         probes: deque[asyncio.Task[Generation]] = deque()
         chunk: list[asyncio.Task[Generation]] = []
         try:

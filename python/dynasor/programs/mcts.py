@@ -19,15 +19,14 @@ step ``detect_at`` iterations (Table 3: Detect@3, cap 15); on a stop the program
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
+from dynasor.core.result import ProgramResult
 from dynasor.certaindex import reward_certaindex
-from dynasor.programs.base import ProgramResult
+from dynasor.programs.base import ProgramRunner
 from dynasor.programs.tree import StepNode, StepSearch, backpropagate, ended_by_model, final_answer, select_leaf
 from dynasor.rewards.base import RewardModel
 
-if TYPE_CHECKING:
-    from dynasor.runtime.runtime import ProgramRuntime
 
 
 @dataclass(frozen=True)
@@ -59,7 +58,7 @@ class MCTS(StepSearch):
         answered = [p for p in self.paths if p.answer is not None]
         return max(answered, key=lambda p: p.reward).answer if answered else None
 
-    async def rollout(self, runtime: "ProgramRuntime", node: StepNode) -> Solution | None:
+    async def rollout(self, runtime: ProgramRunner, node: StepNode) -> Solution | None:
         """Continue ``node``'s path step by step to a finished solution and score it (the rollout
         steps stay out of the tree: they are one sample, not explored alternatives)."""
         steps = node.steps()
@@ -76,7 +75,7 @@ class MCTS(StepSearch):
             return Solution(tuple(steps), self.trajectory_answer(steps), node.reward)
         return Solution(tuple(steps), self.trajectory_answer(steps), await self.score(steps))
 
-    async def iterate(self, runtime: "ProgramRuntime") -> None:
+    async def iterate(self, runtime: ProgramRunner) -> None:
         node = select_leaf(self.root, self.exploration)
         if not node.terminal:
             children = await self.expand(runtime, [node] * self.branching)
@@ -91,7 +90,7 @@ class MCTS(StepSearch):
             self.paths.append(path)
             backpropagate(node, path.reward)
 
-    async def execute(self, runtime: "ProgramRuntime") -> ProgramResult:
+    async def execute(self, runtime: ProgramRunner) -> ProgramResult:
         granted = runtime.grant(self, self.cap)
         stopped, detected = False, None
         for iteration in range(1, granted + 1):

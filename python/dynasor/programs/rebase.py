@@ -15,27 +15,14 @@ the cap, ``cap - detect_at``, on a second search from the same root whose paths 
 
 from __future__ import annotations
 
-from collections import Counter
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
-from dynasor.certaindex import cluster_answers, reward_certaindex
-from dynasor.programs.base import ProgramResult
+from dynasor.core.result import ProgramResult
+from dynasor.certaindex import reward_certaindex, weighted_vote
+from dynasor.programs.base import ProgramRunner
 from dynasor.programs.tree import StepNode, StepSearch, softmax_widths
 from dynasor.rewards.base import RewardModel
 
-if TYPE_CHECKING:
-    from dynasor.runtime.runtime import ProgramRuntime
-
-
-def weighted_vote(answers: Sequence[str | None], weights: Sequence[float]) -> str | None:
-    """Answer of the cluster of equivalent answers with the largest total weight (ties: the
-    larger cluster, then the one seen first); its most common spelling."""
-    voted = [i for i, a in enumerate(answers) if a is not None]
-    if not voted:
-        return None
-    clusters = [[voted[j] for j in c] for c in cluster_answers([answers[i] for i in voted])]
-    best = max(clusters, key=lambda c: (sum(weights[i] for i in c), len(c), -c[0]))
-    return Counter(answers[i] for i in best).most_common(1)[0][0]
 
 
 class Rebase(StepSearch):
@@ -57,7 +44,7 @@ class Rebase(StepSearch):
         self.set_signals(self.certaindex, [leaf.answer for leaf in self.leaves])
         return self.certaindex
 
-    async def search(self, runtime: "ProgramRuntime", width: int) -> None:
+    async def search(self, runtime: ProgramRunner, width: int) -> None:
         """One REBASE search from the root, until ``width`` paths have finished."""
         frontier, remaining = [self.root], width
         while frontier and remaining > 0:
@@ -69,7 +56,7 @@ class Rebase(StepSearch):
             remaining -= len(finished)
             frontier = [child for child in children if not child.terminal]
 
-    async def execute(self, runtime: "ProgramRuntime") -> ProgramResult:
+    async def execute(self, runtime: ProgramRunner) -> ProgramResult:
         granted = runtime.grant(self, self.cap)
         first = min(self.detect_at, granted)
         stopped, detected = False, None

@@ -17,15 +17,19 @@ already done before the abort reached the engine still vote).
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
-from dynasor.certaindex import answer_certaindex, cluster_answers, extract_answer
-from dynasor.programs.base import ProgramResult, ReasoningProgram
+from dynasor.core.generation import Generation
+from dynasor.core.result import ProgramResult
+from dynasor.certaindex import answer_certaindex, extract_answer, majority_vote
+from dynasor.programs.base import ProgramRunner, ReasoningProgram
 
-if TYPE_CHECKING:
-    from dynasor.runtime.backends import Generation
-    from dynasor.runtime.runtime import ProgramRuntime
+
+
+def at_detection(answered: int, detect_at: int, cap: int) -> bool:
+    """The decision point of self-consistency: the ``detect_at``-th answer just came in and the
+    cap is not reached (at the cap there is nothing left to save). The offline replay uses it too."""
+    return answered == detect_at < cap
 
 
 class SelfConsistency(ReasoningProgram):
@@ -47,28 +51,20 @@ class SelfConsistency(ReasoningProgram):
         unfinished = self.cap - len(self.state["answers"]) - self.state["aborted"]
         return max(unfinished, 0) * float(self.sampling_params.get("max_new_tokens", 128))
 
-    def _record(self, generation: "Generation") -> bool:
-        """Count a finished branch; True when its answer is the ``detect_at``-th (the decision point)."""
+    def _record(self, generation: Generation) -> bool:
+        """Count a finished branch; True if it brought an answer (it was not aborted)."""
         self.state["tokens"] += generation.completion_tokens
         if generation.aborted:
             self.state["aborted"] += 1
             return False
         self.state["answers"].append(extract_answer(generation.text))
         self.knob = len(self.state["answers"])
-        return self.knob == self.detect_at
+        return True
 
-    def _launch(self, runtime: "ProgramRuntime") -> "asyncio.Task[Generation]":
+    def _launch(self, runtime: ProgramRunner) -> asyncio.Task[Generation]:
         return asyncio.create_task(runtime.generate(self, self.prompt, self.sampling_params))
 
-    def majority(self) -> str | None:
-        answers = [a for a in self.state["answers"] if a is not None]
-        if not answers:
-            return None
-        clusters = cluster_answers(answers)
-        best = max(clusters, key=len)
-        return Counter(answers[i] for i in best).most_common(1)[0][0]
-
-    async def execute(self, runtime: "ProgramRuntime") -> ProgramResult:
+    async def execute(self, runtime: ProgramRunner) -> ProgramResult:
         granted = runtime.grant(self, self.cap)
         launched = min(self.detect_at, granted) if self.staged else granted
         pending = {self._launch(runtime) for _ in range(launched)}
@@ -77,7 +73,7 @@ class SelfConsistency(ReasoningProgram):
             while pending:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
-                    if not self._record(task.result()) or self.knob >= granted:
+                    if not self._record(task.result()) or not at_detection(self.knob, self.detect_at, granted):
                         continue
                     detected = self.update_certaindex()
                     if not runtime.should_continue(self):
@@ -91,6 +87,6 @@ class SelfConsistency(ReasoningProgram):
             for task in pending:
                 task.cancel()
         self.update_certaindex()
-        return ProgramResult(self.majority(), self.knob, self.state["tokens"], stopped, self.certaindex,
+        return ProgramResult(majority_vote(self.state["answers"]), self.knob, self.state["tokens"], stopped, self.certaindex,
                              {"aborted_branches": self.state["aborted"], "answers": self.state["answers"],
                               "certaindex_at_detection": detected})

@@ -14,15 +14,14 @@ import asyncio
 import math
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
+from dynasor.core.generation import Generation
+from dynasor.core.result import ProgramResult
 from dynasor.certaindex import answer_certaindex, extract_answer
-from dynasor.programs.base import ProgramResult, ReasoningProgram
+from dynasor.programs.base import ProgramRunner, ReasoningProgram
 from dynasor.rewards.base import RewardModel, ScoreUsage
 
-if TYPE_CHECKING:
-    from dynasor.runtime.backends import Generation
-    from dynasor.runtime.runtime import ProgramRuntime
 
 _STATES_ANSWER = re.compile(r"\\boxed\{|answer is|####", re.IGNORECASE)
 
@@ -35,7 +34,7 @@ def final_answer(step: str) -> str | None:
     return extract_answer(step) if _STATES_ANSWER.search(step) else None
 
 
-def ended_by_model(generation: "Generation") -> bool:
+def ended_by_model(generation: Generation) -> bool:
     """The model stopped on its own (EOS / stop token), not on the step delimiter or the length cap."""
     finish = generation.meta_info.get("finish_reason") or {}
     matched = finish.get("matched") if isinstance(finish, Mapping) else None
@@ -155,7 +154,7 @@ class StepSearch(ReasoningProgram):
         """Answer of a finished path: the last step's explicit answer, else from the whole text."""
         return (final_answer(steps[-1]) if steps else None) or extract_answer(self.delimiter.join(steps))
 
-    async def sample_step(self, runtime: "ProgramRuntime", steps: Sequence[str]) -> "Generation | None":
+    async def sample_step(self, runtime: ProgramRunner, steps: Sequence[str]) -> Generation | None:
         """The next step after ``steps`` (None if the engine aborted it)."""
         generation = await runtime.generate(self, self.prompt_for(steps), self.sampling_params)
         self.state["calls"] += 1
@@ -174,7 +173,7 @@ class StepSearch(ReasoningProgram):
     def _count(self) -> None:
         self.state["tokens"] = self.state["policy_tokens"] + self.usage.completion_tokens
 
-    async def _grow(self, runtime: "ProgramRuntime", parent: StepNode) -> StepNode | None:
+    async def _grow(self, runtime: ProgramRunner, parent: StepNode) -> StepNode | None:
         generation = await self.sample_step(runtime, parent.steps())
         if generation is None:
             return None
@@ -189,7 +188,7 @@ class StepSearch(ReasoningProgram):
         node.reward = parent.reward if blank and parent.reward is not None else await self.score(node.steps())
         return node
 
-    async def expand(self, runtime: "ProgramRuntime", parents: Sequence[StepNode]) -> list[StepNode]:
+    async def expand(self, runtime: ProgramRunner, parents: Sequence[StepNode]) -> list[StepNode]:
         """One new child per entry of ``parents`` (repeat a parent for several), all concurrently;
         children are attached in request order, so the tree does not depend on timing."""
         grown = await asyncio.gather(*[self._grow(runtime, parent) for parent in parents])

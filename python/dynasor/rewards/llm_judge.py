@@ -24,7 +24,7 @@ from typing import Any, Mapping, Sequence
 
 from dynasor.client import AsyncDynasorClient
 from dynasor.rewards.base import ScoreUsage
-from dynasor.tags import ProgramTag
+from dynasor.core.tag import ProgramTag
 
 JUDGE_TEMPLATE = "{question}{previous}{step}\n\nIs the last step above correct? Answer Yes or No.\nAnswer:"
 

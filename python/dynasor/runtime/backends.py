@@ -1,9 +1,11 @@
-"""Where programs send their LLM requests.
+"""Where programs send their LLM requests (implementations of ``dynasor.core.generation.Backend``).
 
 ``DynasorBackend`` tags every request with the program (and, once known, its remaining work) and
 stops a program with one ``/dynasor/programs/{id}/abort`` call. ``StockSGLangBackend`` talks to a
 stock SGLang server: untagged requests, and stopping aborts each outstanding rid (the baseline).
-``EngineBackend`` drives an in-process ``sglang.Engine`` (offline batch runs, no HTTP).
+``EngineBackend`` drives an in-process engine (``sglang.Engine``, or the server's own
+TokenizerManager for the OpenAI modes). ``RecordingBackend`` wraps any of them and keeps every
+request's prompt and generation per program (calibration, the batch benchmark's traces, usage).
 
 ``params`` are SGLang sampling params passed through as given (``temperature``, ``top_p``,
 ``stop``, ...); the backends only add the program tag.
@@ -14,41 +16,18 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Mapping, Protocol
 
-from dynasor.client import AsyncDynasorClient, tag_sampling_params
+from dynasor.core.abort import abort_when_dispatched, dispatched_by
+from dynasor.core.generation import Backend, Generation
+from dynasor.core.tag import ProgramTag, tag_sampling_params
 
-
-@dataclass(frozen=True)
-class Generation:
-    text: str
-    completion_tokens: int
-    finish_reason: str
-    meta_info: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def aborted(self) -> bool:
-        return self.finish_reason == "abort"
+if TYPE_CHECKING:
+    from dynasor.client import AsyncDynasorClient
 
 
-class Backend(Protocol):
-    async def generate(self, prompt: str, params: Mapping[str, Any], program_id: str,
-                       remaining_work: float | None = None) -> Generation: ...
-
-    async def stop_program(self, program_id: str) -> None: ...
-
-
-def _generation(out: Mapping[str, Any]) -> Generation:
-    meta = out["meta_info"]
-    return Generation(out["text"], meta["completion_tokens"], meta["finish_reason"]["type"], meta)
-
-
-def _tag(program_id: str, remaining_work: float | None) -> dict[str, Any]:
-    tag: dict[str, Any] = {"program_id": program_id}
-    if remaining_work is not None:
-        tag["remaining_work"] = remaining_work
-    return tag
+def _tag(program_id: str, remaining_work: float | None) -> ProgramTag:
+    return ProgramTag(program_id, remaining_work=remaining_work)
 
 
 class _LiveRids:
@@ -58,7 +37,7 @@ class _LiveRids:
         self.by_program: dict[str, set[str]] = {}
 
     def add(self, program_id: str) -> str:
-        rid = uuid.uuid4().hex  # 32 lowercase hex: required of tagged rids (dynasor.tags)
+        rid = uuid.uuid4().hex  # 32 lowercase hex: required of tagged rids (dynasor.core.tag)
         self.by_program.setdefault(program_id, set()).add(rid)
         return rid
 
@@ -79,7 +58,8 @@ class DynasorBackend:
 
     async def generate(self, prompt: str, params: Mapping[str, Any], program_id: str,
                        remaining_work: float | None = None) -> Generation:
-        return _generation(await self.client.generate(prompt, params, program=_tag(program_id, remaining_work)))
+        out = await self.client.generate(prompt, params, program=_tag(program_id, remaining_work))
+        return Generation.from_response(out)
 
     async def stop_program(self, program_id: str) -> None:
         await self.client.abort_program(program_id)
@@ -96,30 +76,37 @@ class StockSGLangBackend:
                        remaining_work: float | None = None) -> Generation:
         rid = self._live.add(program_id)
         try:
-            return _generation(await self.client.generate(prompt, params, rid=rid))
+            return Generation.from_response(await self.client.generate(prompt, params, rid=rid))
         finally:
             self._live.discard(program_id, rid)
 
     async def stop_program(self, program_id: str) -> None:
-        rids = self._live.of(program_id)
-        await asyncio.gather(*[self.client._http.post("/abort_request", json={"rid": rid}) for rid in rids])
+        await asyncio.gather(*[self.client.abort_request(rid) for rid in self._live.of(program_id)])
+
+
+class InProcessEngine(Protocol):
+    """What ``EngineBackend`` needs of an engine: ``sglang.Engine`` has it, and so has the server's
+    TokenizerManager behind ``dynasor.srt.tokenizer_engine``."""
+
+    async def async_generate(self, prompt: str, sampling_params: Mapping[str, Any], rid: str) -> Mapping[str, Any]: ...
+
+    @property
+    def tokenizer_manager(self) -> Any: ...
 
 
 class EngineBackend:
-    """Offline runs on an in-process ``sglang.Engine``, or anything with ``async_generate(prompt=,
-    sampling_params=, rid=)`` and ``tokenizer_manager.abort_request(rid=)`` (sglang is not imported).
+    """Requests to an in-process engine (sglang is not imported here).
 
-    Requests carry the same ``custom_params["dynasor"]`` tag as DynasorBackend's (an Engine running
+    Requests carry the same ``custom_params["dynasor"]`` tag as DynasorBackend's (an engine running
     the Dynasor plugin schedules them as programs; a stock one passes the field through unused) and
-    a uuid4 rid tracked per program; ``stop_program`` aborts the program's live rids. The tokenizer
-    manager drops an abort for a rid it has not dispatched yet (the scheduler would get the abort
-    before the request), so such rids are retried every ``abort_poll_s`` until dispatched or done,
-    for at most ``abort_timeout_s``. A stopped program's later requests return "abort" unsent.
+    a uuid4 rid tracked per program; ``stop_program`` aborts the program's live rids, each once
+    the engine has dispatched it (``dynasor.core.abort``), retrying every ``abort_poll_s`` for at
+    most ``abort_timeout_s``. A stopped program's later requests return "abort" unsent.
     """
 
     MAX_STOPPED = 4096  # remembered stopped programs (oldest forgotten first)
 
-    def __init__(self, engine: Any, tag: bool = True, abort_poll_s: float = 0.005,
+    def __init__(self, engine: InProcessEngine, tag: bool = True, abort_poll_s: float = 0.005,
                  abort_timeout_s: float = 5.0) -> None:
         self.engine = engine
         self.tag = tag
@@ -137,28 +124,34 @@ class EngineBackend:
             out = await self.engine.async_generate(prompt=prompt, sampling_params=sampling, rid=rid)
         finally:
             self._live.discard(program_id, rid)
-        return _generation(out)
-
-    def _dispatched(self, rid: str) -> bool:
-        states = getattr(self.engine.tokenizer_manager, "rid_to_state", None)
-        if states is None:
-            return True
-        state = states.get(rid)
-        return state is not None and getattr(state, "dispatched", True)
+        return Generation.from_response(out)
 
     async def stop_program(self, program_id: str) -> None:
         self._stopped[program_id] = None
         self._stopped.move_to_end(program_id)
         while len(self._stopped) > self.MAX_STOPPED:
             self._stopped.popitem(last=False)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.abort_timeout_s
-        sent: set[str] = set()
-        while True:
-            for rid in self._live.of(program_id) - sent:
-                if self._dispatched(rid):
-                    self.engine.tokenizer_manager.abort_request(rid=rid)
-                    sent.add(rid)
-            if not self._live.of(program_id) - sent or loop.time() >= deadline:
-                return
-            await asyncio.sleep(self.abort_poll_s)
+        manager = self.engine.tokenizer_manager
+        await abort_when_dispatched(lambda: self._live.of(program_id), lambda rid: dispatched_by(manager, rid),
+                                    lambda rid: manager.abort_request(rid=rid),
+                                    self.abort_timeout_s, self.abort_poll_s)
+
+
+class RecordingBackend:
+    """Passes requests through and keeps ``(prompt, generation)`` per program, in completion order."""
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+        self.calls: dict[str, list[tuple[str, Generation]]] = {}
+
+    async def generate(self, prompt: str, params: Mapping[str, Any], program_id: str,
+                       remaining_work: float | None = None) -> Generation:
+        out = await self.inner.generate(prompt, params, program_id, remaining_work=remaining_work)
+        self.calls.setdefault(program_id, []).append((prompt, out))
+        return out
+
+    async def stop_program(self, program_id: str) -> None:
+        await self.inner.stop_program(program_id)
+
+    def generations(self, program_id: str) -> list[Generation]:
+        return [generation for _, generation in self.calls.get(program_id, [])]

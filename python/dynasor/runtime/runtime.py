@@ -1,9 +1,10 @@
 """Application runtime: runs many programs concurrently, grants compute by policy, stops programs.
 
-Every request a program sends goes through ``generate``, which tags it with the program id and the
-program's estimate of its remaining work: ``program.remaining_work()``, in tokens the whole program
-may still generate (what the server's shortest-job-first ordering expects; None: no estimate, the
-server uses the program's history).
+``ProgramRuntime`` implements ``dynasor.programs.base.ProgramRunner``. Every request a program
+sends goes through ``generate``, which tags it with the program id and the program's estimate of
+its remaining work: ``program.remaining_work()``, in tokens the whole program may still generate
+(what the server's shortest-job-first ordering expects; None: no estimate, the server uses the
+program's history).
 """
 
 from __future__ import annotations
@@ -12,16 +13,17 @@ import asyncio
 import time
 from typing import Any, Mapping, Sequence
 
-from dynasor.programs.base import ProgramResult, ReasoningProgram
-from dynasor.runtime.backends import Backend, Generation
-from dynasor.runtime.policies import EvenAllocation, Policy
+from dynasor.core.generation import Backend, Generation
+from dynasor.core.result import ProgramResult
+from dynasor.programs.base import ReasoningProgram
+from dynasor.runtime.allocation import AllocationPolicy, EvenAllocation
 
 
 class ProgramRuntime:
-    def __init__(self, backend: Backend, policy: Policy = EvenAllocation(), max_concurrent_programs: int = 16,
+    def __init__(self, backend: Backend, policy: AllocationPolicy | None = None, max_concurrent_programs: int = 16,
                  per_program_cap: int | None = None) -> None:
         self.backend = backend
-        self.policy = policy
+        self.policy: AllocationPolicy = policy if policy is not None else EvenAllocation()
         self.per_program_cap = per_program_cap
         self._slots = asyncio.Semaphore(max_concurrent_programs)
 

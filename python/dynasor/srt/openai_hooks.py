@@ -12,7 +12,7 @@ are SGLang's, unchanged. The choice models are subclasses of SGLang's, so serial
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from sglang.srt.entrypoints.openai.protocol import (
     ChatCompletionResponse,
@@ -21,15 +21,15 @@ from sglang.srt.entrypoints.openai.protocol import (
     CompletionResponseChoice,
 )
 
-from dynasor.srt.sampler_hooks import META_KEYS
+from dynasor.core.token_stats import TOKEN_STATS_KEYS
 
 
 class ChatChoiceWithTokenStats(ChatCompletionResponseChoice):
-    token_stats: Optional[dict[str, list[float]]] = None
+    token_stats: dict[str, list[float]] | None = None
 
 
 class CompletionChoiceWithTokenStats(CompletionResponseChoice):
-    token_stats: Optional[dict[str, list[float]]] = None
+    token_stats: dict[str, list[float]] | None = None
 
 
 # pydantic serialises a field by its declared type, so the responses are subclassed as well.
@@ -41,10 +41,10 @@ class CompletionResponseWithTokenStats(CompletionResponse):
     choices: list[CompletionChoiceWithTokenStats]
 
 
-def _token_stats(meta_info: dict[str, Any]) -> Optional[dict[str, list[float]]]:
-    if not all(key in meta_info for key in META_KEYS):
+def _token_stats(meta_info: dict[str, Any]) -> dict[str, list[float]] | None:
+    if not all(key in meta_info for key in TOKEN_STATS_KEYS):
         return None
-    return {key: meta_info[key] for key in META_KEYS}
+    return {key: meta_info[key] for key in TOKEN_STATS_KEYS}
 
 
 def _attach(response: Any, ret: list[dict[str, Any]], response_cls: type, choice_cls: type) -> Any:

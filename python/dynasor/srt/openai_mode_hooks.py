@@ -10,8 +10,9 @@ already parsed and Starlette caches (``Request.json``). Without it, or when ther
 
 With it, the request goes through SGLang's own ``_validate_request`` and ``_convert_to_internal_request``
 (chat template, stop strings, generation-config defaults, as the plain request would get them) and
-then through a reasoning program on the TokenizerManager (``program_backend.ModeRun``). Shapes and
-options: ``openai_modes``.
+then to the installed ``ModeRunner`` (``dynasor.modes.job``; the launcher installs
+``dynasor.modes.runner.ProgramModeRunner`` with ``use_mode_runner``), which runs the program on the
+TokenizerManager (``tokenizer_engine``). Shapes and options: ``dynasor.modes``.
 """
 
 from __future__ import annotations
@@ -25,19 +26,37 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 from fastapi import HTTPException
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from dynasor.programs.cot import PROBE_SUFFIX
-from dynasor.srt.openai_modes import (
-    PROBE_MAX_TOKENS, DynasorOptionError, ModeOptions, ResponseMeta, check_request, chunk_body,
-    explicit_max_tokens, parse_options, program_sampling_params, response_body, sse, token_budget,
-    usage_chunk_body,
+from dynasor.modes.job import ModeJob, ModeRunner
+from dynasor.modes.options import (
+    DynasorOptionError,
+    ModeOptions,
+    check_request,
+    explicit_max_tokens,
+    parse_options,
+    program_sampling_params,
+    token_budget,
 )
-from dynasor.srt.program_backend import ModeJob, ModeRun
+from dynasor.modes.responses import ResponseMeta, chunk_body, response_body, sse, usage_chunk_body
+from dynasor.srt.tokenizer_engine import TokenizerManagerEngine
 
 logger = logging.getLogger(__name__)
 
-CONTEXT_SLACK = 32  # tokens kept free for re-tokenisation drift of the reasoning text
 _MISSING = object()
 _DONE = object()
+_runner: ModeRunner | None = None
+
+
+def use_mode_runner(runner: ModeRunner | None) -> None:
+    """Install what runs dynasor-mode requests in this process (the launcher does, at start)."""
+    global _runner
+    _runner = runner
+
+
+def _mode_runner() -> ModeRunner:
+    if _runner is None:
+        raise RuntimeError("dynasor modes are not available: no mode runner installed (start the server with "
+                           "`dynasor serve`)")
+    return _runner
 
 
 async def _dynasor_field(raw_request: Any) -> Any:
@@ -73,7 +92,8 @@ def _prompt(serving: Any, adapted: Any, param: str) -> tuple[str, int]:
     return tokenizer.decode(body, skip_special_tokens=False), len(ids)
 
 
-def prepare_job(serving: Any, request: Any, raw_request: Any, options: ModeOptions, endpoint: str) -> ModeJob:
+def prepare_job(serving: Any, request: Any, raw_request: Any, options: ModeOptions, endpoint: str,
+                runner: ModeRunner) -> ModeJob:
     """Blocking (template rendering, tokenisation): run off the event loop, as SGLang does."""
     adapted, _ = serving._convert_to_internal_request(request, raw_request)
     param = "messages" if endpoint == "chat" else "prompt"
@@ -82,10 +102,8 @@ def prepare_job(serving: Any, request: Any, raw_request: Any, options: ModeOptio
     prompt, prompt_tokens = _prompt(serving, adapted, param)
     sampling = adapted.sampling_params or {}
     params = program_sampling_params(sampling, options.mode)
-    reserve = 0
-    if options.mode == "cot":
-        tokenizer = serving.tokenizer_manager.tokenizer
-        reserve = len(tokenizer.encode(PROBE_SUFFIX, add_special_tokens=False)) + PROBE_MAX_TOKENS + CONTEXT_SLACK
+    tokenizer = serving.tokenizer_manager.tokenizer
+    reserve = runner.reserved_tokens(options, lambda text: len(tokenizer.encode(text, add_special_tokens=False)))
     room = serving.tokenizer_manager.context_len - prompt_tokens - reserve
     explicit = explicit_max_tokens(request, sampling)
     return ModeJob(options, prompt, params, token_budget(explicit, room, param), explicit)
@@ -105,8 +123,8 @@ async def _events(job: ModeJob, meta: ResponseMeta, serving: Any, raw_request: A
     (cot: the answer statement; sc: the chosen sample), the finish chunk with the ``dynasor``
     report, the usage chunk if asked, ``[DONE]``. Errors after the start go in-stream, as SGLang's."""
     queue: asyncio.Queue[Any] = asyncio.Queue()
-    run = ModeRun(job, serving.tokenizer_manager, raw_request, on_text=queue.put_nowait)
-    task = asyncio.create_task(run.run())
+    engine = TokenizerManagerEngine(serving.tokenizer_manager, raw_request)
+    task = asyncio.create_task(_mode_runner().run(job, engine, on_text=queue.put_nowait))
     task.add_done_callback(lambda _: queue.put_nowait(_DONE))
     streamed = 0
     try:
@@ -137,6 +155,7 @@ async def _handle(endpoint: str, original: Callable[..., Awaitable[Any]], servin
     raw = await _dynasor_field(raw_request)
     if raw is _MISSING:
         return await original(serving, request, raw_request, *args, **kwargs)
+    runner = _mode_runner()
     try:
         options = parse_options(raw)
         check_request(request, endpoint)
@@ -144,7 +163,7 @@ async def _handle(endpoint: str, original: Callable[..., Awaitable[Any]], servin
         if error:
             return serving.create_error_response(error)
         job = await asyncio.get_running_loop().run_in_executor(
-            None, prepare_job, serving, request, raw_request, options, endpoint)
+            None, prepare_job, serving, request, raw_request, options, endpoint, runner)
     except DynasorOptionError as e:
         return serving.create_error_response(str(e), param=e.param)
     except ValueError as e:
@@ -156,7 +175,7 @@ async def _handle(endpoint: str, original: Callable[..., Awaitable[Any]], servin
         events = _events(job, meta, serving, raw_request, _include_usage(request))
         return StreamingResponse(events, media_type="text/event-stream")
     try:
-        outcome = await ModeRun(job, serving.tokenizer_manager, raw_request).run()
+        outcome = await runner.run(job, TokenizerManagerEngine(serving.tokenizer_manager, raw_request))
     except ValueError as e:  # a request of the program was rejected, or the client disconnected
         return serving.create_error_response(str(e))
     except Exception as e:

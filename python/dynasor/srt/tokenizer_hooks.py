@@ -7,10 +7,10 @@ OpenAI endpoints) or raises it to the caller (``sglang.Engine``).
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Iterator
 
-from dynasor.tags import program_id_of, tag_from_sampling_params, validate_tagged_rid
+from dynasor.core.abort import abort_when_dispatched, dispatched_by
+from dynasor.core.tag import program_id_of, tag_from_sampling_params, validate_tagged_rid
 
 
 def _sampling_params_list(obj: Any) -> list[Any]:
@@ -47,23 +47,8 @@ def live_rids_of_program(tokenizer_manager: Any, program_id: str) -> Iterator[st
 
 async def abort_program_requests(tokenizer_manager: Any, program_id: str, timeout_s: float = 2.0,
                                  poll_s: float = 0.005) -> int:
-    """Abort every live request of the program; returns how many aborts were sent.
-
-    SGLang marks a request's abort as sent even when the request has not reached the scheduler
-    yet, and the scheduler drops an abort that arrives before its request: such a request could
-    never be aborted again. So only dispatched requests are aborted, and requests still being
-    tokenized are polled until they are dispatched (or finish), for at most ``timeout_s``.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    sent: set[str] = set()
-    while True:
-        pending = set(live_rids_of_program(tokenizer_manager, program_id)) - sent
-        for rid in pending:
-            state = tokenizer_manager.rid_to_state.get(rid)
-            if state is not None and getattr(state, "dispatched", True):
-                tokenizer_manager.abort_request(rid=rid)
-                sent.add(rid)
-        if not pending - sent or loop.time() >= deadline:
-            return len(sent)
-        await asyncio.sleep(poll_s)
+    """Abort every live request of the program, each once it is dispatched (``dynasor.core.abort``:
+    an abort that overtakes its request is dropped by SGLang); returns how many aborts were sent."""
+    return await abort_when_dispatched(lambda: live_rids_of_program(tokenizer_manager, program_id),
+                                       lambda rid: dispatched_by(tokenizer_manager, rid),
+                                       lambda rid: tokenizer_manager.abort_request(rid=rid), timeout_s, poll_s)

@@ -23,7 +23,8 @@ A tagged request that sets its own ``rid`` must use 32 lowercase hex characters 
 SGLang's own format): SGLang aborts by rid *prefix*, and equal-length rids cannot be prefixes of
 one another, so aborting one program never reaches another client's request.
 
-This module is pure Python: the HTTP layer, the scheduler wiring and the client all share it.
+Part of the dependency-free core: the HTTP layer, the scheduler wiring, the clients and the
+backends all share it.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def validate_program_id(value: Any, field: str = "program_id") -> str:
     if not PROGRAM_ID_MIN_LEN <= len(value) <= PROGRAM_ID_MAX_LEN:
         raise TagError(
             f"{field} must be {PROGRAM_ID_MIN_LEN} to {PROGRAM_ID_MAX_LEN} characters "
-            f"(got {len(value)}); ids are capabilities, use dynasor.tags.new_program_id()"
+            f"(got {len(value)}); ids are capabilities, use dynasor.core.tag.new_program_id()"
         )
     if not _PROGRAM_ID_RE.fullmatch(value):
         raise TagError(f"{field} may only contain letters, digits and _ . : -")
@@ -152,3 +153,23 @@ def program_id_of(sampling_params: Any) -> str | None:
     """Program id of an already validated request, without raising."""
     tag = tag_of(sampling_params)
     return tag.program_id if tag else None
+
+
+def tag_sampling_params(
+    sampling_params: Mapping[str, Any] | None, program: str | ProgramTag | Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """A copy of ``sampling_params`` carrying the program tag (validated on the sending side too)."""
+    params = dict(sampling_params or {})
+    if program is None:
+        return params
+    if isinstance(program, str):
+        tag = ProgramTag(program_id=program)
+    elif isinstance(program, ProgramTag):
+        tag = program
+    else:
+        tag = parse_tag(program)
+    parse_tag(tag.to_json())
+    custom = dict(params.get("custom_params") or {})
+    custom.update(tag.to_custom_params())
+    params["custom_params"] = custom
+    return params

@@ -6,10 +6,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from dynasor.client import tag_sampling_params
+from dynasor.core.tag import tag_sampling_params
 from dynasor.programs import SelfConsistency
-from dynasor.runtime.backends import EngineBackend, Generation
-from dynasor.runtime.policies import (
+from dynasor.core.generation import Generation
+from dynasor.runtime.backends import EngineBackend
+from dynasor.runtime.allocation import (
     BudgetCurve,
     EvenAllocation,
     LengthCap,

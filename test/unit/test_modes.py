@@ -1,6 +1,6 @@
-"""Dynasor modes of the OpenAI endpoints without a server: option validation, presets, sampling
-params, usage and response shapes (checked against the openai client's own models), the AROUND
-hook's pass-through, and whole cot/sc runs over a fake TokenizerManager."""
+"""dynasor.modes without a server: option validation, presets, sampling params, usage and response
+shapes (checked against the openai client's own models), and whole cot/sc runs of the mode runner
+over a fake TokenizerManager."""
 
 import asyncio
 import json
@@ -10,16 +10,18 @@ import pytest
 from openai.types import Completion
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from dynasor.programs.base import ProgramResult
-from dynasor.programs.cot import PROBE_SUFFIX
-from dynasor.runtime.backends import Generation
-from dynasor.srt import openai_mode_hooks
-from dynasor.srt.openai_modes import (
-    DEFAULT_BUDGET, EFFORT_PRESETS, CotOptions, DynasorOptionError, ResponseMeta, ScOptions, check_request,
-    chunk_body, cot_outcome, explicit_max_tokens, parse_options, probe_sampling_params, program_sampling_params,
-    response_body, sc_outcome, sse, token_budget, usage_chunk_body,
+from dynasor.core.generation import Generation
+from dynasor.core.result import ProgramResult
+from dynasor.modes.job import ModeJob
+from dynasor.modes.options import (
+    DEFAULT_BUDGET, EFFORT_PRESETS, CotOptions, DynasorOptionError, ScOptions, check_request, explicit_max_tokens,
+    parse_options, probe_sampling_params, program_sampling_params, token_budget,
 )
-from dynasor.srt.program_backend import ModeJob, ModeRun
+from dynasor.modes.outcome import cot_outcome, sc_outcome
+from dynasor.modes.responses import ResponseMeta, chunk_body, response_body, sse, usage_chunk_body
+from dynasor.modes.runner import ProgramModeRunner
+from dynasor.programs.cot import PROBE_SUFFIX
+from dynasor.srt.tokenizer_engine import TokenizerManagerEngine
 
 
 # ---------------------------------------------------------------- options and presets
@@ -248,39 +250,7 @@ def test_stream_chunks_parse_as_openai_chunks():
     assert completion["choices"][0]["finish_reason"] is None  # as SGLang's stream (the SDK does not validate it)
 
 
-# ---------------------------------------------------------------- the hook and whole runs over a fake engine
-
-class FakeRequest:
-    def __init__(self, body):
-        self.body = body
-
-    async def json(self):
-        return self.body
-
-
-async def test_without_dynasor_the_original_runs_untouched():
-    sentinel, calls = object(), []
-
-    async def original(serving, request, raw_request):
-        calls.append((serving, request, raw_request))
-        return sentinel
-
-    raws = [FakeRequest({"prompt": "x"}), FakeRequest({"prompt": "x", "dynasor": None}), object(), None]
-    for raw in raws:
-        assert await openai_mode_hooks.handle_completion_request(original, "serving", "request", raw) is sentinel
-    assert calls == [("serving", "request", raw) for raw in raws]
-
-
-async def test_bad_options_become_an_error_response_naming_the_field():
-    serving = SimpleNamespace(create_error_response=lambda message, **kw: ("error", message, kw))
-
-    async def original(*args):
-        raise AssertionError("a dynasor request must not reach SGLang's handler")
-
-    out = await openai_mode_hooks.handle_chat_request(original, serving, _chat(), FakeRequest(
-        {"dynasor": {"mode": "sc", "n": 2, "detect_at": 3}}))
-    assert out[0] == "error" and out[1].startswith("dynasor.detect_at") and out[2] == {"param": "dynasor.detect_at"}
-
+# ---------------------------------------------------------------- whole runs over a fake engine
 
 class FakeTokenizerManager:
     """Probes return ``probe_text`` at once. Request k of the others returns ``texts[k]`` (the last
@@ -315,7 +285,7 @@ class FakeTokenizerManager:
 async def test_cot_run_exits_on_agreeing_probes_and_streams_a_prefix_of_the_final_text():
     tm, pieces = FakeTokenizerManager(), []
     job = ModeJob(CotOptions(probe_interval=8, window=2), "Q: What is 2 + 2?\nA:", {"temperature": 0.0}, 64, 64)
-    outcome = await ModeRun(job, tm, on_text=pieces.append).run()
+    outcome = await ProgramModeRunner().run(job, TokenizerManagerEngine(tm), on_text=pieces.append)
     report = outcome.dynasor
     assert report["exit"] == "probe" and report["answer"] == "4" and report["aborted_requests"] >= 1
     assert outcome.text.startswith("".join(pieces)) and len(pieces) == report["chunks"] >= 2
@@ -331,7 +301,7 @@ async def test_cot_run_exits_on_agreeing_probes_and_streams_a_prefix_of_the_fina
 async def test_sc_run_stops_at_detection_and_aborts_the_rest():
     tm = FakeTokenizerManager(texts=["x \\boxed{7}"] * 3 + ["\\boxed{9}"], wait_s=2.0, fast=3)
     job = ModeJob(ScOptions(n=8, detect_at=3, threshold=0.7), "Q: 3 + 4?\nA:", {"temperature": 0.1}, 24, None)
-    outcome = await ModeRun(job, tm).run()
+    outcome = await ProgramModeRunner().run(job, TokenizerManagerEngine(tm))
     report = outcome.dynasor
     assert report["stopped_early"] and report["exit"] == "certaindex" and report["answer"] == "7"
     assert len(report["samples"]) == 3 and report["aborted_requests"] == 5 and len(tm.aborted) == 5

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 DATA_ENV = "DYNASOR_DATA"
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]  # a source checkout: python/dynasor/datasets/loaders.py
 
 
 @dataclass(frozen=True)

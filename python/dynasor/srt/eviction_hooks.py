@@ -22,9 +22,10 @@ the Rust TreeCore ranks leaves in native code. Dynasor servers therefore select 
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
-from dynasor.tags import program_id_of
+from dynasor.core.tag import program_id_of
+from dynasor.srt.context import current_context
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class ProgramAwareEviction:
         self.is_live = is_live
 
     def holder_class(self, node: Any) -> int:
-        holders: Optional[set[str]] = getattr(node, HOLDERS_ATTR, None)
+        holders: set[str] | None = getattr(node, HOLDERS_ATTR, None)
         if holders is None:
             return UNTAGGED
         if any(self.is_live(pid) for pid in holders):
@@ -53,22 +54,12 @@ class ProgramAwareEviction:
         return (self.holder_class(node), self.inner.get_priority(node))
 
 
-class EvictionHooks:
-    """Per scheduler process: the program-liveness test the strategy reads."""
-
-    is_live: Optional[Callable[[str], bool]] = None
-
-    @classmethod
-    def install(cls, is_live: Optional[Callable[[str], bool]]) -> None:
-        cls.is_live = is_live
-
-
 def wrap_eviction_strategy(result: None, tree_core: Any, *args: Any, **kwargs: Any) -> None:
     """AFTER ``UnifiedTreeCore.__init__``: put the program-aware strategy around SGLang's."""
-    is_live = EvictionHooks.is_live
-    if is_live is None or isinstance(tree_core.eviction_strategy, ProgramAwareEviction):
+    context = current_context()
+    if context is None or not context.program_eviction or isinstance(tree_core.eviction_strategy, ProgramAwareEviction):
         return None
-    tree_core.eviction_strategy = ProgramAwareEviction(tree_core.eviction_strategy, is_live)
+    tree_core.eviction_strategy = ProgramAwareEviction(tree_core.eviction_strategy, context.table.is_live)
     logger.info("Dynasor: program-aware radix eviction around %s", type(tree_core.eviction_strategy.inner).__name__)
     return None
 
@@ -78,7 +69,7 @@ def hold_path(tree_core: Any, node: Any, program_id: str) -> None:
     strategy = tree_core.eviction_strategy
     root = tree_core.root_node
     while node is not None and node is not root:
-        holders: Optional[set[str]] = getattr(node, HOLDERS_ATTR, None)
+        holders: set[str] | None = getattr(node, HOLDERS_ATTR, None)
         if holders is None:
             holders = set()
             setattr(node, HOLDERS_ATTR, holders)

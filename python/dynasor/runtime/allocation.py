@@ -1,6 +1,7 @@
 """Allocation policies: should a program get more compute, given its certaindex? (paper §2.6, App. G.4)
 
-A program consults its runtime's policy (``ProgramRuntime.should_continue``) at its decision points:
+(Not to be confused with the server's queue policies, ``dynasor.scheduler.ordering.QueuePolicy``,
+which order waiting requests.) A program consults its runtime's policy (``ProgramRuntime.should_continue``) at its decision points:
 ``SelfConsistency`` once, at its detection step; ``DynasorCoT`` after every probe. A policy reads
 only the program's ``knob``, ``certaindex`` (None: no evidence yet, so continue), ``state["tokens"]``
 (generated tokens, kept by every built-in program), ``state["signals"]`` (named signals, kept by the
@@ -18,10 +19,11 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Protocol
 
 from dynasor.certaindex import all_pass
+from dynasor.core.stats import quantile as quantile_of
 from dynasor.programs.base import ReasoningProgram
 
 
-class Policy(Protocol):
+class AllocationPolicy(Protocol):
     def should_continue(self, program: ReasoningProgram) -> bool: ...
 
 
@@ -40,8 +42,12 @@ class StaticThreshold:
 
     threshold: float = 0.7
 
+    def stops(self, certaindex: float | None) -> bool:
+        """The threshold rule itself (also used by the offline replay and ``fork_until_certain``)."""
+        return certaindex is not None and certaindex >= self.threshold
+
     def should_continue(self, program: ReasoningProgram) -> bool:
-        return program.certaindex is None or program.certaindex < self.threshold
+        return not self.stops(program.certaindex)
 
 
 @dataclass(frozen=True)
@@ -93,15 +99,6 @@ class LengthCap:
         return program.state.get("tokens", 0) < self.max_tokens
 
 
-def _quantile(values: list[float], q: float) -> float:
-    """Linear-interpolated quantile of a non-empty list (no numpy: policies stay dependency-free)."""
-    ordered = sorted(values)
-    pos = q * (len(ordered) - 1)
-    low = math.floor(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
-
-
 @dataclass(frozen=True)
 class BudgetCurve:
     """Curve-fitting allocation (§2.6 item 2): a knob budget per certaindex bucket, non-increasing in
@@ -140,7 +137,7 @@ class BudgetCurve:
         needed: list[list[float]] = [[] for _ in range(buckets)]
         for certaindex, knob in profiles:
             needed[_bucket(edges, certaindex)].append(float(knob))
-        raw = [max(min_budget, math.ceil(_quantile(v, quantile))) if v else None for v in needed]
+        raw = [max(min_budget, math.ceil(quantile_of(v, quantile))) if v else None for v in needed]
         if all(b is None for b in raw):
             raise ValueError("no profiles to fit a budget curve from")
         budgets: list[int] = []

@@ -16,8 +16,8 @@ the CPU benchmarks need problems whose difficulty can be dialled. Levels:
 Each problem carries its worked solution ("12 + 5 = 17. 17 - 4 = 13."); the shots of the prompt
 are the same templates at the problem's level, so the model sees the answer format it must copy.
 
-    python -m benchmark.datasets.arithmetic --n 40 --levels 1:0.5,2:0.5 --out set.jsonl
-    python -m benchmark.datasets.arithmetic --dataset gsm8k --limit 50 --out gsm8k50.jsonl
+    python -m dynasor.datasets.arithmetic --n 40 --levels 1:0.5,2:0.5 --out set.jsonl
+    python -m dynasor.datasets.arithmetic --dataset gsm8k --limit 50 --out gsm8k50.jsonl
 
 write JSONL with a ``prompt`` field, ready for ``dynasor calibrate --problems``.
 """
@@ -29,7 +29,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from benchmark.datasets.loaders import Problem, load_dataset, write_problems_jsonl
+from dynasor.datasets.loaders import Problem, load_dataset, write_problems_jsonl
 
 LEVELS: dict[int, str] = {
     0: "one step: add or subtract two single-digit numbers",

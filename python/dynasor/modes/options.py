@@ -2,7 +2,8 @@
 
 ``/v1/chat/completions`` and ``/v1/completions`` of a Dynasor server accept a ``dynasor`` object in the
 body (``extra_body={"dynasor": {...}}`` in the openai client); without it (or with ``null``) the
-request is SGLang's, untouched. Pure Python: the SGLang wiring is ``openai_mode_hooks.py``.
+request is SGLang's, untouched. Pure Python: the SGLang wiring is ``dynasor.srt.openai_mode_hooks``,
+the program run ``runner.py``, the answer ``outcome.py`` and ``responses.py``.
 
 Request::
 
@@ -30,17 +31,15 @@ finished sample that gave the voted answer (the first finished sample if none ga
 ``completion_tokens`` counts everything generated, probes and aborted requests' partial output too.
 A ``dynasor`` object reports the run (mode, exit, answer, certaindex, chunks or samples, aborted
 requests). Invalid options raise ``DynasorOptionError`` (HTTP 400) naming the field.
+
+A validated request is a ``job.ModeJob``; whatever runs it implements ``job.ModeRunner`` (the
+server's OpenAI hooks depend on this interface only; ``runner.ProgramModeRunner`` implements it).
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
-from typing import Any, Mapping, Sequence
-
-from dynasor.certaindex import extract_answer
-from dynasor.programs.base import ProgramResult
-from dynasor.runtime.backends import Generation
+from dataclasses import dataclass
+from typing import Any, Mapping
 
 MODES = ("cot", "sc")
 EFFORTS = ("low", "mid", "high")
@@ -58,7 +57,6 @@ DEFAULT_BUDGET = 16384  # the paper's CoT budget (App. F.1)
 PROBE_MAX_TOKENS, PROBE_TEMPERATURE, PROBE_TOP_P = 20, 0.6, 0.95
 CONSTRAINED = ("regex", "ebnf", "json_schema", "structural_tag")
 NOT_PER_CHUNK = ("n", "max_new_tokens", "min_new_tokens")  # the program sets or cannot honour these
-COT_FINISH = {"probe": "stop", "policy": "stop", "finished": "stop", "budget": "length", "aborted": "abort"}
 
 
 class DynasorOptionError(ValueError):
@@ -203,116 +201,3 @@ def token_budget(explicit: int | None, room: int, param: str) -> int:
     if room < 1:
         raise DynasorOptionError(param, "leaves no room in the model's context for dynasor to generate")
     return min(explicit or DEFAULT_BUDGET, room)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What a finished mode run answers: the choice's text and finish reason, usage, report."""
-
-    text: str
-    finish_reason: str
-    usage: dict[str, Any]
-    dynasor: dict[str, Any]
-
-
-def _usage(generations: Sequence[Generation], completion: int, probe: int, baseline: int | None) -> dict[str, Any]:
-    """The user's prompt is the shortest one the program sent (chunks append to it, samples share it)."""
-    prompts = [g.meta_info["prompt_tokens"] for g in generations if "prompt_tokens" in g.meta_info]
-    prompt = min(prompts, default=0)
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
-            "probe_tokens": probe, "baseline_tokens": baseline}
-
-
-def _aborted(generations: Sequence[Generation]) -> int:
-    return sum(g.aborted for g in generations)
-
-
-def cot_outcome(options: CotOptions, result: ProgramResult, generations: Sequence[Generation],
-                program_id: str, budget: int, explicit_max: int | None) -> Outcome:
-    """``baseline_tokens``: a plain run produces the same reasoning, so when the chain ended by
-    itself or at the budget it is the reasoning generated; after an early exit it is the
-    request's ``max_tokens`` (an upper bound: a plain run stops there unless the model ends
-    sooner), or null when the request set none."""
-    extra = result.extra
-    if extra["exit"] in ("finished", "budget"):
-        baseline: int | None = extra["reasoning_tokens"]
-    else:
-        baseline = explicit_max
-    report = {"mode": "cot", **asdict(options), "program_id": program_id, "exit": extra["exit"],
-              "stopped_early": result.stopped_early, "answer": result.answer, "certaindex": result.certaindex,
-              "chunks": extra["chunks"], "max_tokens": budget, "reasoning_tokens": extra["reasoning_tokens"],
-              "probe_tokens": extra["probe_tokens"], "probe_answers": extra["probe_answers"],
-              "aborted_requests": _aborted(generations)}
-    usage = _usage(generations, result.generated_tokens, extra["probe_tokens"], baseline)
-    return Outcome(extra["text"], COT_FINISH[extra["exit"]], usage, report)
-
-
-def sc_outcome(options: ScOptions, result: ProgramResult, generations: Sequence[Generation],
-               program_id: str, budget: int) -> Outcome:
-    """``baseline_tokens``: n × the mean tokens of the finished samples (what a plain n-sample run
-    would have generated); null if no sample finished."""
-    finished = [g for g in generations if not g.aborted]
-    samples = [{"text": g.text, "answer": extract_answer(g.text), "completion_tokens": g.completion_tokens,
-                "finish_reason": g.finish_reason} for g in finished]
-    voted = next((s for s in samples if result.answer is not None and s["answer"] == result.answer), None)
-    chosen = voted or (samples[0] if samples else None)
-    baseline = round(options.n * sum(s["completion_tokens"] for s in samples) / len(samples)) if samples else None
-    report = {"mode": "sc", **asdict(options), "program_id": program_id,
-              "exit": "certaindex" if result.stopped_early else "cap", "stopped_early": result.stopped_early,
-              "answer": result.answer, "certaindex": result.certaindex,
-              "certaindex_at_detection": result.extra["certaindex_at_detection"], "max_tokens": budget,
-              "samples": samples, "aborted_requests": _aborted(generations)}
-    text = chosen["text"] if chosen else ""
-    finish = chosen["finish_reason"] if chosen and chosen["finish_reason"] in ("stop", "length") else "stop"
-    return Outcome(text, finish, _usage(generations, result.generated_tokens, 0, baseline), report)
-
-
-@dataclass(frozen=True)
-class ResponseMeta:
-    """Identity of one response: ``endpoint`` is "chat" or "completions"."""
-
-    id: str
-    created: int
-    model: str
-    endpoint: str
-
-
-def response_body(meta: ResponseMeta, outcome: Outcome) -> dict[str, Any]:
-    """The non-streaming response: SGLang's OpenAI shape plus ``dynasor`` and the usage extras."""
-    if meta.endpoint == "chat":
-        obj, choice = "chat.completion", {"message": {"role": "assistant", "content": outcome.text,
-                                                       "reasoning_content": None}}
-    else:
-        obj, choice = "text_completion", {"text": outcome.text}
-    choices = [{"index": 0, **choice, "logprobs": None, "finish_reason": outcome.finish_reason,
-                "matched_stop": None}]
-    return {"id": meta.id, "object": obj, "created": meta.created, "model": meta.model, "choices": choices,
-            "usage": outcome.usage, "dynasor": outcome.dynasor}
-
-
-def chunk_body(meta: ResponseMeta, text: str | None, finish_reason: str | None = None,
-               role: str | None = None, dynasor: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One SSE chunk with a text delta (chat: ``delta``; completions: ``text``); the last one carries
-    the finish reason and the ``dynasor`` report."""
-    if meta.endpoint == "chat":
-        delta: dict[str, Any] = {} if role is None else {"role": role}
-        if text is not None:
-            delta["content"] = text
-        obj, choice = "chat.completion.chunk", {"delta": delta}
-    else:
-        obj, choice = "text_completion", {"text": text or ""}
-    body = {"id": meta.id, "object": obj, "created": meta.created, "model": meta.model,
-            "choices": [{"index": 0, **choice, "logprobs": None, "finish_reason": finish_reason}]}
-    if dynasor is not None:
-        body["dynasor"] = dynasor
-    return body
-
-
-def usage_chunk_body(meta: ResponseMeta, usage: dict[str, Any]) -> dict[str, Any]:
-    """The closing usage chunk of ``stream_options.include_usage`` (empty choices, as OpenAI's)."""
-    obj = "chat.completion.chunk" if meta.endpoint == "chat" else "text_completion"
-    return {"id": meta.id, "object": obj, "created": meta.created, "model": meta.model, "choices": [], "usage": usage}
-
-
-def sse(body: Mapping[str, Any]) -> str:
-    return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"

@@ -1,0 +1,111 @@
+"""SGLang's scheduler with Dynasor's per-process context (written against sglang==0.5.23).
+
+``DynasorScheduler`` replaces ``sglang.srt.managers.scheduler.Scheduler`` through SGLang's plugin
+hook registry (``hooks.py``). It keeps SGLang's whole event loop; it builds and activates the
+process's ``SchedulerContext`` and reports request lifecycle events to its ``ProgramTracker``:
+
+- arrival: ``_create_generation_req`` (SGLang's documented extension point) and
+  ``_add_request_to_queue`` (requeue after retraction);
+- admission: every request of the batch returned by ``_get_new_batch_prefill_raw``;
+- progress and normal finish: ``stream_output`` of the output streamer, called every step;
+- ends outside the stream (aborted while queued, rejected): ``send_abort_output``.
+
+The table reaches the main process inside ``get_internal_state`` (``/server_info`` shows it too),
+one dict per data-parallel rank.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+from sglang.srt.managers import scheduler as sgl_scheduler
+from sglang.srt.managers.schedule_batch import Req
+from sglang.srt.managers.scheduler_components.output_streamer import SchedulerOutputStreamer
+
+from dynasor.srt.config import process_config
+from dynasor.srt.context import SchedulerContext, activate_context
+from dynasor.srt.metrics import ProgramMetrics
+from dynasor.srt.program_tracker import ProgramTracker
+
+logger = logging.getLogger(__name__)
+
+SGLANG_VERSION = "0.5.23"
+STATE_KEY = "dynasor"
+
+
+class ProgramAwareOutputStreamer(SchedulerOutputStreamer):
+    """SGLang's output streamer that also reports progress to the program tracker."""
+
+    program_tracker: ProgramTracker | None = None
+
+    def stream_output(self, reqs: list[Req], return_logprob: bool, skip_req: Req | None = None) -> None:
+        super().stream_output(reqs, return_logprob, skip_req)
+        if self.program_tracker is not None:
+            self.program_tracker.on_stream(reqs)
+
+
+class DynasorScheduler(sgl_scheduler.Scheduler):
+    """SGLang's scheduler plus the program table and the rest of the process's context."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        config = process_config()
+        self.dynasor = SchedulerContext(config)
+        activate_context(self.dynasor)
+        super().__init__(*args, **kwargs)
+        # One exporting scheduler per engine (SGLang's own rule), or TP ranks would multiply the counts.
+        collector = getattr(self, "metrics_collector", None)
+        if collector is not None and self.metrics_reporter.current_scheduler_metrics_enabled:
+            self.dynasor.set_metrics(ProgramMetrics(dict(collector.labels)))
+        if not self.spec_algorithm.is_none():
+            self.dynasor.token_stats_enabled = False  # speculative verify bypasses Sampler.forward
+            logger.warning("Dynasor: per-token entropy is off with speculative decoding (%s)", self.spec_algorithm)
+        logger.info(
+            "Dynasor active in scheduler pid=%d (sglang %s): program table on, program ttl %.0fs, "
+            "schedule policy %s, eviction %s",
+            os.getpid(), SGLANG_VERSION, config.program_ttl, config.schedule_policy, config.eviction,
+        )
+
+    @property
+    def program_tracker(self) -> ProgramTracker:
+        return self.dynasor.tracker
+
+    def get_output_streamer_class(self) -> type[SchedulerOutputStreamer]:
+        return ProgramAwareOutputStreamer
+
+    def init_output_streamer(self) -> None:
+        super().init_output_streamer()
+        self.output_streamer.program_tracker = self.program_tracker
+
+    def _create_generation_req(self, recv_req: Any, *args: Any, **kwargs: Any) -> Req:
+        req = super()._create_generation_req(recv_req, *args, **kwargs)
+        self.program_tracker.on_new_req(req)
+        return req
+
+    def _add_request_to_queue(self, req: Req, is_retracted: bool = False) -> None:
+        self.program_tracker.on_queued(req)
+        super()._add_request_to_queue(req, is_retracted)
+
+    def _get_new_batch_prefill_raw(self, *args: Any, **kwargs: Any) -> Any:
+        batch, running_batch = super()._get_new_batch_prefill_raw(*args, **kwargs)
+        if batch is not None:
+            self.program_tracker.on_prefill_batch(batch.reqs)
+        return batch, running_batch
+
+    def send_abort_output(self, abort_req: Any, req: Req) -> None:
+        super().send_abort_output(abort_req, req)
+        self.program_tracker.on_ended_outside_stream(req)
+
+    def get_internal_state(self, recv_req: Any) -> Any:
+        out = super().get_internal_state(recv_req)
+        now = time.time()
+        self.program_tracker.maybe_expire(now)
+        out.internal_state[STATE_KEY] = {
+            "sglang_version": SGLANG_VERSION,
+            "schedule_policy": self.dynasor.queue.policy.value,
+            "decode_rate": self.dynasor.rate.rate(default=0.0),
+            "programs": self.dynasor.table.snapshot(now),
+        }
+        return out

@@ -1,0 +1,26 @@
+"""The server's own TokenizerManager as an in-process engine (written against sglang==0.5.23).
+
+The OpenAI dynasor modes run their program inside the main process: ``TokenizerManagerEngine``
+sends a program's requests straight to SGLang's ``TokenizerManager``
+(``generate_request(GenerateReqInput(...), raw_request).__anext__()``, as ``Engine.async_generate``
+does), so there is no HTTP round trip. It has what ``dynasor.runtime.backends.EngineBackend``
+needs of an engine (``async_generate`` and ``tokenizer_manager``); the mode runner wraps it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+
+class TokenizerManagerEngine:
+    """``raw_request`` lets SGLang abort the requests when the HTTP client disconnects."""
+
+    def __init__(self, tokenizer_manager: Any, raw_request: Any = None) -> None:
+        self.tokenizer_manager = tokenizer_manager
+        self.raw_request = raw_request
+
+    async def async_generate(self, prompt: str, sampling_params: Mapping[str, Any], rid: str) -> dict[str, Any]:
+        from sglang.srt.managers.io_struct import GenerateReqInput
+
+        obj = GenerateReqInput(text=prompt, sampling_params=dict(sampling_params), rid=rid)
+        return await self.tokenizer_manager.generate_request(obj, self.raw_request).__anext__()

@@ -1,0 +1,41 @@
+"""Running per-request aggregates of the per-token entropy and confidence stream."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dynasor.core.window import LowestWindowMean
+
+
+class TokenStatsAggregate:
+    """Token count, mean entropy and DeepConf's lowest window confidence of one request (the
+    minimum, over sliding windows of ``window`` tokens, of the mean top-k confidence; a request
+    shorter than one window has the mean over its tokens)."""
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self.entropy_sum = 0.0
+        self.confidence = LowestWindowMean(window)
+
+    @property
+    def tokens(self) -> int:
+        return self.confidence.count
+
+    def add(self, entropy: float, confidence: float) -> None:
+        self.entropy_sum += entropy
+        self.confidence.add(confidence)
+
+    @property
+    def mean_entropy(self) -> float | None:
+        return self.entropy_sum / self.tokens if self.tokens else None
+
+    @property
+    def lowest_window_confidence(self) -> float | None:
+        return self.confidence.value
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "tokens": self.tokens,
+            "mean_entropy": self.mean_entropy,
+            "lowest_window_confidence": self.lowest_window_confidence,
+        }

@@ -1,5 +1,9 @@
 """Launch a Dynasor server: the real SGLang server with Dynasor's plugin armed.
 
+This is where the pieces meet: the flags become a ``DynasorServerConfig``, and the SGLang side
+(``dynasor.srt.server.serve``) gets the application's mode runner (``dynasor.modes.runner``) through
+the ``ModeRunner`` interface, so ``srt/`` never imports the application layer.
+
     python -m dynasor.launch_server [any sglang server flag] [--dynasor-* flags]
     dynasor serve ...                (the same)
 
@@ -10,11 +14,10 @@ in the CPU defaults of ``dynasor.srt.server_defaults``; explicit flags always wi
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from dynasor.srt.config import ConfigError, DynasorServerConfig
-from dynasor.srt.server_defaults import cpu_env, flag_given, has_cuda, with_defaults
+from dynasor.srt.server_defaults import flag_given, has_cuda, with_defaults
 
 
 def dynasor_arg_parser() -> argparse.ArgumentParser:
@@ -57,35 +60,10 @@ def main(argv: list[str] | None = None) -> None:
         sglang_argv = ["--model-path", str(default_model_path()), *sglang_argv]
     sglang_argv = with_defaults(sglang_argv, on_cpu)
 
-    # Arm the plugin before SGLang is imported; spawned scheduler processes inherit the env.
-    os.environ.update(config.to_env())
-    if on_cpu:
-        for key, value in cpu_env().items():
-            os.environ.setdefault(key, value)
-
-    from sglang.srt.entrypoints import http_server
-    from sglang.srt.plugins import load_plugins
-    from sglang.srt.server_args import prepare_server_args
-
     from dynasor.modes.runner import ProgramModeRunner
-    from dynasor.srt.http_routes import install_routes
-    from dynasor.srt.openai_mode_hooks import use_mode_runner
+    from dynasor.srt.server import serve
 
-    load_plugins()
-    server_args = prepare_server_args(sglang_argv)
-    install_routes(http_server.app, config)
-    use_mode_runner(ProgramModeRunner())
-    url = f"http://{server_args.host}:{server_args.port}"
-
-    def announce_ready() -> None:
-        print(f"Dynasor server ready at {url} (model {server_args.model_path})", flush=True)
-
-    try:
-        http_server.launch_server(server_args, launch_callback=announce_ready)
-    finally:
-        from sglang.srt.utils import kill_process_tree
-
-        kill_process_tree(os.getpid(), include_parent=False)
+    serve(config, sglang_argv, on_cpu, ProgramModeRunner())
 
 
 if __name__ == "__main__":

@@ -20,13 +20,13 @@ MARK = "[engine-result] "
 
 
 async def scenario() -> dict:
-    from dynasor.engine import launch_engine
+    from dynasor.srt.engine import launch_engine
     from dynasor.programs import SelfConsistency
     from dynasor.runtime.backends import EngineBackend
     from dynasor.runtime.allocation import StaticThreshold
     from dynasor.runtime.runtime import ProgramRuntime
     from dynasor.scheduler.program_table import merge_summaries
-    from dynasor.srt.scheduler import STATE_KEY
+    from dynasor.srt.dynasor_scheduler import STATE_KEY
 
     from test.integration.test_self_consistency import THREE_SHOT
 

@@ -10,9 +10,20 @@ from array import array
 import pytest
 import torch
 
-from dynasor.srt.eviction import DONE, LIVE, UNTAGGED, EvictionHooks, hold_path, wrap_eviction_strategy
+from dynasor.srt.config import DynasorServerConfig
+from dynasor.srt.context import SchedulerContext, activate_context
+from dynasor.srt.eviction_hooks import DONE, LIVE, UNTAGGED, hold_path, wrap_eviction_strategy
 
 pytestmark = pytest.mark.filterwarnings("ignore")
+
+
+@pytest.fixture
+def context():
+    """The scheduler process's context, as DynasorScheduler activates it; removed after the test."""
+    context = SchedulerContext(DynasorServerConfig())
+    activate_context(context)
+    yield context
+    activate_context(None)
 
 
 def build_cache():
@@ -74,16 +85,19 @@ def evict(cache, tokens: int) -> None:
 
 
 def test_stock_lru_evicts_the_least_recently_used_first():
-    EvictionHooks.install(None)
+    activate_context(None)  # no Dynasor scheduler in this process: the hook leaves SGLang's strategy alone
     cache, allocator = build_cache()
+    wrap_eviction_strategy(None, cache.tree_core)
     a, b, c = fill(cache, allocator, [None, None, None])
     evict(cache, 10)
     assert [cached_tokens(cache, k) for k in (a, b, c)] == [0, 10, 10]
 
 
-def test_done_programs_go_first_then_untagged_then_live():
-    live = {"program-A"}
-    EvictionHooks.install(live.__contains__)
+def test_done_programs_go_first_then_untagged_then_live(context):
+    table = context.table
+    table.on_arrival("a1", "program-A", 10, now=0.0)  # waiting: live
+    table.on_arrival("b1", "program-B", 10, now=0.0)
+    table.on_finished("b1", aborted=False, now=1.0)  # done
     cache, allocator = build_cache()
     wrap_eviction_strategy(None, cache.tree_core)
     a, b, c = fill(cache, allocator, ["program-A", "program-B", None])
@@ -93,6 +107,6 @@ def test_done_programs_go_first_then_untagged_then_live():
     assert [cached_tokens(cache, k) for k in (a, b, c)] == [10, 0, 10]
     evict(cache, 10)
     assert [cached_tokens(cache, k) for k in (a, b, c)] == [10, 0, 0]
-    live.clear()  # program A finishes: its prefix is now the leftover of a done program
+    table.on_finished("a1", aborted=False, now=2.0)  # program A finishes: its prefix is a done program's leftover
     evict(cache, 10)
     assert [cached_tokens(cache, k) for k in (a, b, c)] == [0, 0, 0]

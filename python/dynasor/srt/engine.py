@@ -1,6 +1,6 @@
 """Offline Dynasor: an in-process ``sglang.Engine`` with the Dynasor plugin armed (sglang==0.5.23).
 
-    from dynasor.engine import launch_engine
+    from dynasor.srt.engine import launch_engine
     from dynasor.runtime.backends import EngineBackend
 
     engine = launch_engine()                       # default model, CPU defaults where there is no GPU

@@ -4,18 +4,22 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.dynasor-installed
 PYTEST_ARGS ?=
 
-.PHONY: install serve test test-unit test-integration clean-venv
+.PHONY: install serve check test test-unit test-integration clean-venv
 
 install: $(STAMP)
 
-$(STAMP): scripts/install.sh requirements/cpu.txt requirements/constraints.txt setup.py python/cpu_shim/sgl_kernel/__init__.py
+$(STAMP): scripts/install.sh requirements/cpu.txt requirements/check.txt requirements/constraints.txt setup.py python/cpu_shim/sgl_kernel/__init__.py
 	bash scripts/install.sh $(VENV)
 	touch $(STAMP)
 
 serve: install
 	$(VENV)/bin/dynasor serve $(ARGS)
 
-test: install
+# Linter and type checker (ruff.toml, mypy.ini) over python/, scheduler/, kernels/ and benchmark/.
+check: install
+	bash scripts/check.sh $(VENV)
+
+test: install check
 	OMP_NUM_THREADS=1 $(PY) -m pytest test $(PYTEST_ARGS)
 
 test-unit: install

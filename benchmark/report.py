@@ -19,8 +19,9 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- bench-results:start -->", "<!-- bench-results:end -->"
@@ -85,7 +86,7 @@ def machine_line(machine: Mapping[str, Any] | None) -> str:
 
 
 def level_mix(problems: Mapping[str, Any]) -> str:
-    first = next(iter(problems.values()), {}) if problems else {}
+    first: Mapping[str, Any] = next(iter(problems.values()), {}) if problems else {}
     if first.get("levels"):
         return "level mix " + ", ".join(f"L{k}: {v:.0%}" for k, v in first["levels"].items())
     if first.get("level_counts"):
@@ -302,8 +303,8 @@ def _online_slo_table(systems: Mapping[str, Any], target: float) -> list[str]:
 
 
 def render_online(path: Path, data: Mapping[str, Any], readme: Path) -> list[str]:
-    summary = data.get("summary") if isinstance(data.get("summary"), Mapping) else data
-    target = summary.get("target", 0.9) if isinstance(summary, Mapping) else 0.9
+    summary: Mapping[str, Any] = data["summary"] if isinstance(data.get("summary"), Mapping) else data
+    target = summary.get("target", 0.9)
     out = [f"#### Online: program deadline attainment vs rate — `{_link(path, readme)}`", ""]
     label = data.get("title") or data.get("label") or data.get("scale")
     if label:

@@ -114,7 +114,9 @@ def _stats_fast(x: torch.Tensor, temps: torch.Tensor, topk: int) -> tuple[torch.
     return ht, h1, conf
 
 
-def token_stats_torch(logits: torch.Tensor, temperatures: torch.Tensor | float, topk: int = MAX_TOPK) -> TokenStats[torch.Tensor]:
+def token_stats_torch(
+    logits: torch.Tensor, temperatures: torch.Tensor | float, topk: int = MAX_TOPK
+) -> TokenStats[torch.Tensor]:
     """Vectorised fp32 torch path (CPU), in row chunks so temporaries stay bounded."""
     temps = _check(logits, temperatures, topk)
     rows, vocab = logits.shape

@@ -30,7 +30,7 @@ here reads a value back to the host.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import torch
 import triton
@@ -151,12 +151,11 @@ def token_stats_scan_kernel(
         if greedy:
             ties += tl.where(finite & (x == r), 1.0, 0.0)
 
-        if TOPK > 0:
-            # Insert the block's entries above the buffer's minimum, largest first.
-            if block_max > tl.min(top, 0):
+        # Insert the block's entries above the buffer's minimum, largest first.
+        if TOPK > 0 and block_max > tl.min(top, 0):
                 n_new = tl.minimum(tl.sum(tl.where(x > tl.min(top, 0), 1, 0), 0), TOPK)
                 work = x
-                for _ in range(0, n_new):
+                for _ in range(n_new):
                     best, best_lane = tl.max(work, 0, return_indices=True)
                     kth, kth_slot = tl.min(top, 0, return_indices=True)
                     top = tl.where(slots == kth_slot, tl.maximum(best, kth), top)
@@ -245,7 +244,7 @@ class LaunchConfig:
 DEFAULT_CONFIG = LaunchConfig()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _multiprocessors(device_index: int) -> int:
     return torch.cuda.get_device_properties(device_index).multi_processor_count
 

@@ -29,9 +29,10 @@ group), and only groups holding several requests sort their own members: O(n log
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Mapping, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 
 class QueuePolicy(str, Enum):

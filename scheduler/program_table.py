@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from dynasor.core.tag import program_key
 from dynasor.scheduler.ordering import ProgramView
 from dynasor.scheduler.token_stats_aggregate import TokenStatsAggregate
-from dynasor.core.tag import program_key
 
 
 def program_state(waiting: int, running: int) -> str:
@@ -153,7 +153,7 @@ class ProgramTable:
     def on_arrival(
         self, rid: str, program_id: str, prompt_tokens: int, now: float, token_stats: bool = False,
         max_new_tokens: int | None = None, remaining_work: float | None = None,
-    ) -> None:
+    ) -> bool:
         """A tagged request entered the scheduler. Re-arrival of a known rid is a requeue.
 
         ``token_stats``: the request asked for per-token entropy and confidence.
@@ -386,6 +386,6 @@ def merge_summaries(per_rank: list[dict[str, dict[str, Any]]]) -> dict[str, dict
                     + (summary["mean_entropy"] or 0.0) * summary["entropy_tokens"]
                 ) / tokens
             into["entropy_tokens"] = tokens
-            into["finished_request_token_stats"] = into["finished_request_token_stats"] + summary["finished_request_token_stats"]
+            into["finished_request_token_stats"] += summary["finished_request_token_stats"]
             into["state"] = program_state(into["requests"]["waiting"], into["requests"]["running"])
     return merged

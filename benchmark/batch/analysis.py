@@ -8,7 +8,8 @@ with other thresholds or caps without a server.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from benchmark.batch.curves import best_saving, evaluate, savings
 from benchmark.batch.offline import (

@@ -28,9 +28,10 @@ import json
 import random
 import shlex
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from benchmark.batch import analysis, curves
 from benchmark.common import RESULTS, Served, add_server_flags, apply_preset, display_path, dynasor_server, machine_info
@@ -129,8 +130,8 @@ async def record(url: str, sets: Mapping[int, Sequence[Labelled]], args: argpars
     from benchmark.batch import record as rec
     from dynasor.client import AsyncDynasorClient
     from dynasor.rewards import LLMJudge
-    from dynasor.runtime.backends import DynasorBackend
     from dynasor.runtime.allocation import EvenAllocation, StaticThreshold
+    from dynasor.runtime.backends import DynasorBackend
     from dynasor.runtime.calibrate import run_self_consistency
 
     params = sampling_params_from_args(args)
@@ -157,10 +158,10 @@ async def record(url: str, sets: Mapping[int, Sequence[Labelled]], args: argpars
         if "cot" in parts:
             pool = [(s, it) for s, items in sets.items() for it in items[: args.cot_n]]
             sampling = {"temperature": 0.6, "top_p": 0.95, "stop": params["stop"]}
-            traces, out["wall_seconds"]["cot"] = await rec.record_cot(
+            cot_traces, out["wall_seconds"]["cot"] = await rec.record_cot(
                 backend, [it for _, it in pool], args.cot_chunk, args.cot_budget, sampling,
                 {"max_new_tokens": args.cot_probe_tokens}, args.concurrency)
-            out["cot"] = [{"seed": s, **t.to_json()} for (s, _), t in zip(pool, traces)]
+            out["cot"] = [{"seed": s, **t.to_json()} for (s, _), t in zip(pool, cot_traces)]
         if "rebase" in parts:
             pool = [(s, it) for s, items in sets.items() for it in items[: args.rebase_n]]
             step = {"temperature": args.temperature, "max_new_tokens": args.max_new_tokens, "stop": ["\n"]}
@@ -283,7 +284,8 @@ def resolve(args: argparse.Namespace, ap: argparse.ArgumentParser) -> argparse.N
 def run_live(args: argparse.Namespace, sets: Mapping[int, Sequence[Labelled]]) -> tuple[dict, dict]:
     from dynasor.srt.server_defaults import flag_given
 
-    extra = [] if flag_given(shlex.split(args.server_args), "--random-seed") else ["--random-seed", str(_ints(args.seeds)[0])]
+    seeded = flag_given(shlex.split(args.server_args), "--random-seed")
+    extra = [] if seeded else ["--random-seed", str(_ints(args.seeds)[0])]
     served: Served
     with dynasor_server(args, f"batch_{args.tag}_server", extra) as served:
         records = asyncio.run(record(served.url, sets, args))

@@ -14,8 +14,10 @@ every row also carries the saving against even at the same knob.
 
 from __future__ import annotations
 
+import itertools
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from benchmark.batch.offline import Result, ResultFn, Spec, mean_result
 
@@ -60,7 +62,7 @@ def matched_tokens(curve: Sequence[tuple[float, float]], accuracy: float, tol: f
     first_tokens, first_accuracy = ordered[0]
     if accuracy <= first_accuracy + tol:
         return first_tokens if accuracy >= first_accuracy - tol else None
-    for (t0, a0), (t1, a1) in zip(ordered, ordered[1:]):  # here a0 < accuracy: not reached yet
+    for (t0, a0), (t1, a1) in itertools.pairwise(ordered):  # here a0 < accuracy: not reached yet
         if a1 >= accuracy - tol:
             return t0 + min(1.0, (accuracy - a0) / (a1 - a0)) * (t1 - t0)
     return None
@@ -93,7 +95,7 @@ def savings(points: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def best_saving(rows: Sequence[Mapping[str, Any]], family: str = "certaindex") -> dict[str, Any] | None:
+def best_saving(rows: Sequence[Mapping[str, Any]], family: str = "certaindex") -> Mapping[str, Any] | None:
     """The row of ``family`` with the largest saving at matched accuracy (the headline number)."""
     ok = [r for r in rows if r["family"] == family and r["saved_matched"] is not None]
     return max(ok, key=lambda r: r["saved_matched"]) if ok else None
@@ -147,7 +149,7 @@ def plot(panels: Mapping[str, Sequence[Mapping[str, Any]]], path: Any, title: st
                 "certaindex": ["tab:blue", "tab:green", "tab:purple", "tab:cyan", "tab:olive", "tab:pink"]}
     styles = {"even": ("o", "-"), "length": ("s", "--"), "certaindex": ("^", "-")}
     for ax, (scope, points) in zip(axes[0], panels.items()):
-        used = {family: 0 for family in palettes}
+        used = dict.fromkeys(palettes, 0)
         for policy in dict.fromkeys(p["policy"] for p in points):
             line = sorted((p for p in points if p["policy"] == policy), key=lambda p: p["tokens"]["mean"])
             family = line[0]["family"] if line[0]["family"] in palettes else "certaindex"

@@ -26,11 +26,11 @@ stop aborts part-way (a few per abort); the live SC point of ``bench_batch --liv
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from dynasor.certaindex import is_correct, majority_vote, probe_consistent, weighted_vote
-from dynasor.core.stats import quantile
 from dynasor.runtime.replay import Profile, ReplayOutcome, simulate
 
 FAMILIES = ("even", "certaindex", "length")
@@ -137,7 +137,7 @@ class CoTTrace:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, row: Mapping[str, Any]) -> "CoTTrace":
+    def from_json(cls, row: Mapping[str, Any]) -> CoTTrace:
         return cls(**{**row, "chunk_tokens": tuple(row["chunk_tokens"]), "chunk_answers": tuple(row["chunk_answers"]),
                       "probes": tuple(Probe(**p) if p else None for p in row["probes"])})
 
@@ -201,7 +201,7 @@ class RebaseTrace:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, row: Mapping[str, Any]) -> "RebaseTrace":
+    def from_json(cls, row: Mapping[str, Any]) -> RebaseTrace:
         return cls(**{**row, "answers": tuple(row["answers"]), "rewards": tuple(row["rewards"])})
 
 

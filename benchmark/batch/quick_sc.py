@@ -24,8 +24,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from benchmark.common import RESULTS, add_server_flags, display_path, dynasor_server, machine_info
 from dynasor.certaindex import is_correct

@@ -10,7 +10,8 @@ when it reached its detection step (Rebase asks its policy exactly once, there).
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from benchmark.batch.offline import CoTTrace, Probe, RebaseTrace
 from dynasor.certaindex import extract_answer, extract_probe_answer, is_correct
@@ -87,7 +88,8 @@ async def record_rebase(backend: Backend, reward: Any, items: Sequence[Labelled]
     snapshot = DetectionSnapshot()
     programs = [Rebase(it.prompt, reward, width=width, detect_at=detect_at, sampling_params=step,
                        max_depth=max_depth) for it in items]
-    results, wall = await ProgramRuntime(backend, snapshot, concurrency).run_with_progress(programs, f"record rebase w={width}")
+    runtime = ProgramRuntime(backend, snapshot, concurrency)
+    results, wall = await runtime.run_with_progress(programs, f"record rebase w={width}")
     return [rebase_trace(it, p, r, snapshot.at.get(p.program_id)) for it, p, r in zip(items, programs, results)], wall
 
 

@@ -22,8 +22,10 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -31,7 +33,6 @@ from benchmark.common import RESULTS, add_server_flags, dynasor_server
 from dynasor.core.token_stats import TokenStats
 from dynasor.kernels.entropy import MAX_TOPK, token_stats, token_stats_reference
 from dynasor.kernels.entropy_triton import LaunchConfig
-
 
 
 def plain_torch(logits: torch.Tensor, temps: torch.Tensor, topk: int) -> tuple[torch.Tensor, ...]:
@@ -46,7 +47,7 @@ def plain_torch(logits: torch.Tensor, temps: torch.Tensor, topk: int) -> tuple[t
     return tuple(out)
 
 
-def timed(fn, device: str, min_time: float = 0.3, min_iters: int = 3) -> float:
+def timed(fn: Callable[[], Any], device: str, min_time: float = 0.3, min_iters: int = 3) -> float:
     """Median seconds per call. On CUDA: triton's do_bench (CUDA events, L2 flushed before every
     call, so the logits come from HBM as they would after the LM head on a large batch)."""
     if device == "cuda":
@@ -65,7 +66,7 @@ def timed(fn, device: str, min_time: float = 0.3, min_iters: int = 3) -> float:
     return statistics.median(times)
 
 
-def device_time(fn, reps: int = 20) -> float:
+def device_time(fn: Callable[[], Any], reps: int = 20) -> float:
     """Seconds of GPU time per call, without host launch overhead: ``reps`` calls, each after an
     L2 flush, captured in one CUDA graph and replayed; minus a graph of the flushes alone."""
     flush = torch.empty(256 << 20, dtype=torch.uint8, device="cuda")
@@ -95,7 +96,7 @@ def device_time(fn, reps: int = 20) -> float:
     return max(totals[0] - totals[1], 0.0) / reps
 
 
-def host_time(fn, calls: int = 50) -> float:
+def host_time(fn: Callable[[], Any], calls: int = 50) -> float:
     """Seconds of host (Python + launch) time per call: calls issued back to back, GPU not waited on."""
     fn()
     torch.cuda.synchronize()
@@ -149,7 +150,7 @@ def sweep_configs(device: str, shapes: list[tuple[int, int, torch.dtype]], confi
         temps = torch.tensor(TEMPERATURES, device=device).repeat(rows)[:rows]
         timings = []
         for cfg in configs:
-            fn = lambda: token_stats_triton(x, temps, MAX_TOPK, cfg)  # noqa: E731
+            fn = lambda: token_stats_triton(x, temps, MAX_TOPK, cfg)
             t = device_time(fn) if device == "cuda" else timed(fn, device)
             timings.append(t)
             out.append({"rows": rows, "vocab": vocab, "dtype": str(dtype).removeprefix("torch."),
@@ -169,12 +170,13 @@ def kernel_table(device: str, shapes: list[tuple[int, int]], dtypes: list[torch.
         from dynasor.kernels.entropy_triton import DEFAULT_CONFIG, token_stats_triton
 
         cfg = config or DEFAULT_CONFIG
-        ours = lambda x, t: token_stats_triton(x, t, MAX_TOPK, cfg)  # noqa: E731
-        one_per_row = lambda x, t: token_stats_triton(x, t, MAX_TOPK, replace(cfg, splits=1))  # noqa: E731
+        ours = lambda x, t: token_stats_triton(x, t, MAX_TOPK, cfg)
+        one_per_row = lambda x, t: token_stats_triton(x, t, MAX_TOPK, replace(cfg, splits=1))
     else:
-        ours = lambda x, t: token_stats(x, t, MAX_TOPK)  # noqa: E731
+        ours = lambda x, t: token_stats(x, t, MAX_TOPK)
         one_per_row = None
-    header = f"{'rows':>5} {'vocab':>7} {'dtype':>8} | {'max err':>8} | {'dynasor ms':>10} {'plain ms':>9} {'speedup':>7}"
+    header = (f"{'rows':>5} {'vocab':>7} {'dtype':>8} | {'max err':>8} | "
+              f"{'dynasor ms':>10} {'plain ms':>9} {'speedup':>7}")
     if ceilings is not None:
         header += f" | {'GB/s':>7} {'% read':>6} {'% sheet':>7} | {'1/row ms':>8} | {'host us':>7}"
     header += f" | {'compiled ms':>11}" if compiled else ""
@@ -267,7 +269,8 @@ def main() -> None:
     args = ap.parse_args()
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    print(f"device {args.device}, torch {torch.__version__}, threads {torch.get_num_threads()}, {platform.processor() or platform.machine()}")
+    print(f"device {args.device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"{platform.processor() or platform.machine()}")
     shapes = [(r, v) for v in args.vocab for r in args.rows]
     dtypes = [getattr(torch, d) for d in args.dtypes]
     report: dict = {"device": args.device, "torch": torch.__version__, "machine": platform.platform(),
@@ -279,8 +282,9 @@ def main() -> None:
 
             report["triton"] = triton.__version__
             report["ceilings"] = ceilings = bandwidth_ceilings(args.device)
-            print(f"{ceilings['device_name']}: copy {ceilings['copy_gb_per_s']:.0f} GB/s, read {ceilings['read_gb_per_s']:.0f} GB/s,"
-                  f" datasheet {ceilings['datasheet_gb_per_s']} GB/s", flush=True)
+            print(f"{ceilings['device_name']}: copy {ceilings['copy_gb_per_s']:.0f} GB/s, "
+                  f"read {ceilings['read_gb_per_s']:.0f} GB/s, datasheet {ceilings['datasheet_gb_per_s']} GB/s",
+                  flush=True)
             from dynasor.kernels.entropy_triton import DEFAULT_CONFIG
 
             overrides = {k: v for k, v in (("block", args.block), ("num_warps", args.num_warps),
@@ -304,7 +308,8 @@ def main() -> None:
                         by_cfg.setdefault(json.dumps(r["config"], sort_keys=True), []).append(r["ms"] / fastest)
                 best = min(by_cfg, key=lambda k: statistics.geometric_mean(by_cfg[k]))
                 config = LaunchConfig(**json.loads(best))
-                print(f"chosen {config}: geometric mean {statistics.geometric_mean(by_cfg[best]):.3f}x the per-shape best")
+                mean = statistics.geometric_mean(by_cfg[best])
+                print(f"chosen {config}: geometric mean {mean:.3f}x the per-shape best")
             report["config"] = asdict(config)
         else:
             ceilings = None
@@ -312,7 +317,8 @@ def main() -> None:
 
     if not args.skip_live:
         with dynasor_server(args, "bench_entropy_server") as served:
-            report["live"] = asyncio.run(live_throughput(served.url, args.concurrency, args.max_new_tokens, args.rounds))
+            live = live_throughput(served.url, args.concurrency, args.max_new_tokens, args.rounds)
+            report["live"] = asyncio.run(live)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
     print(f"\nwrote {args.out}")

@@ -238,13 +238,14 @@ def run_group(group: list[System], workloads: list[Workload], deadlines: Deadlin
     from dynasor.server_process import free_port
 
     log = args.out_dir / "tmp" / f"online_{args.tag}_{group[0].name}.log"
-    entries = {s.name: {"system": s.to_json(), "error": None, "windows": []} for s in group}
+    entries: dict[str, dict[str, Any]] = {s.name: {"system": s.to_json(), "error": None, "windows": []}
+                                          for s in group}
     report["systems"].update(entries)
     started = time.monotonic()
     try:
         server = make_server(group[0], free_port(), log, args.model_path, server_extra(args))
         with server:
-            info = {"argv": [portable(a) for a in server.argv[1:]],
+            info: dict[str, Any] = {"argv": [portable(a) for a in server.argv[1:]],
                     "start_seconds": time.monotonic() - started,
                     "log": display_path(log),
                     "shared_by": [s.name for s in group]}
@@ -254,8 +255,8 @@ def run_group(group: list[System], workloads: list[Workload], deadlines: Deadlin
                 entries[system.name]["server"] = info
                 deadlines = run_system(system, server.url, i > 0, workloads, deadlines, args, report)
                 save()
-    except Exception as error:  # noqa: BLE001 - the server failed: every system of the group did
-        for name, entry in entries.items():
+    except Exception as error:
+        for entry in entries.values():
             if entry.get("seconds") is None:
                 entry["error"] = entry["error"] or f"{type(error).__name__}: {error}"
                 entry["seconds"] = time.monotonic() - started
@@ -273,7 +274,7 @@ def run_system(system: System, url: str, flush: bool, workloads: list[Workload],
     shape = program_shape(args)
     entry = report["systems"][system.name]
     mix = parse_levels(args.levels)
-    warm = [make_prompt(p) for p in generate(len(mix), args.seed + 1, {lv: 1.0 for lv in mix}).problems]
+    warm = [make_prompt(p) for p in generate(len(mix), args.seed + 1, dict.fromkeys(mix, 1.0)).problems]
     started = time.monotonic()
     try:
         if flush:
@@ -296,7 +297,7 @@ def run_system(system: System, url: str, flush: bool, workloads: list[Workload],
             done = sum(r.latency is not None for r in records)
             tqdm.write(f"[{system.name}] rate {workload.rate:g}/s: {done}/{len(records)} programs finished, "
                        f"window {wall:.0f}s")
-    except Exception as error:  # noqa: BLE001 - one failed system must not lose the others' results
+    except Exception as error:
         entry["error"] = f"{type(error).__name__}: {error}"
         tqdm.write(f"[{system.name}] FAILED: {entry['error'].splitlines()[0]}")
     entry["seconds"] = time.monotonic() - started

@@ -12,15 +12,16 @@ aborted in the engine (their records are censored) before the next window starts
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from dynasor.certaindex import is_correct
-from dynasor.datasets.arithmetic import make_prompt
-from dynasor.datasets.loaders import Problem
 from benchmark.online.metrics import ProgramRecord
 from benchmark.online.systems import System, make_backend, make_policy
 from benchmark.online.workload import Workload
+from dynasor.certaindex import is_correct
+from dynasor.datasets.arithmetic import make_prompt
+from dynasor.datasets.loaders import Problem
 
 if TYPE_CHECKING:
     from dynasor.programs import SelfConsistency
@@ -45,7 +46,7 @@ class ProgramShape:
     sampling_params: Mapping[str, Any]
     staged: bool = True
 
-    def program(self, system: System, problem: Problem) -> "SelfConsistency":
+    def program(self, system: System, problem: Problem) -> SelfConsistency:
         from dynasor.programs import SelfConsistency
 
         return SelfConsistency(make_prompt(problem), cap=self.cap, detect_at=self.detect_at,
@@ -71,7 +72,7 @@ def should_cut(elapsed: float, duration: float, ages: Mapping[int, float], limit
     return elapsed >= duration + limits.drain_max and all(age >= limits.must_wait[i] for i, age in ages.items())
 
 
-def _outcome(task: "asyncio.Task[ProgramResult]") -> tuple["ProgramResult | None", str | None]:
+def _outcome(task: asyncio.Task[ProgramResult]) -> tuple[ProgramResult | None, str | None]:
     if task.cancelled():
         return None, None
     error = task.exception()
@@ -79,13 +80,14 @@ def _outcome(task: "asyncio.Task[ProgramResult]") -> tuple["ProgramResult | None
 
 
 def _record(index: int, problem: Problem, arrival: float, latency: float | None, censored_at: float | None,
-            result: "ProgramResult | None", error: str | None) -> ProgramRecord:
+            result: ProgramResult | None, error: str | None) -> ProgramRecord:
     done = result is not None and latency is not None
+    answer = result.answer if result is not None and done else None
     return ProgramRecord(
         index, problem.id, problem.level or 0, arrival, latency, censored_at,
         tokens=result.generated_tokens if result is not None else None,
-        correct=is_correct(result.answer, problem.answer) if done else None,
-        stopped_early=bool(result and result.stopped_early), answer=result.answer if done else None,
+        correct=is_correct(answer, problem.answer) if done else None,
+        stopped_early=bool(result and result.stopped_early), answer=answer,
         certaindex_at_detection=result.extra.get("certaindex_at_detection") if result is not None else None,
         error=error)
 
@@ -107,7 +109,7 @@ async def run_window(url: str, system: System, workload: Workload, shape: Progra
         finished_at: dict[int, float] = {}
         t0 = loop.time()
 
-        async def one(index: int, at: float, problem: Problem) -> "ProgramResult":
+        async def one(index: int, at: float, problem: Problem) -> ProgramResult:
             await asyncio.sleep(max(0.0, t0 + at - loop.time()))
             program = shape.program(system, problem)
             programs[index] = program

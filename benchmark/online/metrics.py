@@ -23,9 +23,11 @@ Definitions (paper §4.2, App. F.2/G.3):
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 INF = math.inf
 
@@ -53,7 +55,7 @@ class ProgramRecord:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, row: Mapping[str, Any]) -> "ProgramRecord":
+    def from_json(cls, row: Mapping[str, Any]) -> ProgramRecord:
         return cls(**row)
 
 
@@ -111,7 +113,7 @@ def tightest_slo_scale(records: Sequence[ProgramRecord], units: Sequence[float],
     (their latency is unknown), so None when the quantile falls on one of them."""
     if len(records) != len(units):
         raise ValueError("one unit deadline per record")
-    normalized = [r.latency / u if r.finished else INF for r, u in zip(records, units)]
+    normalized = [r.latency / u if r.latency is not None and r.finished else INF for r, u in zip(records, units)]
     scale = nearest_rank(normalized, target)
     return None if scale is None or scale == INF else scale
 
@@ -142,7 +144,7 @@ def max_sustained_rate(points: Sequence[tuple[float, float]], target: float = 0.
         raise ValueError("no swept rates")
     if pts[0][1] < target:
         return RateBound(0.0, pts[0][0], "below-swept")
-    for (r0, a0), (r1, a1) in zip(pts, pts[1:]):
+    for (r0, a0), (r1, a1) in itertools.pairwise(pts):
         if a1 < target:
             rate = r0 + (a0 - target) / (a0 - a1) * (r1 - r0)
             return RateBound(rate, rate, "interpolated")
@@ -158,7 +160,7 @@ def rate_ratio(ours: RateBound, base: RateBound) -> tuple[float | None, float | 
 
 def fairness_values(records: Sequence[ProgramRecord]) -> list[float]:
     """Sorted φ = latency / output tokens of the finished programs that generated tokens."""
-    return sorted(r.latency / r.tokens for r in records if r.finished and r.tokens)
+    return sorted(r.latency / r.tokens for r in records if r.latency is not None and r.finished and r.tokens)
 
 
 def cdf_points(values: Sequence[float], n_total: int) -> list[tuple[float, float]]:

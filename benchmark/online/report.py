@@ -8,8 +8,9 @@ running anything again.
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from benchmark.online.metrics import (
     ProgramRecord,

@@ -20,14 +20,15 @@ Stock servers get untagged requests (``StockSGLangBackend``); Dynasor servers ta
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dynasor.client import AsyncDynasorClient
-    from dynasor.runtime.backends import Backend
     from dynasor.runtime.allocation import AllocationPolicy
+    from dynasor.runtime.backends import Backend
     from dynasor.server_process import ServerProcess
 
 
@@ -82,7 +83,7 @@ def server_argv(system: System, model_path: str | None, extra: Sequence[str]) ->
 
 
 def make_server(system: System, port: int, log_path: Path, model_path: str | None,
-                extra: Sequence[str]) -> "ServerProcess":
+                extra: Sequence[str]) -> ServerProcess:
     from dynasor.server_process import ServerProcess
 
     argv = server_argv(system, model_path, extra)
@@ -93,13 +94,13 @@ def make_server(system: System, port: int, log_path: Path, model_path: str | Non
     return ServerProcess.dynasor(port, log_path, argv)
 
 
-def make_backend(system: System, client: "AsyncDynasorClient") -> "Backend":
+def make_backend(system: System, client: AsyncDynasorClient) -> Backend:
     from dynasor.runtime.backends import DynasorBackend, StockSGLangBackend
 
     return StockSGLangBackend(client) if system.stock else DynasorBackend(client)
 
 
-def make_policy(system: System, threshold: float) -> "AllocationPolicy":
+def make_policy(system: System, threshold: float) -> AllocationPolicy:
     from dynasor.runtime.allocation import EvenAllocation, StaticThreshold
 
     return StaticThreshold(threshold) if system.certaindex else EvenAllocation()

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import random
 import zlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from dynasor.datasets.arithmetic import generate
 from dynasor.datasets.loaders import Problem
@@ -144,7 +145,7 @@ class DeadlineModel:
                 "solo_latency": {str(k): v for k, v in sorted(self.solo_latency.items())}}
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "DeadlineModel":
+    def from_json(cls, data: Mapping[str, Any]) -> DeadlineModel:
         return cls(data["base_deadline"], {int(k): v for k, v in data["factors"].items()}, data["source"],
                    {int(k): v for k, v in data.get("solo_latency", {}).items()})
 

@@ -27,18 +27,19 @@ import random
 import statistics
 import time
 from array import array
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from benchmark.common import RESULTS
 
 
-
-def build_queue(n: int, n_programs: int, seed: int):
+def build_queue(n: int, n_programs: int, seed: int) -> tuple[list[Any], Any, list[array]]:
     from sglang.srt.managers.schedule_batch import Req
     from sglang.srt.sampling.sampling_params import SamplingParams
 
-    from dynasor.scheduler.program_table import ProgramTable
     from dynasor.core.tag import new_program_id
+    from dynasor.scheduler.program_table import ProgramTable
 
     rng = random.Random(seed)
     table = ProgramTable()
@@ -49,7 +50,8 @@ def build_queue(n: int, n_programs: int, seed: int):
         p = i % n_programs
         ids = prompts[p] + array("q", (rng.randrange(1, 49000) for _ in range(8)))
         req = Req(f"r{i}", "", ids, SamplingParams(max_new_tokens=rng.choice([64, 256, 1024])))
-        table.on_arrival(req.rid, pids[p], len(ids), now=time.time() - rng.random() * 10, max_new_tokens=req.sampling_params.max_new_tokens)
+        table.on_arrival(req.rid, pids[p], len(ids), now=time.time() - rng.random() * 10,
+                         max_new_tokens=req.sampling_params.max_new_tokens)
         queue.append(req)
     for i in rng.sample(range(n), k=min(n // 10, 64)):  # some programs in service
         table.on_admitted(queue[i].rid, now=time.time())
@@ -59,17 +61,16 @@ def build_queue(n: int, n_programs: int, seed: int):
 def ordering_table(sizes: list[tuple[int, int]], repeats: int) -> list[dict]:
     import torch
     from sglang.srt.managers.schedule_policy import SchedulePolicy
-    from sglang.srt.runtime_context import publish
-    from sglang.srt.server_args import ServerArgs
     from sglang.srt.mem_cache.base_prefix_cache import InsertParams
     from sglang.srt.mem_cache.radix_cache import RadixCache, RadixKey
-
-    from dynasor.srt.config import DynasorServerConfig
-    from dynasor.srt.context import SchedulerContext, activate_context
-    from dynasor.srt.queue_order_hooks import keep_deprioritized, order_with_programs, skip_lpm_sort
+    from sglang.srt.runtime_context import publish
+    from sglang.srt.server_args import ServerArgs
 
     # SGLang's policies read the process-wide server arguments, as inside a scheduler process.
     from dynasor.model import default_model_path
+    from dynasor.srt.config import DynasorServerConfig
+    from dynasor.srt.context import SchedulerContext, activate_context
+    from dynasor.srt.queue_order_hooks import keep_deprioritized, order_with_programs, skip_lpm_sort
 
     publish(ServerArgs(model_path=str(default_model_path()), device="cpu"), role="scheduler")
     rows = []
@@ -80,18 +81,19 @@ def ordering_table(sizes: list[tuple[int, int]], repeats: int) -> list[dict]:
         queue, table, prompts = build_queue(n, n_programs, seed=n + n_programs)
         cache = RadixCache.create_simulated()
         for prompt in prompts[: n_programs // 2]:
-            cache.insert(InsertParams(key=RadixKey(token_ids=prompt), value=torch.zeros(len(prompt), dtype=torch.int64)))
+            value = torch.zeros(len(prompt), dtype=torch.int64)
+            cache.insert(InsertParams(key=RadixKey(token_ids=prompt), value=value))
         fcfs = SchedulePolicy("fcfs", cache, False, False, False)
         lpm = SchedulePolicy("lpm", cache, False, False, False)
         context = SchedulerContext(DynasorServerConfig(schedule_policy="gang-sjf"), table)
         activate_context(context)
 
-        lpm_calc = SchedulePolicy.calc_priority.__wrapped__ if hasattr(SchedulePolicy.calc_priority, "__wrapped__") else SchedulePolicy.calc_priority
+        lpm_calc = getattr(SchedulePolicy.calc_priority, "__wrapped__", SchedulePolicy.calc_priority)
         original_matches = SchedulePolicy._compute_prefix_matches
         original_sort = SchedulePolicy._sort_by_longest_prefix
 
-        def dynasor_step(q):  # the plugin's three scheduling hooks around SGLang's lpm pass
-            def matches(self, *a, **k):
+        def dynasor_step(q: list[Any]) -> None:  # the plugin's three scheduling hooks around SGLang's lpm pass
+            def matches(self: Any, *a: Any, **k: Any) -> Any:
                 result = original_matches(self, *a, **k)
                 keep_deprioritized(result, self)
                 return result
@@ -104,11 +106,11 @@ def ordering_table(sizes: list[tuple[int, int]], repeats: int) -> list[dict]:
                 SchedulePolicy._compute_prefix_matches = original_matches
                 SchedulePolicy._sort_by_longest_prefix = staticmethod(original_sort)
 
-        def order_only(q):
+        def order_only(q: list[Any]) -> None:
             ordering = context.queue.order(q, set())
             q[:] = [q[i] for i in ordering.order]
 
-        def timed(step, warm: bool = False) -> float:
+        def timed(step: Callable[[list[Any]], Any], warm: bool = False) -> float:
             times = []
             rng = random.Random(0)
             for _ in range(repeats):
@@ -179,7 +181,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=RESULTS / "bench_overhead.json")
     args = ap.parse_args()
     sizes = [(100, 10), (100, 100), (1000, 10), (1000, 100), (1000, 1000), (10000, 100), (10000, 1000)]
-    report = {"machine": platform.platform(), "ordering": ordering_table(sizes, args.repeats)}
+    report: dict[str, Any] = {"machine": platform.platform(), "ordering": ordering_table(sizes, args.repeats)}
     if not args.skip_live:
         report["live"] = live_table(args.concurrency, args.max_new_tokens, args.rounds)
     args.out.parent.mkdir(parents=True, exist_ok=True)

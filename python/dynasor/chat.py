@@ -21,8 +21,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Mapping, TextIO
+from typing import Any, TextIO
 
 DEFAULT_URL = "http://127.0.0.1:30000"
 DEFAULT_MAX_TOKENS = 1024
@@ -124,7 +125,7 @@ def format_summary(stats: AnswerStats, mode: str = "cot") -> str:
     saved = stats.saved
     if mode != "plain" and saved is None:
         parts.append("saved unknown (no baseline)")
-    elif mode != "plain" and stats.baseline_tokens is not None:
+    elif mode != "plain" and saved is not None and stats.baseline_tokens is not None:
         share = f" ({saved / stats.baseline_tokens:.0%})" if stats.baseline_tokens else ""
         parts.append(f"saved {saved}{share}")
     if stats.exit:
@@ -241,9 +242,9 @@ def main(argv: list[str] | None = None, stdin: TextIO | None = None, stdout: Tex
         else:
             code = run_piped(client, args, model, stdin, stdout)
     except openai.APIConnectionError:
-        raise SystemExit(f"dynasor chat: cannot reach {args.url} (is `dynasor serve` running?)")
+        raise SystemExit(f"dynasor chat: cannot reach {args.url} (is `dynasor serve` running?)") from None
     except openai.APIError as err:
-        raise SystemExit(f"dynasor chat: {err}")
+        raise SystemExit(f"dynasor chat: {err}") from None
     finally:
         client.close()
     raise SystemExit(code)

@@ -13,8 +13,9 @@ calls (``program=None``) work against a stock SGLang server too.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import httpx
 
@@ -121,7 +122,7 @@ class DynasorClient(_Calls):
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "DynasorClient":
+    def __enter__(self) -> DynasorClient:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -164,7 +165,7 @@ class AsyncDynasorClient(_Calls):
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def __aenter__(self) -> "AsyncDynasorClient":
+    async def __aenter__(self) -> AsyncDynasorClient:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:

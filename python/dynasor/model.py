@@ -46,7 +46,7 @@ def convert_gguf(gguf: Path, out_dir: Path) -> None:
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16)
     # transformers refuses to save a model it considers GGUF-quantized; the weights are
     # dequantized to bf16 by now, so drop the quantization marker.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.save_pretrained(out_dir)

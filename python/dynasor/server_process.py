@@ -6,12 +6,14 @@ Tests and benchmarks use this for every server they run, so no server outlives i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -36,7 +38,8 @@ class ServerProcess:
         self._log: IO[bytes] | None = None
 
     @classmethod
-    def dynasor(cls, port: int, log_path: Path, extra_args: list[str] = (), python: str = sys.executable) -> "ServerProcess":
+    def dynasor(cls, port: int, log_path: Path, extra_args: Sequence[str] = (),
+                python: str = sys.executable) -> ServerProcess:
         """``python -m dynasor.launch_server`` on 127.0.0.1:port (default model unless given)."""
         argv = [python, "-m", "dynasor.launch_server", "--host", "127.0.0.1", "--port", str(port), *extra_args]
         env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
@@ -44,8 +47,8 @@ class ServerProcess:
         return cls(argv, env, f"http://127.0.0.1:{port}", log_path)
 
     @classmethod
-    def stock_sglang(cls, model_path: str, port: int, log_path: Path, extra_args: list[str] = (),
-                     python: str = sys.executable) -> "ServerProcess":
+    def stock_sglang(cls, model_path: str, port: int, log_path: Path, extra_args: Sequence[str] = (),
+                     python: str = sys.executable) -> ServerProcess:
         """Stock ``python -m sglang.launch_server`` with the same engine settings, Dynasor not armed."""
         from dynasor.srt.server_defaults import stock_sglang_command
 
@@ -56,9 +59,9 @@ class ServerProcess:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
 
-    def start(self, timeout: float = 600.0) -> "ServerProcess":
+    def start(self, timeout: float = 600.0) -> ServerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - the server writes it until stop() closes it
         self.proc = subprocess.Popen(self.argv, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
         self.wait_ready(timeout)
@@ -98,16 +101,14 @@ class ServerProcess:
             pass
         except ProcessLookupError:
             pass
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)  # stragglers of the same group (scheduler, detokenizer)
-        except ProcessLookupError:
-            pass
         self.proc.wait(timeout=grace)
         if self._log:
             self._log.close()
             self._log = None
 
-    def __enter__(self) -> "ServerProcess":
+    def __enter__(self) -> ServerProcess:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:

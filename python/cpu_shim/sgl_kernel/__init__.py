@@ -11,7 +11,8 @@ would fail loudly, not silently). Never install this where CUDA is present: ther
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 

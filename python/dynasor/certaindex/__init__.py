@@ -7,7 +7,6 @@ from dynasor.certaindex.answers import (
     extract_probe_answer,
     is_correct,
 )
-from dynasor.certaindex.voting import majority_vote, weighted_vote
 from dynasor.certaindex.signals import (
     HESITATION_WORDS,
     all_pass,
@@ -16,9 +15,20 @@ from dynasor.certaindex.signals import (
     probe_consistent,
     reward_certaindex,
 )
+from dynasor.certaindex.voting import majority_vote, weighted_vote
 
 __all__ = [
-    "HESITATION_WORDS", "all_pass", "answer_certaindex", "answers_equivalent", "cluster_answers", "majority_vote",
-    "extract_answer", "extract_probe_answer", "is_correct", "lowest_window_mean", "probe_consistent", "reward_certaindex",
+    "HESITATION_WORDS",
+    "all_pass",
+    "answer_certaindex",
+    "answers_equivalent",
+    "cluster_answers",
+    "extract_answer",
+    "extract_probe_answer",
+    "is_correct",
+    "lowest_window_mean",
+    "majority_vote",
+    "probe_consistent",
+    "reward_certaindex",
     "weighted_vote",
 ]

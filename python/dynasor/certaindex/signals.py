@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from dynasor.certaindex.answers import answers_equivalent, cluster_answers
 from dynasor.core.window import lowest_window_mean

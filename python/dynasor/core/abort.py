@@ -10,7 +10,8 @@ route and by the in-process engine backends alike.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 
 async def abort_when_dispatched(live_rids: Callable[[], Iterable[str]], dispatched: Callable[[str], bool],

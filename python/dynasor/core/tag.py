@@ -33,8 +33,9 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 TAG_KEY = "dynasor"
 PROGRAM_ID_MIN_LEN = 16

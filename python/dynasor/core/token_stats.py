@@ -7,7 +7,7 @@ of floats per generated token, and the field names are the ``meta_info`` keys (a
 
 from __future__ import annotations
 
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -20,7 +20,7 @@ class TokenStats(Generic[T]):
     topk_confidence: T  # DeepConf: -mean log-probability of the k most likely tokens (T = 1)
 
     def values(self) -> tuple[T, T, T]:
-        return astuple(self)  # type: ignore[return-value]
+        return (self.entropy, self.sampling_entropy, self.topk_confidence)
 
 
 TOKEN_STATS_KEYS: tuple[str, ...] = tuple(f.name for f in fields(TokenStats))

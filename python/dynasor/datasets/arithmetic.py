@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import argparse
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from dynasor.datasets.loaders import Problem, load_dataset, write_problems_jsonl
 

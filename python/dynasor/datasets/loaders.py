@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 DATA_ENV = "DYNASOR_DATA"
 REPO_ROOT = Path(__file__).resolve().parents[3]  # a source checkout: python/dynasor/datasets/loaders.py

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import sglang as sgl
 from sglang.lang.interpreter import ProgramState

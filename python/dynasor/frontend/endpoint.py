@@ -27,7 +27,8 @@ import copy
 import dataclasses
 import threading
 import weakref
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from sglang.lang.backend.runtime_endpoint import RuntimeEndpoint
 from sglang.lang.interpreter import StreamExecutor
@@ -75,7 +76,7 @@ class _TaggedSamplingParams(SglSamplingParams):
     custom_params: dict[str, Any] | None = None
 
     @classmethod
-    def of(cls, params: SglSamplingParams, tag: ProgramTag) -> "_TaggedSamplingParams":
+    def of(cls, params: SglSamplingParams, tag: ProgramTag) -> _TaggedSamplingParams:
         fields = {f.name: getattr(params, f.name) for f in dataclasses.fields(SglSamplingParams)}
         return cls(**fields, custom_params=tag.to_custom_params())
 
@@ -101,7 +102,7 @@ class DynasorEndpoint(RuntimeEndpoint):
         self._by_executor: weakref.WeakKeyDictionary[StreamExecutor, ProgramHandle] = weakref.WeakKeyDictionary()
         self._by_arguments: weakref.WeakValueDictionary[int, ProgramHandle] = weakref.WeakValueDictionary()
 
-    def bind(self, program: ProgramHandle | str | None = None) -> "DynasorEndpoint":
+    def bind(self, program: ProgramHandle | str | None = None) -> DynasorEndpoint:
         """A copy of this endpoint (no new HTTP call) whose requests all belong to ``program``."""
         bound = copy.copy(self)
         if not isinstance(program, ProgramHandle):

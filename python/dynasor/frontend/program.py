@@ -23,12 +23,12 @@ def as_endpoint(backend: DynasorEndpoint | str | None) -> DynasorEndpoint:
     """A ``DynasorEndpoint`` from an endpoint, a server URL, or SGLang's default backend."""
     if isinstance(backend, str):
         return DynasorEndpoint(backend)
-    backend = backend if backend is not None else global_config.default_backend
-    backend = getattr(backend, "endpoint", backend)  # sgl.Runtime wraps its endpoint
-    if not isinstance(backend, DynasorEndpoint):
+    chosen: Any = backend if backend is not None else global_config.default_backend
+    chosen = getattr(chosen, "endpoint", chosen)  # sgl.Runtime wraps its endpoint
+    if not isinstance(chosen, DynasorEndpoint):
         raise TypeError("Dynasor programs need a DynasorEndpoint backend (pass backend=DynasorEndpoint(url) "
-                        f"or sgl.set_default_backend(DynasorEndpoint(url))), got {type(backend).__name__}")
-    return backend
+                        f"or sgl.set_default_backend(DynasorEndpoint(url))), got {type(chosen).__name__}")
+    return chosen
 
 
 def run_program(func: SglFunction, *args: Any, backend: DynasorEndpoint | str | None = None,

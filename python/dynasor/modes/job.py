@@ -7,8 +7,9 @@ so SGLang's side never imports programs, the runtime or a client.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from dynasor.modes.options import ModeOptions
 from dynasor.modes.outcome import ModeOutcome

@@ -38,8 +38,9 @@ server's OpenAI hooks depend on this interface only; ``runner.ProgramModeRunner`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 MODES = ("cot", "sc")
 EFFORTS = ("low", "mid", "high")
@@ -189,7 +190,7 @@ def probe_sampling_params(chunk_params: Mapping[str, Any]) -> dict[str, Any]:
 def explicit_max_tokens(request: Any, params: Mapping[str, Any]) -> int | None:
     """The request's own token limit, or None when it only has the protocol default (completions
     default to 16 tokens, far too few to reason)."""
-    fields_set = getattr(request, "model_fields_set", set())
+    fields_set: set[str] = getattr(request, "model_fields_set", set())
     if {"max_tokens", "max_completion_tokens"} & set(fields_set):
         return params.get("max_new_tokens")
     return None

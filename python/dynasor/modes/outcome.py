@@ -6,8 +6,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from dynasor.certaindex import extract_answer
 from dynasor.core.generation import Generation
@@ -64,8 +65,9 @@ def sc_outcome(options: ScOptions, result: ProgramResult, generations: Sequence[
     """``baseline_tokens``: n × the mean tokens of the finished samples (what a plain n-sample run
     would have generated); null if no sample finished."""
     finished = [g for g in generations if not g.aborted]
-    samples = [{"text": g.text, "answer": extract_answer(g.text), "completion_tokens": g.completion_tokens,
-                "finish_reason": g.finish_reason} for g in finished]
+    samples: list[dict[str, Any]] = [
+        {"text": g.text, "answer": extract_answer(g.text), "completion_tokens": g.completion_tokens,
+         "finish_reason": g.finish_reason} for g in finished]
     voted = next((s for s in samples if result.answer is not None and s["answer"] == result.answer), None)
     chosen = voted or (samples[0] if samples else None)
     baseline = round(options.n * sum(s["completion_tokens"] for s in samples) / len(samples)) if samples else None

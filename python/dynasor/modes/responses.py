@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from dynasor.modes.outcome import ModeOutcome
 
@@ -21,6 +22,7 @@ class ResponseMeta:
 
 def response_body(meta: ResponseMeta, outcome: ModeOutcome) -> dict[str, Any]:
     """The non-streaming response: SGLang's OpenAI shape plus ``dynasor`` and the usage extras."""
+    choice: dict[str, Any]
     if meta.endpoint == "chat":
         obj, choice = "chat.completion", {"message": {"role": "assistant", "content": outcome.text,
                                                        "reasoning_content": None}}
@@ -36,6 +38,7 @@ def chunk_body(meta: ResponseMeta, text: str | None, finish_reason: str | None =
                role: str | None = None, dynasor: dict[str, Any] | None = None) -> dict[str, Any]:
     """One SSE chunk with a text delta (chat: ``delta``; completions: ``text``); the last one carries
     the finish reason and the ``dynasor`` report."""
+    choice: dict[str, Any]
     if meta.endpoint == "chat":
         delta: dict[str, Any] = {} if role is None else {"role": role}
         if text is not None:

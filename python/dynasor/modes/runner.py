@@ -12,7 +12,8 @@ still has in the engine is aborted in the background.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from dynasor.core.generation import Generation
 from dynasor.core.result import ProgramResult
@@ -48,9 +49,9 @@ class _StreamingCoT(DynasorCoT):
 def mode_program(job: ModeJob, on_text: Callable[[str], None] | None = None) -> ReasoningProgram:
     options, params = job.options, job.sampling_params
     if isinstance(options, CotOptions):
-        kwargs: dict[str, Any] = dict(chunk_tokens=options.probe_interval, window=options.window,
-                                      max_tokens=job.budget, sampling_params=params,
-                                      probe_params=probe_sampling_params(params))
+        kwargs: dict[str, Any] = {"chunk_tokens": options.probe_interval, "window": options.window,
+                                  "max_tokens": job.budget, "sampling_params": params,
+                                  "probe_params": probe_sampling_params(params)}
         if on_text is None:
             return DynasorCoT(job.prompt, **kwargs)
         return _StreamingCoT(job.prompt, on_text=on_text, **kwargs)

@@ -7,4 +7,4 @@ from dynasor.programs.mcts import MCTS
 from dynasor.programs.rebase import Rebase
 from dynasor.programs.self_consistency import SelfConsistency
 
-__all__ = ["DynasorCoT", "MCTS", "ProgramResult", "ReasoningProgram", "Rebase", "SelfConsistency"]
+__all__ = ["MCTS", "DynasorCoT", "ProgramResult", "ReasoningProgram", "Rebase", "SelfConsistency"]

@@ -8,7 +8,8 @@ is the implementation): programs depend on this interface, the runtime depends o
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Mapping, Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from dynasor.core.generation import Generation
 from dynasor.core.result import ProgramResult

@@ -24,14 +24,14 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
-from dynasor.core.generation import Generation
-from dynasor.core.result import ProgramResult
 from dynasor.certaindex import answers_equivalent, extract_answer, extract_probe_answer, probe_consistent
 from dynasor.certaindex.signals import has_hesitation
+from dynasor.core.generation import Generation
+from dynasor.core.result import ProgramResult
 from dynasor.programs.base import ProgramRunner, ReasoningProgram
-
 
 PROBE_SUFFIX = "... Oh, I suddenly got the answer to the whole problem, **Final Answer**\n\n\\[ \\boxed{"
 DEFAULT_SAMPLING = {"temperature": 0.6, "top_p": 0.95}

@@ -18,15 +18,15 @@ step ``detect_at`` iterations (Table 3: Detect@3, cap 15); on a stop the program
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
-from dynasor.core.result import ProgramResult
 from dynasor.certaindex import reward_certaindex
+from dynasor.core.result import ProgramResult
 from dynasor.programs.base import ProgramRunner
 from dynasor.programs.tree import StepNode, StepSearch, backpropagate, ended_by_model, final_answer, select_leaf
 from dynasor.rewards.base import RewardModel
-
 
 
 @dataclass(frozen=True)

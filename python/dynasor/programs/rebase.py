@@ -15,14 +15,14 @@ the cap, ``cap - detect_at``, on a second search from the same root whose paths 
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping
+from typing import Any
 
-from dynasor.core.result import ProgramResult
 from dynasor.certaindex import reward_certaindex, weighted_vote
+from dynasor.core.result import ProgramResult
 from dynasor.programs.base import ProgramRunner
 from dynasor.programs.tree import StepNode, StepSearch, softmax_widths
 from dynasor.rewards.base import RewardModel
-
 
 
 class Rebase(StepSearch):

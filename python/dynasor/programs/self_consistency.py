@@ -17,13 +17,13 @@ already done before the abort reached the engine still vote).
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
+from dynasor.certaindex import answer_certaindex, extract_answer, majority_vote
 from dynasor.core.generation import Generation
 from dynasor.core.result import ProgramResult
-from dynasor.certaindex import answer_certaindex, extract_answer, majority_vote
 from dynasor.programs.base import ProgramRunner, ReasoningProgram
-
 
 
 def at_detection(answered: int, detect_at: int, cap: int) -> bool:
@@ -87,6 +87,6 @@ class SelfConsistency(ReasoningProgram):
             for task in pending:
                 task.cancel()
         self.update_certaindex()
-        return ProgramResult(majority_vote(self.state["answers"]), self.knob, self.state["tokens"], stopped, self.certaindex,
-                             {"aborted_branches": self.state["aborted"], "answers": self.state["answers"],
-                              "certaindex_at_detection": detected})
+        return ProgramResult(majority_vote(self.state["answers"]), self.knob, self.state["tokens"], stopped,
+                             self.certaindex, {"aborted_branches": self.state["aborted"],
+                                               "answers": self.state["answers"], "certaindex_at_detection": detected})

@@ -13,15 +13,15 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
+from dynasor.certaindex import answer_certaindex, extract_answer
 from dynasor.core.generation import Generation
 from dynasor.core.result import ProgramResult
-from dynasor.certaindex import answer_certaindex, extract_answer
 from dynasor.programs.base import ProgramRunner, ReasoningProgram
 from dynasor.rewards.base import RewardModel, ScoreUsage
-
 
 _STATES_ANSWER = re.compile(r"\\boxed\{|answer is|####", re.IGNORECASE)
 

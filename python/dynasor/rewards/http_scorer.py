@@ -18,7 +18,8 @@ GPU), so they are neither ganged nor aborted with the program.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import httpx
 
@@ -42,7 +43,7 @@ class _OwnedClient:
         if self._owned:
             await self.http.aclose()
 
-    async def __aenter__(self) -> "_OwnedClient":
+    async def __aenter__(self) -> _OwnedClient:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:

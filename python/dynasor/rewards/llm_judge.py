@@ -20,11 +20,12 @@ prefix they share with the policy's requests, and aborts them with the program.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from dynasor.client import AsyncDynasorClient
-from dynasor.rewards.base import ScoreUsage
 from dynasor.core.tag import ProgramTag
+from dynasor.rewards.base import ScoreUsage
 
 JUDGE_TEMPLATE = "{question}{previous}{step}\n\nIs the last step above correct? Answer Yes or No.\nAnswer:"
 

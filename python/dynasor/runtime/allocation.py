@@ -1,7 +1,8 @@
 """Allocation policies: should a program get more compute, given its certaindex? (paper §2.6, App. G.4)
 
 (Not to be confused with the server's queue policies, ``dynasor.scheduler.ordering.QueuePolicy``,
-which order waiting requests.) A program consults its runtime's policy (``ProgramRuntime.should_continue``) at its decision points:
+which order waiting requests.) A program consults its runtime's policy
+(``ProgramRuntime.should_continue``) at its decision points:
 ``SelfConsistency`` once, at its detection step; ``DynasorCoT`` after every probe. A policy reads
 only the program's ``knob``, ``certaindex`` (None: no evidence yet, so continue), ``state["tokens"]``
 (generated tokens, kept by every built-in program), ``state["signals"]`` (named signals, kept by the
@@ -14,9 +15,10 @@ from __future__ import annotations
 import bisect
 import json
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Protocol
+from typing import Any, Protocol
 
 from dynasor.certaindex import all_pass
 from dynasor.core.stats import quantile as quantile_of
@@ -123,7 +125,7 @@ class BudgetCurve:
 
     @classmethod
     def fit(cls, profiles: Iterable[tuple[float, float]], buckets: int = 5, quantile: float = 1.0,
-            min_budget: int = 1) -> "BudgetCurve":
+            min_budget: int = 1) -> BudgetCurve:
         """Fit from profiled ``(certaindex_at_detection, knob_needed_to_converge)`` pairs.
 
         Per equal-width bucket over [0, 1]: the ``quantile`` of the knob needed (1.0, the default, is
@@ -159,14 +161,14 @@ class BudgetCurve:
         return {"edges": list(self.edges), "budgets": list(self.budgets)}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "BudgetCurve":
+    def from_json(cls, data: dict[str, Any]) -> BudgetCurve:
         return cls(tuple(float(e) for e in data["edges"]), tuple(int(b) for b in data["budgets"]))
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_json(), indent=2) + "\n")
 
     @classmethod
-    def load(cls, path: str | Path) -> "BudgetCurve":
+    def load(cls, path: str | Path) -> BudgetCurve:
         return cls.from_json(json.loads(Path(path).read_text()))
 
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Mapping, Protocol
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dynasor.core.abort import abort_when_dispatched, dispatched_by
 from dynasor.core.generation import Backend, Generation

@@ -17,9 +17,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from dynasor.certaindex import extract_answer
 from dynasor.core.generation import Backend
@@ -27,8 +28,8 @@ from dynasor.core.result import ProgramResult
 from dynasor.datasets.labelled import Labelled, read_labelled_jsonl
 from dynasor.runtime.allocation import AllocationPolicy
 from dynasor.runtime.backends import RecordingBackend
-from dynasor.runtime.sampling_flags import add_program_flags, add_sampling_flags, sampling_params_from_args
 from dynasor.runtime.replay import Branch, Profile, calibrate, format_report, load_profiles, save_profiles
+from dynasor.runtime.sampling_flags import add_program_flags, add_sampling_flags, sampling_params_from_args
 
 
 def profile_of(recorder: RecordingBackend, program_id: str, item: Labelled) -> Profile:
@@ -78,7 +79,7 @@ def threshold_grid(spec: str) -> list[float]:
     """``"0:1:0.05"`` (inclusive range) or ``"0.5,0.7,0.9"``."""
     if ":" in spec:
         start, stop, step = (float(x) for x in spec.split(":"))
-        return [round(start + i * step, 6) for i in range(int(round((stop - start) / step)) + 1)]
+        return [round(start + i * step, 6) for i in range(round((stop - start) / step) + 1)]
     return [float(x) for x in spec.split(",")]
 
 

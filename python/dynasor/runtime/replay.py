@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from dynasor.certaindex import answer_certaindex, is_correct, majority_vote
 from dynasor.programs.self_consistency import at_detection
@@ -49,7 +50,7 @@ class Profile:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, row: Mapping[str, Any]) -> "Profile":
+    def from_json(cls, row: Mapping[str, Any]) -> Profile:
         return cls(**{**row, "branches": tuple(Branch(**b) for b in row["branches"])})
 
 

@@ -20,8 +20,9 @@ import json
 import os
 import secrets
 import typing
+from collections.abc import Callable
 from dataclasses import MISSING, asdict, dataclass, field, fields
-from typing import Any, Callable
+from typing import Any
 
 from dynasor.scheduler.ordering import QueuePolicy
 

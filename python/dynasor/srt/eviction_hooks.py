@@ -22,7 +22,8 @@ the Rust TreeCore ranks leaves in native code. Dynasor servers therefore select 
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from dynasor.core.tag import program_id_of
 from dynasor.srt.context import current_context
@@ -84,7 +85,7 @@ def record_holders(result: None, cache: Any, req: Any, *args: Any, **kwargs: Any
     pid = program_id_of({"custom_params": req.sampling_params.custom_params})
     tree_core = getattr(cache, "tree_core", None)
     node_id = getattr(req, "last_node", None)
-    if pid is not None and node_id is not None and isinstance(
+    if pid is not None and node_id is not None and tree_core is not None and isinstance(
         getattr(tree_core, "eviction_strategy", None), ProgramAwareEviction
     ):
         hold_path(tree_core, tree_core.node_by_id(node_id), pid)

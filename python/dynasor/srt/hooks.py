@@ -8,8 +8,9 @@ Dynasor changed in SGLang (docs, checks) reads this table.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from dynasor.srt.config import DynasorServerConfig
 from dynasor.srt.dynasor_scheduler import DynasorScheduler

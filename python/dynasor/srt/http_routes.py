@@ -14,11 +14,11 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import ORJSONResponse
 
+from dynasor.core.tag import TagError, program_key, validate_program_id
 from dynasor.scheduler.program_table import merge_summaries
 from dynasor.srt.config import DynasorServerConfig
 from dynasor.srt.dynasor_scheduler import STATE_KEY
 from dynasor.srt.tokenizer_hooks import abort_program_requests
-from dynasor.core.tag import TagError, program_key, validate_program_id
 
 
 def _tokenizer_manager() -> Any:

@@ -47,7 +47,7 @@ def _token_stats(meta_info: dict[str, Any]) -> dict[str, list[float]] | None:
     return {key: meta_info[key] for key in TOKEN_STATS_KEYS}
 
 
-def _attach(response: Any, ret: list[dict[str, Any]], response_cls: type, choice_cls: type) -> Any:
+def _attach(response: Any, ret: list[dict[str, Any]], response_cls: Any, choice_cls: Any) -> Any:
     choices = getattr(response, "choices", None)
     if choices is None or len(choices) != len(ret):
         return response

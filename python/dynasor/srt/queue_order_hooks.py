@@ -14,7 +14,8 @@ Hooks, armed only in Dynasor servers (the order itself: ``queue_orderer.py``):
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from dynasor.srt.context import current_context
 from dynasor.srt.queue_orderer import QueueOrderer

@@ -16,7 +16,14 @@ import operator
 import time
 from typing import TYPE_CHECKING, Any
 
-from dynasor.scheduler.ordering import Ordering, ProgramView, QueuePolicy, StarvationGuard, WaitingRequest, order_waiting
+from dynasor.scheduler.ordering import (
+    Ordering,
+    ProgramView,
+    QueuePolicy,
+    StarvationGuard,
+    WaitingRequest,
+    order_waiting,
+)
 from dynasor.scheduler.program_table import ProgramTable
 from dynasor.scheduler.rate import RateMeter
 
@@ -71,7 +78,8 @@ class QueueOrderer:
                     view = table.view(pid)
                     if view is not None:
                         views[pid] = view
-                rows.append(WaitingRequest(rid, pid, rec.queued_at, req.num_matched_prefix_tokens, rid in deprioritized))
+                rows.append(WaitingRequest(rid, pid, rec.queued_at, req.num_matched_prefix_tokens,
+                                           rid in deprioritized))
             else:
                 queued_at = wall_now - (perf_now - (req.time_stats.wait_queue_entry_time or perf_now))
                 max_new = req.sampling_params.max_new_tokens

@@ -22,7 +22,8 @@ log-probability of the k most likely tokens, T = 1).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 

@@ -9,7 +9,8 @@ needs of an engine (``async_generate`` and ``tokenizer_manager``); the mode runn
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 
 class TokenizerManagerEngine:

@@ -7,7 +7,8 @@ OpenAI endpoints) or raises it to the caller (``sglang.Engine``).
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from dynasor.core.abort import abort_when_dispatched, dispatched_by
 from dynasor.core.tag import program_id_of, tag_from_sampling_params, validate_tagged_rid

@@ -188,32 +188,33 @@ class ProgramTable:
         self.epoch += 1
         return started
 
-    def on_requeued(self, rid: str, now: float) -> None:
-        """A running request went back to the waiting queue (e.g. retracted on KV pressure)."""
+    def _move(self, rid: str, source: RequestState, target: RequestState) -> tuple[RequestRecord, ProgramEntry] | None:
+        """Move a request between the waiting and running sets of its program, if it is in ``source``."""
         rec = self.requests.get(rid)
-        if rec is None or rec.state is not RequestState.RUNNING:
-            return
+        if rec is None or rec.state is not source:
+            return None
         prog = self.programs[rec.program_id]
-        prog.running.discard(rid)
-        prog.waiting.add(rid)
-        rec.state = RequestState.WAITING
-        rec.queued_at = now
+        sets = {RequestState.WAITING: prog.waiting, RequestState.RUNNING: prog.running}
+        sets[source].discard(rid)
+        sets[target].add(rid)
+        rec.state = target
         prog.version += 1
         self.epoch += 1
+        return rec, prog
+
+    def on_requeued(self, rid: str, now: float) -> None:
+        """A running request went back to the waiting queue (e.g. retracted on KV pressure)."""
+        moved = self._move(rid, RequestState.RUNNING, RequestState.WAITING)
+        if moved is not None:
+            moved[0].queued_at = now
 
     def on_admitted(self, rid: str, now: float) -> None:
         """The request was put into a prefill batch."""
-        rec = self.requests.get(rid)
-        if rec is None or rec.state is not RequestState.WAITING:
-            return
-        prog = self.programs[rec.program_id]
-        prog.waiting.discard(rid)
-        prog.running.add(rid)
-        rec.state = RequestState.RUNNING
-        prog.last_service = now
-        prog.escalated = False
-        prog.version += 1
-        self.epoch += 1
+        moved = self._move(rid, RequestState.WAITING, RequestState.RUNNING)
+        if moved is not None:
+            prog = moved[1]
+            prog.last_service = now
+            prog.escalated = False
 
     def on_progress(self, rid: str, generated_tokens: int, now: float) -> None:
         """The request has ``generated_tokens`` output tokens so far."""

@@ -114,18 +114,22 @@ def parse_tag(raw: Any, where: str = "custom_params.dynasor") -> ProgramTag:
     return_entropy = raw.get("return_entropy", True)
     if not isinstance(return_entropy, bool):
         raise TagError(f"{where}.return_entropy must be a boolean, got {type(return_entropy).__name__}")
-    remaining_work = raw.get("remaining_work")
-    if remaining_work is not None:
-        if isinstance(remaining_work, bool) or not isinstance(remaining_work, (int, float)):
-            raise TagError(f"{where}.remaining_work must be a number, got {type(remaining_work).__name__}")
-        if not 0 <= remaining_work <= MAX_REMAINING_WORK:
-            raise TagError(f"{where}.remaining_work must be between 0 and {MAX_REMAINING_WORK:.0e} tokens")
-        remaining_work = float(remaining_work)
     return ProgramTag(
         program_id=validate_program_id(raw["program_id"], f"{where}.program_id"),
         return_entropy=return_entropy,
-        remaining_work=remaining_work,
+        remaining_work=validate_remaining_work(raw.get("remaining_work"), f"{where}.remaining_work"),
     )
+
+
+def validate_remaining_work(value: Any, field: str = "remaining_work") -> float | None:
+    """A remaining-work hint: None (no hint) or a number of tokens in [0, MAX_REMAINING_WORK]."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TagError(f"{field} must be a number, got {type(value).__name__}")
+    if not 0 <= value <= MAX_REMAINING_WORK:
+        raise TagError(f"{field} must be between 0 and {MAX_REMAINING_WORK:.0e} tokens")
+    return float(value)
 
 
 def tag_from_sampling_params(sampling_params: Any, where: str = "sampling_params") -> ProgramTag | None:

@@ -35,7 +35,13 @@ from sglang.lang.interpreter import StreamExecutor
 from sglang.lang.ir import SglSamplingParams
 
 from dynasor.client import DynasorClient, DynasorHTTPError
-from dynasor.core.tag import MAX_REMAINING_WORK, ProgramTag, new_program_id, tag_sampling_params, validate_program_id
+from dynasor.core.tag import (
+    ProgramTag,
+    new_program_id,
+    tag_sampling_params,
+    validate_program_id,
+    validate_remaining_work,
+)
 
 
 class ProgramHandle:
@@ -54,13 +60,7 @@ class ProgramHandle:
 
     def set_remaining_work(self, tokens: float | None) -> None:
         """Tokens the whole program still has to generate (None: let the server estimate)."""
-        if tokens is not None:
-            if isinstance(tokens, bool) or not isinstance(tokens, (int, float)):
-                raise TypeError(f"remaining work must be a number of tokens, got {type(tokens).__name__}")
-            if not 0 <= tokens <= MAX_REMAINING_WORK:
-                raise ValueError(f"remaining work must be between 0 and {MAX_REMAINING_WORK:.0e} tokens")
-            tokens = float(tokens)
-        self.remaining_work = tokens
+        self.remaining_work = validate_remaining_work(tokens, "remaining work")
 
     def tag(self) -> ProgramTag:
         return ProgramTag(self.program_id, self.return_entropy, self.remaining_work)

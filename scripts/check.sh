@@ -7,7 +7,7 @@
 # check runs over a temporary folder of links with that layout.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-VENV=${1:-$ROOT/.venv}
+VENV=$(cd "${1:-$ROOT/.venv}" && pwd)
 cd "$ROOT"
 "$VENV/bin/ruff" check python scheduler kernels benchmark
 VIEW=$(mktemp -d)

@@ -13,9 +13,11 @@ import pytest
 
 from benchmark.batch import analysis, bench_batch, curves, offline, record
 from benchmark.batch.offline import CoTTrace, Probe, RebaseTrace, Spec
+from dynasor.core.stats import quantile
 from dynasor.programs.cot import PROBE_SUFFIX
 from dynasor.core.generation import Generation
-from dynasor.runtime.calibrate import Branch, Labelled, Profile
+from dynasor.datasets.labelled import Labelled
+from dynasor.runtime.replay import Branch, Profile
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -82,7 +84,7 @@ def test_length_simulation_and_quantile():
     assert offline.simulate_length(P2, 11, 2).tokens == 11 and offline.simulate_length(P2, 12, 2).tokens == 26
     assert offline.simulate_length(P2, 0, 4).stopped is False  # no detection at the cap
     assert offline.detection_tokens(P3, 2) == 40
-    assert offline.quantile([8, 11, 20, 40], 0.5) == 15.5
+    assert quantile([8, 11, 20, 40], 0.5) == 15.5
 
 
 def test_matched_tokens_interpolates_the_first_crossing():

@@ -19,7 +19,8 @@ setup(
     python_requires=">=3.10",
     packages=packages,
     package_dir={"": "python", "dynasor.kernels": "kernels", "dynasor.scheduler": "scheduler"},
-    install_requires=["httpx"],
+    # The hooks are written against this SGLang release (dynasor.srt.sglang_version checks it at start).
+    install_requires=["httpx", "sglang==0.5.23"],
     entry_points={
         "console_scripts": ["dynasor = dynasor.cli:main"],
         "sglang.srt.plugins": ["dynasor = dynasor.srt.plugin:register"],

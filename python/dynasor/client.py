@@ -34,6 +34,20 @@ class DynasorHTTPError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class EngineLoad:
+    """Running and waiting requests and KV tokens in use in a Dynasor server's engine, taken when
+    asked (``GET /dynasor/load``), summed over data-parallel ranks."""
+
+    running: int
+    waiting: int
+    used_tokens: int
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> EngineLoad:
+        return cls(int(body["running"]), int(body["waiting"]), int(body["used_tokens"]))
+
+
+@dataclass(frozen=True)
 class _Call:
     method: str
     path: str
@@ -84,6 +98,10 @@ class _Calls:
         return _Call("POST", f"/dynasor/programs/{program_id}/abort")
 
     @staticmethod
+    def _load() -> _Call:
+        return _Call("GET", "/dynasor/load")
+
+    @staticmethod
     def _abort_request(rid: str) -> _Call:
         return _Call("POST", "/abort_request", {"rid": rid})
 
@@ -115,6 +133,9 @@ class DynasorClient(_Calls):
     def abort_request(self, rid: str) -> Any:
         """SGLang's own abort of one request (works on stock servers too)."""
         return self._send(self._abort_request(rid))
+
+    def load(self) -> EngineLoad:
+        return EngineLoad.from_json(self._send(self._load()))
 
     def get(self, path: str) -> Any:
         return self._send(_Call("GET", path))
@@ -158,6 +179,9 @@ class AsyncDynasorClient(_Calls):
     async def abort_request(self, rid: str) -> Any:
         """SGLang's own abort of one request (works on stock servers too)."""
         return await self._send(self._abort_request(rid))
+
+    async def load(self) -> EngineLoad:
+        return EngineLoad.from_json(await self._send(self._load()))
 
     async def get(self, path: str) -> Any:
         return await self._send(_Call("GET", path))

@@ -17,7 +17,7 @@ import argparse
 import sys
 
 from dynasor.srt.config import ConfigError, DynasorServerConfig
-from dynasor.srt.server_defaults import flag_given, has_cuda, with_defaults
+from dynasor.srt.server_defaults import DEFAULT_HOST, flag_given, flag_value, has_cuda, with_defaults
 
 
 def dynasor_arg_parser() -> argparse.ArgumentParser:
@@ -47,6 +47,17 @@ def split_args(argv: list[str]) -> tuple[DynasorServerConfig, list[str]]:
     return config, sglang_argv
 
 
+def refuse_taken_port(sglang_argv: list[str]) -> None:
+    """Exit at once, before the model loads, when another process listens on the server's port
+    (it would answer the readiness checks meant for this server)."""
+    from dynasor.server_process import port_in_use
+
+    host, port = flag_value(sglang_argv, "--host") or DEFAULT_HOST, int(flag_value(sglang_argv, "--port") or 0)
+    if port and port_in_use(host, port):
+        raise SystemExit(f"dynasor serve: port {port} on {host} is already in use (another server?); "
+                         "stop it or choose another --port")
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "-h" in argv or "--help" in argv:
@@ -54,11 +65,14 @@ def main(argv: list[str] | None = None) -> None:
         print()
     config, sglang_argv = split_args(argv)
     on_cpu = not has_cuda()
-    if not flag_given(sglang_argv, "--model-path") and "-h" not in argv and "--help" not in argv:
+    sglang_argv = with_defaults(sglang_argv, on_cpu)
+    wants_help = "-h" in argv or "--help" in argv
+    if not wants_help:
+        refuse_taken_port(sglang_argv)
+    if not flag_given(sglang_argv, "--model-path") and not wants_help:
         from dynasor.model import default_model_path
 
         sglang_argv = ["--model-path", str(default_model_path()), *sglang_argv]
-    sglang_argv = with_defaults(sglang_argv, on_cpu)
 
     from dynasor.modes.runner import ProgramModeRunner
     from dynasor.srt.server import serve

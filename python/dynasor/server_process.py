@@ -1,13 +1,21 @@
 """Start an SGLang or Dynasor server as a child process, wait until it answers, stop it by pid.
 
 Tests and benchmarks use this for every server they run, so no server outlives its user:
-``stop()`` ends exactly the process group it started (SIGTERM, then SIGKILL after a grace period).
+
+- ``start()`` refuses a port that is already taken (before anything is spawned) and starts one
+  process, however the object is used (``start()`` then ``with`` does not start a second);
+- readiness is ``/health`` answering *and*, for a Dynasor server, ``GET /dynasor/instance`` naming
+  the launch id this object gave it (``DYNASOR_INSTANCE_ID``): another server cannot pass for it;
+- ``stop()`` ends exactly the process group it started (SIGTERM, then SIGKILL after a grace period)
+  and returns once no process of that group is left.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -16,24 +24,53 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 import httpx
+
+from dynasor.core.instance import ENV_INSTANCE_ID, instance_of
 
 
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether something already listens on (host, port): a server would fail to bind it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is not "in use"
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            if e.errno in (errno.EADDRINUSE, errno.EACCES):
+                return True
+            raise
+    return False
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class ServerProcess:
     """One server process (with its own process group) and its log file."""
 
-    def __init__(self, argv: list[str], env: dict[str, str], url: str, log_path: Path) -> None:
+    def __init__(self, argv: list[str], env: dict[str, str], url: str, log_path: Path,
+                 instance_id: str | None = None) -> None:
         self.argv = argv
         self.env = env
         self.url = url
         self.log_path = log_path
+        self.instance_id = instance_id  # the launch id a Dynasor server must report (None: not checked)
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -44,7 +81,9 @@ class ServerProcess:
         argv = [python, "-m", "dynasor.launch_server", "--host", "127.0.0.1", "--port", str(port), *extra_args]
         env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
         env["OMP_NUM_THREADS"] = os.environ.get("OMP_NUM_THREADS", "1")
-        return cls(argv, env, f"http://127.0.0.1:{port}", log_path)
+        instance_id = secrets.token_hex(8)
+        env[ENV_INSTANCE_ID] = instance_id
+        return cls(argv, env, f"http://127.0.0.1:{port}", log_path, instance_id)
 
     @classmethod
     def stock_sglang(cls, model_path: str, port: int, log_path: Path, extra_args: Sequence[str] = (),
@@ -59,13 +98,28 @@ class ServerProcess:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
 
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
     def start(self, timeout: float = 600.0) -> ServerProcess:
+        """Start the server and wait until it is ready; a no-op if this object's server runs."""
+        if self.running:
+            return self
+        address = urlsplit(self.url)
+        if address.hostname and address.port and port_in_use(address.hostname, address.port):
+            raise RuntimeError(f"port {address.port} on {address.hostname} is already in use: not starting "
+                               f"another server there ({' '.join(self.argv[:3])} ...)")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - the server writes it until stop() closes it
         self.proc = subprocess.Popen(self.argv, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
         self.wait_ready(timeout)
         return self
+
+    def is_ours(self) -> bool:
+        """The server answering at ``url`` is the one this object started."""
+        return self.instance_id is None or instance_of(self.url) == self.instance_id
 
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -75,7 +129,7 @@ class ServerProcess:
                 self.stop()  # its children (scheduler, detokenizer) may still be alive
                 raise RuntimeError(f"server exited early (code {code}); log tail:\n{self.log_tail()}")
             try:
-                if httpx.get(self.url + "/health", timeout=5).status_code == 200:
+                if httpx.get(self.url + "/health", timeout=5).status_code == 200 and self.is_ours():
                     return
             except httpx.HTTPError:
                 pass
@@ -90,20 +144,21 @@ class ServerProcess:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
     def stop(self, grace: float = 20.0) -> None:
-        """End the process group this object started, and nothing else."""
+        """End the process group this object started, and nothing else; return when it is gone."""
         if self.proc is None:
             return
-        try:
-            # SIGTERM the whole group first (the leader may already be gone, its children not).
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            pass
-        except ProcessLookupError:
-            pass
+        pgid = self.proc.pid  # start_new_session: the server leads its own group
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)  # stragglers of the same group (scheduler, detokenizer)
+            # SIGTERM the whole group first (the leader may already be gone, its children not).
+            os.killpg(pgid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=grace)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)  # stragglers of the same group (scheduler, detokenizer)
         self.proc.wait(timeout=grace)
+        deadline = time.monotonic() + grace
+        while group_alive(pgid) and time.monotonic() < deadline:
+            time.sleep(0.05)
         if self._log:
             self._log.close()
             self._log = None

@@ -8,14 +8,16 @@ import pytest
 
 from dynasor.modes.runner import ProgramModeRunner
 from dynasor.srt import openai_mode_hooks
+from dynasor.srt.config import DynasorServerConfig
+from dynasor.srt.server_state import ServerState, activate_server_state
 
 
 @pytest.fixture(autouse=True)
 def runner():
-    """The launcher installs the mode runner; so do these tests, and remove it after."""
-    openai_mode_hooks.use_mode_runner(ProgramModeRunner())
+    """The launcher activates the server state with the mode runner; so do these tests."""
+    activate_server_state(ServerState(DynasorServerConfig(), ProgramModeRunner()))
     yield
-    openai_mode_hooks.use_mode_runner(None)
+    activate_server_state(None)
 
 
 def _chat(**fields):
@@ -58,7 +60,7 @@ async def test_bad_options_become_an_error_response_naming_the_field():
 
 
 async def test_a_dynasor_request_without_an_installed_runner_fails_loudly():
-    openai_mode_hooks.use_mode_runner(None)
+    activate_server_state(None)
 
     async def original(*args):
         raise AssertionError("a dynasor request must not reach SGLang's handler")

@@ -38,6 +38,9 @@ from dataclasses import dataclass
 from typing import Any
 
 TAG_KEY = "dynasor"
+# Set by the server (never by clients: it strips it) in ``custom_params`` of a request whose program
+# was aborted before the request arrived; the scheduler then ends the request at once as aborted.
+ABORTED_MARKER = "dynasor_program_aborted"
 PROGRAM_ID_MIN_LEN = 16
 PROGRAM_ID_MAX_LEN = 128
 _PROGRAM_ID_RE = re.compile(r"[A-Za-z0-9_.:\-]+")

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
+from dynasor.core.instance import ENV_INSTANCE_ID
 from dynasor.scheduler.ordering import QueuePolicy
 
 ENV_ENABLED = "DYNASOR_ENABLED"
@@ -79,9 +80,15 @@ class DynasorServerConfig:
     eviction: str = setting("program", "radix-cache eviction: 'program' evicts prefixes held only by done programs "
                             "before those of live programs (uses SGLang's Python tree core); 'sglang' keeps "
                             "SGLang's own", choices=EVICTION_CHOICES)
+    allow_unsupported_sglang: bool = setting(False, "start even if the installed SGLang is not the version Dynasor's "
+                                             "hooks were written against (logged)")
     # Per-server secret of the program keys shown in listings (see dynasor.core.tag.program_key).
     # It travels in the environment, which SGLang does not expose (/server_info omits it).
     key_secret: str = setting(help="program-key secret", flag=None, default_factory=lambda: secrets.token_hex(16))
+    # Names this launch: served at GET /dynasor/instance, so a readiness check knows that the server
+    # answering is the one it started (a taken port can answer for another). $DYNASOR_INSTANCE_ID or random.
+    instance_id: str = setting(help="launch nonce", flag=None,
+                               default_factory=lambda: os.environ.get(ENV_INSTANCE_ID) or secrets.token_hex(8))
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -112,6 +119,9 @@ class DynasorServerConfig:
             if spec.flag is None:
                 continue
             extra = f" ({spec.requirement})" if spec.requirement else ""
+            if hints[f.name] is bool:
+                parser.add_argument(flag_of(f.name), dest=f.name, action="store_true", help=spec.help)
+                continue
             parser.add_argument(flag_of(f.name), dest=f.name, type=hints[f.name], choices=spec.choices,
                                 default=getattr(defaults, f.name), help=f"{spec.help}{extra} (default %(default)s)")
 

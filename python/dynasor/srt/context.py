@@ -7,6 +7,7 @@ which is None in processes that run no Dynasor scheduler, so there the hooks lea
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from dynasor.scheduler.ordering import StarvationGuard
@@ -43,6 +44,19 @@ class SchedulerContext:
 
 
 _current: SchedulerContext | None = None
+# Checks a process must pass once SGLang has applied the hooks (the plugin leaves the hook self-check
+# here; the scheduler and the launcher run them): kept here so the scheduler needs no hook table.
+_startup_checks: list[Callable[[], None]] = []
+
+
+def add_startup_check(check: Callable[[], None]) -> None:
+    _startup_checks.append(check)
+
+
+def run_startup_checks() -> None:
+    """Run every check this process's plugin left; each raises if the process must not go on."""
+    for check in _startup_checks:
+        check()
 
 
 def activate_context(context: SchedulerContext | None) -> None:

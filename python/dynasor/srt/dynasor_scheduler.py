@@ -10,6 +10,10 @@ process's ``SchedulerContext`` and reports request lifecycle events to its ``Pro
 - progress and normal finish: ``stream_output`` of the output streamer, called every step;
 - ends outside the stream (aborted while queued, rejected): ``send_abort_output``.
 
+A request that the main process marked as belonging to an already aborted program
+(``dynasor.core.tag.ABORTED_MARKER``) is ended at once with finish reason ``abort``, the way SGLang
+ends a rejected request (its prompt cut to one token, so the step it passes through costs nothing).
+
 The table reaches the main process inside ``get_internal_state`` (``/server_info`` shows it too),
 one dict per data-parallel rank.
 """
@@ -22,18 +26,30 @@ import time
 from typing import Any
 
 from sglang.srt.managers import scheduler as sgl_scheduler
-from sglang.srt.managers.schedule_batch import Req
+from sglang.srt.managers.schedule_batch import FINISH_ABORT, Req
 from sglang.srt.managers.scheduler_components.output_streamer import SchedulerOutputStreamer
 
+from dynasor.core.tag import ABORTED_MARKER
 from dynasor.srt.config import process_config
-from dynasor.srt.context import SchedulerContext, activate_context
+from dynasor.srt.context import SchedulerContext, activate_context, run_startup_checks
 from dynasor.srt.metrics import ProgramMetrics
 from dynasor.srt.program_tracker import ProgramTracker
+from dynasor.srt.sglang_version import SUPPORTED_SGLANG_VERSION
 
 logger = logging.getLogger(__name__)
 
-SGLANG_VERSION = "0.5.23"
 STATE_KEY = "dynasor"
+PROGRAM_ABORTED = "program aborted"
+
+
+def end_if_program_aborted(req: Req) -> bool:
+    """End a request of an aborted program at once, as an abort (not an error)."""
+    custom = req.sampling_params.custom_params
+    if not isinstance(custom, dict) or not custom.get(ABORTED_MARKER):
+        return False
+    req.set_finish_with_abort(PROGRAM_ABORTED)
+    req.to_finish = FINISH_ABORT(PROGRAM_ABORTED)  # an abort like any other, not an HTTP error
+    return True
 
 
 class ProgramAwareOutputStreamer(SchedulerOutputStreamer):
@@ -52,6 +68,7 @@ class DynasorScheduler(sgl_scheduler.Scheduler):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         config = process_config()
+        run_startup_checks()  # the hook self-check: refuse to run half-Dynasor
         self.dynasor = SchedulerContext(config)
         activate_context(self.dynasor)
         super().__init__(*args, **kwargs)
@@ -65,7 +82,7 @@ class DynasorScheduler(sgl_scheduler.Scheduler):
         logger.info(
             "Dynasor active in scheduler pid=%d (sglang %s): program table on, program ttl %.0fs, "
             "schedule policy %s, eviction %s",
-            os.getpid(), SGLANG_VERSION, config.program_ttl, config.schedule_policy, config.eviction,
+            os.getpid(), SUPPORTED_SGLANG_VERSION, config.program_ttl, config.schedule_policy, config.eviction,
         )
 
     @property
@@ -82,6 +99,7 @@ class DynasorScheduler(sgl_scheduler.Scheduler):
     def _create_generation_req(self, recv_req: Any, *args: Any, **kwargs: Any) -> Req:
         req = super()._create_generation_req(recv_req, *args, **kwargs)
         self.program_tracker.on_new_req(req)
+        end_if_program_aborted(req)
         return req
 
     def _add_request_to_queue(self, req: Req, is_retracted: bool = False) -> None:
@@ -102,8 +120,11 @@ class DynasorScheduler(sgl_scheduler.Scheduler):
         out = super().get_internal_state(recv_req)
         now = time.time()
         self.program_tracker.maybe_expire(now)
+        load = self.load_inquirer.get_loads()  # taken now (SGLang's /v1/loads may be a snapshot of minutes ago)
         out.internal_state[STATE_KEY] = {
-            "sglang_version": SGLANG_VERSION,
+            "sglang_version": SUPPORTED_SGLANG_VERSION,
+            "load": {"running": load.num_running_reqs, "waiting": load.num_waiting_reqs,
+                     "used_tokens": load.num_used_tokens},
             "schedule_policy": self.dynasor.queue.policy.value,
             "decode_rate": self.dynasor.rate.rate(default=0.0),
             "programs": self.dynasor.table.snapshot(now),

@@ -21,7 +21,9 @@ import os
 from typing import Any
 
 from dynasor.srt.config import DynasorServerConfig
+from dynasor.srt.context import run_startup_checks
 from dynasor.srt.server_defaults import CPU_DEFAULT_FLAGS, cpu_env, has_cuda
+from dynasor.srt.sglang_version import check_sglang_version
 
 
 def engine_defaults(on_cpu: bool) -> dict[str, Any]:
@@ -36,10 +38,14 @@ def engine_defaults(on_cpu: bool) -> dict[str, Any]:
 
 def launch_engine(model_path: str | None = None, config: DynasorServerConfig | None = None,
                   **engine_kwargs: Any) -> Any:
-    """Build an ``sglang.Engine`` whose scheduler is Dynasor's (program table, ordering, entropy)."""
+    """Build an ``sglang.Engine`` whose scheduler is Dynasor's (program table, ordering, entropy).
+
+    Refuses an unsupported SGLang release (unless ``config.allow_unsupported_sglang``) and an engine
+    whose hooks did not all apply (the hook self-check, in this process and in the scheduler's)."""
     from sglang.srt import plugins
 
     config = config or DynasorServerConfig()
+    check_sglang_version(config.allow_unsupported_sglang)
     policy = config.queue_policy
     if "schedule_policy" in engine_kwargs:
         raise ValueError("set the policy with DynasorServerConfig(schedule_policy=...), not schedule_policy")
@@ -61,9 +67,15 @@ def launch_engine(model_path: str | None = None, config: DynasorServerConfig | N
     try:
         import sglang
 
-        return sglang.Engine(**kwargs)
+        engine = sglang.Engine(**kwargs)
     finally:
         # The scheduler process has its environment now; servers started later from this
         # process (e.g. a stock baseline) must not inherit Dynasor's settings.
         os.environ.clear()
         os.environ.update(saved)
+    try:
+        run_startup_checks()  # the hook self-check of this process (the scheduler ran its own)
+    except Exception:
+        engine.shutdown()
+        raise
+    return engine

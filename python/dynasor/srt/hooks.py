@@ -19,7 +19,8 @@ from dynasor.srt.openai_hooks import add_chat_token_stats, add_completion_token_
 from dynasor.srt.openai_mode_hooks import handle_chat_request, handle_completion_request
 from dynasor.srt.queue_order_hooks import keep_deprioritized, order_with_programs, skip_lpm_sort
 from dynasor.srt.sampler_hooks import collect_token_stats, sample_with_token_stats
-from dynasor.srt.tokenizer_hooks import validate_request_tags
+from dynasor.srt.sglang_version import SUPPORTED_SGLANG_VERSION
+from dynasor.srt.tokenizer_hooks import abort_program_when_client_leaves, validate_request_tags
 
 
 def _always(config: DynasorServerConfig) -> bool:
@@ -45,6 +46,8 @@ _OPENAI = "sglang.srt.entrypoints.openai."
 HOOKS: tuple[Hook, ...] = (
     Hook(_MANAGERS + "scheduler.Scheduler", "REPLACE", DynasorScheduler),
     Hook(_MANAGERS + "tokenizer_manager.TokenizerManager.generate_request", "BEFORE", validate_request_tags),
+    Hook(_MANAGERS + "tokenizer_manager.TokenizerManager.generate_request", "AROUND",
+         abort_program_when_client_leaves),
     Hook("sglang.srt.layers.sampler.Sampler.forward", "AROUND", sample_with_token_stats),
     Hook(_MANAGERS + "scheduler_components.batch_result_processor.SchedulerBatchResultProcessor."
          "_maybe_collect_customized_info", "AFTER", collect_token_stats),
@@ -63,8 +66,42 @@ HOOKS: tuple[Hook, ...] = (
 )
 
 
+class HookCheckError(RuntimeError):
+    """Some Dynasor hooks did not apply (their SGLang targets changed): the server must not start."""
+
+
 def active_hooks(config: DynasorServerConfig) -> list[Hook]:
     return [hook for hook in HOOKS if hook.applies(config)]
+
+
+def missing_hooks(config: DynasorServerConfig) -> list[str]:
+    """Targets of the active hooks that SGLang's HookRegistry did not patch in this process, or
+    whose class replacement is not in place. Call after ``load_plugins()`` applied the hooks."""
+    import pkgutil
+
+    from sglang.srt.plugins.hook_registry import HookRegistry
+
+    missing = []
+    for hook in active_hooks(config):
+        if hook.target not in HookRegistry._patched:
+            missing.append(hook.target)
+        elif hook.kind == "REPLACE" and isinstance(hook.function, type):
+            try:
+                if pkgutil.resolve_name(hook.target) is not hook.function:
+                    missing.append(hook.target)
+            except (ImportError, AttributeError, ValueError):
+                missing.append(hook.target)
+    return missing
+
+
+def verify_hooks(config: DynasorServerConfig) -> None:
+    """The hook self-check: raise ``HookCheckError`` naming every target that is not patched."""
+    missing = missing_hooks(config)
+    if missing:
+        raise HookCheckError(
+            f"Dynasor hook self-check failed: {len(missing)} of {len(active_hooks(config))} hooks did not apply "
+            f"(SGLang changed these targets): {', '.join(missing)}. Dynasor was written against sglang=="
+            f"{SUPPORTED_SGLANG_VERSION}; refusing to run half-way.")
 
 
 def install_hooks(config: DynasorServerConfig) -> list[Hook]:

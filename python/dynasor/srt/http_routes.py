@@ -4,20 +4,29 @@
 - ``GET  /dynasor/programs/{program_id}``: one program (the caller proves it holds the id).
 - ``POST /dynasor/programs/{program_id}/abort``: abort every waiting and running request of the
   program, including requests still being tokenized (they are aborted once dispatched). Callers
-  of those requests get finish reason ``abort``; SGLang frees their KV.
+  of those requests get finish reason ``abort``; SGLang frees their KV. The abort is final: a
+  request of the program that arrives later, for as long as the server remembers the program
+  (``--dynasor-program-ttl``), is ended at once with finish reason ``abort``.
+- ``GET  /dynasor/load``: running and waiting requests and KV tokens in use, taken now, summed over
+  data-parallel ranks (SGLang's ``/v1/loads`` is a snapshot refreshed only now and then while busy).
+- ``GET  /dynasor/instance``: this launch's id and the server's pid, so whoever started a server can
+  tell that the one answering is theirs.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import ORJSONResponse
 
+from dynasor.core.instance import INSTANCE_ROUTE
 from dynasor.core.tag import TagError, program_key, validate_program_id
 from dynasor.scheduler.program_table import merge_summaries
-from dynasor.srt.config import DynasorServerConfig
 from dynasor.srt.dynasor_scheduler import STATE_KEY
+from dynasor.srt.server_state import ServerState
+from dynasor.srt.sglang_version import installed_sglang_version
 from dynasor.srt.tokenizer_hooks import abort_program_requests
 
 
@@ -31,19 +40,32 @@ def _error(status: int, message: str) -> ORJSONResponse:
     return ORJSONResponse({"error": {"message": message, "code": status}}, status_code=status)
 
 
+async def _dynasor_states() -> list[dict[str, Any]]:
+    return [s.get(STATE_KEY, {}) for s in await _tokenizer_manager().get_internal_state()]
+
+
 async def _programs() -> dict[str, dict[str, Any]]:
-    states = await _tokenizer_manager().get_internal_state()
-    return merge_summaries([s.get(STATE_KEY, {}).get("programs", {}) for s in states])
+    return merge_summaries([s.get("programs", {}) for s in await _dynasor_states()])
 
 
 class ProgramRoutes:
-    """The ``/dynasor/programs`` routes of one server; ``key_secret`` is the server's program-key secret."""
+    """The ``/dynasor`` routes of one server, over its main-process state."""
 
-    def __init__(self, key_secret: bytes) -> None:
-        self.key_secret = key_secret
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+        self.key_secret = state.config.key_secret_bytes
 
     def key(self, program_id: str) -> str:
         return program_key(program_id, self.key_secret)
+
+    async def load(self) -> ORJSONResponse:
+        loads = [s.get("load", {}) for s in await _dynasor_states()]
+        return ORJSONResponse({key: sum(int(x.get(key, 0)) for x in loads)
+                               for key in ("running", "waiting", "used_tokens")} | {"ranks": len(loads)})
+
+    async def instance(self) -> ORJSONResponse:
+        return ORJSONResponse({"instance_id": self.state.config.instance_id, "pid": os.getpid(),
+                               "sglang_version": installed_sglang_version()})
 
     async def list_programs(self) -> ORJSONResponse:
         programs = await _programs()
@@ -65,14 +87,18 @@ class ProgramRoutes:
             validate_program_id(program_id)
         except TagError as e:
             return _error(400, str(e))
+        self.state.aborted.add(program_id)  # first: a request arriving from now on is ended at once
         aborted = await abort_program_requests(_tokenizer_manager(), program_id)
         if not aborted and self.key(program_id) not in await _programs():
             return _error(404, "program not found (never seen, or done and expired)")
         return ORJSONResponse({"program_key": self.key(program_id), "aborted_requests": aborted})
 
 
-def install_routes(app: FastAPI, config: DynasorServerConfig) -> None:
-    routes = ProgramRoutes(config.key_secret_bytes)
+def install_routes(app: FastAPI, state: ServerState) -> None:
+    routes = ProgramRoutes(state)
+    app.add_api_route(INSTANCE_ROUTE, routes.instance, methods=["GET"])
+    app.add_api_route("/dynasor/load", routes.load, methods=["GET"])
     app.add_api_route("/dynasor/programs", routes.list_programs, methods=["GET"])
     app.add_api_route("/dynasor/programs/{program_id}", routes.get_program, methods=["GET"])
     app.add_api_route("/dynasor/programs/{program_id}/abort", routes.abort_program, methods=["POST"])
+

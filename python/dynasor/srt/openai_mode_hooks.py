@@ -11,7 +11,7 @@ already parsed and Starlette caches (``Request.json``). Without it, or when ther
 With it, the request goes through SGLang's own ``_validate_request`` and ``_convert_to_internal_request``
 (chat template, stop strings, generation-config defaults, as the plain request would get them) and
 then to the installed ``ModeRunner`` (``dynasor.modes.job``; the launcher installs
-``dynasor.modes.runner.ProgramModeRunner`` with ``use_mode_runner``), which runs the program on the
+``dynasor.modes.runner.ProgramModeRunner`` in the server state), which runs the program on the
 TokenizerManager (``tokenizer_engine``). Shapes and options: ``dynasor.modes``.
 """
 
@@ -37,27 +37,24 @@ from dynasor.modes.options import (
     program_sampling_params,
     token_budget,
 )
+from dynasor.modes.outcome import ModeOutcome
 from dynasor.modes.responses import ResponseMeta, chunk_body, response_body, sse, usage_chunk_body
+from dynasor.srt.server_state import current_server_state
 from dynasor.srt.tokenizer_engine import TokenizerManagerEngine
 
 logger = logging.getLogger(__name__)
 
+DISCONNECT_POLL_S = 0.25
 _MISSING = object()
 _DONE = object()
-_runner: ModeRunner | None = None
-
-
-def use_mode_runner(runner: ModeRunner | None) -> None:
-    """Install what runs dynasor-mode requests in this process (the launcher does, at start)."""
-    global _runner
-    _runner = runner
 
 
 def _mode_runner() -> ModeRunner:
-    if _runner is None:
+    state = current_server_state()
+    if state is None or state.mode_runner is None:
         raise RuntimeError("dynasor modes are not available: no mode runner installed (start the server with "
                            "`dynasor serve`)")
-    return _runner
+    return state.mode_runner
 
 
 async def _dynasor_field(raw_request: Any) -> Any:
@@ -108,6 +105,26 @@ def prepare_job(serving: Any, request: Any, raw_request: Any, options: ModeOptio
     room = serving.tokenizer_manager.context_len - prompt_tokens - reserve
     explicit = explicit_max_tokens(request, sampling)
     return ModeJob(options, prompt, params, token_budget(explicit, room, param), explicit)
+
+
+async def _unless_disconnected(run: Awaitable[ModeOutcome], raw_request: Any,
+                                poll_s: float = DISCONNECT_POLL_S) -> ModeOutcome:
+    """Await the run, but cancel it (the runner then aborts its program in the engine) as soon as
+    the HTTP client is gone: SGLang itself notices a disconnect only every few seconds."""
+    task = asyncio.ensure_future(run)
+    is_disconnected = getattr(raw_request, "is_disconnected", None)
+    if is_disconnected is None:
+        return await task
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=poll_s)
+            if done:
+                return task.result()
+            if await is_disconnected():
+                raise ValueError("the client disconnected; the dynasor program was aborted")
+    finally:
+        if not task.done():
+            task.cancel()
 
 
 def _include_usage(request: Any) -> bool:
@@ -176,7 +193,8 @@ async def _handle(endpoint: str, original: Callable[..., Awaitable[Any]], servin
         events = _events(job, meta, serving, raw_request, _include_usage(request))
         return StreamingResponse(events, media_type="text/event-stream")
     try:
-        outcome = await runner.run(job, TokenizerManagerEngine(serving.tokenizer_manager, raw_request))
+        run = runner.run(job, TokenizerManagerEngine(serving.tokenizer_manager, raw_request))
+        outcome = await _unless_disconnected(run, raw_request)
     except ValueError as e:  # a request of the program was rejected, or the client disconnected
         return serving.create_error_response(str(e))
     except Exception as e:

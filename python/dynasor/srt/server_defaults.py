@@ -41,6 +41,17 @@ def flag_given(argv: list[str], flag: str) -> bool:
     return any(arg in spellings or arg.split("=", 1)[0] in spellings for arg in argv)
 
 
+def flag_value(argv: list[str], flag: str) -> str | None:
+    """The value of ``flag`` in argv (``--f v`` or ``--f=v``, dash or underscore spelling); the last wins."""
+    spellings = {flag, "--" + flag[2:].replace("-", "_")}
+    value = None
+    for i, arg in enumerate(argv):
+        name, eq, inline = arg.partition("=")
+        if name in spellings:
+            value = inline if eq else (argv[i + 1] if i + 1 < len(argv) else None)
+    return value
+
+
 def with_defaults(argv: list[str], on_cpu: bool) -> list[str]:
     """``argv`` plus every default flag the user did not give."""
     out = list(argv)

@@ -10,6 +10,11 @@ table's size (``/dynasor/programs``), running and waiting requests and KV tokens
 (``/dynasor/load``), and p50/p99 latency per request kind over the interval. After the load the
 server is given ``--drain`` seconds to become idle, then sampled once more.
 
+Memory: the KV pool is allocated at start but paged in as its slots are first written, so the
+server's RSS grows until the radix cache has once filled the pool (``cached_tokens`` reaching
+``capacity_tokens``), then stays flat. A started server therefore gets ``--kv-tokens`` of KV (8,192:
+the load fills it within the warm-up; the CPU default of 32,768 takes about 18 minutes).
+
 Figures (top-level keys of the JSON): ``server_errors`` (5xx answers), ``stuck_requests`` (running +
 waiting at the end), ``kv_idle_at_end`` (KV in use back to its value before the load),
 ``max_programs`` (largest program table; it must stay bounded by the TTL), ``rss_slope_mb_per_min``
@@ -34,21 +39,25 @@ from benchmark.soak.load import KINDS, Outcome, worker
 from dynasor.core.stats import quantile
 
 
-def group_rss_mb(pid: int) -> float:
-    """Resident memory of every process in ``pid``'s process group (the server and its children)."""
+def group_rss_mb(pid: int) -> dict[str, float]:
+    """Resident memory of every process in ``pid``'s process group (the server and its children),
+    per process name (``sglang::scheduler``, ...; the launcher is ``main``) and in ``total``."""
     import os
 
     import psutil
 
     pgid = os.getpgid(pid)
-    total = 0
-    for proc in psutil.process_iter(["pid"]):
+    out: dict[str, float] = {}
+    for proc in psutil.process_iter(["pid", "name"]):
         try:
-            if os.getpgid(proc.pid) == pgid:
-                total += proc.memory_info().rss
+            if os.getpgid(proc.pid) != pgid:
+                continue
+            name = "main" if proc.pid == pid else str(proc.info["name"])
+            out[name] = out.get(name, 0.0) + proc.memory_info().rss / 2**20
         except (ProcessLookupError, psutil.Error, OSError):
             continue
-    return total / 2**20
+    out["total"] = sum(out.values())
+    return out
 
 
 def slope_per_minute(points: list[tuple[float, float]]) -> float | None:
@@ -81,9 +90,12 @@ async def sample(http: httpx.AsyncClient, pid: int, began: float, outcomes: list
     load = (await http.get("/dynasor/load")).json()
     programs = (await http.get("/dynasor/programs")).json()
     live = sum(p["state"] != "done" for p in programs["programs"])
-    return {"t": time.monotonic() - began, "rss_mb": group_rss_mb(pid), "programs": programs["count"],
+    rss = group_rss_mb(pid)
+    return {"t": time.monotonic() - began, "rss_mb": rss.pop("total"), "rss_mb_by_process": rss,
+            "programs": programs["count"],
             "live_programs": live, "running": load["running"], "waiting": load["waiting"],
-            "used_tokens": load["used_tokens"], "requests": len(outcomes) - since,
+            "used_tokens": load["used_tokens"], "cached_tokens": load.get("cached_tokens"),
+            "capacity_tokens": load.get("capacity_tokens"), "requests": len(outcomes) - since,
             "latency": latency_summary(outcomes[since:])}
 
 
@@ -143,6 +155,10 @@ def summarize(run: dict[str, Any], warmup: float) -> dict[str, Any]:
     }
 
 
+def samples_capacity(run: dict[str, Any]) -> int | None:
+    return run["final"].get("capacity_tokens")
+
+
 def plot(run: dict[str, Any], summary: dict[str, Any], path: Path, title: str) -> None:
     import matplotlib
 
@@ -152,9 +168,14 @@ def plot(run: dict[str, Any], summary: dict[str, Any], path: Path, title: str) -
     samples = [*run["samples"], run["final"]]
     minutes = [s["t"] / 60 for s in samples]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    axes[0].plot(minutes, [s["rss_mb"] for s in samples], marker=".")
+    axes[0].plot(minutes, [s["rss_mb"] for s in samples], marker=".", label="RSS")
     axes[0].set(title=f"server RSS (slope {summary['rss_slope_mb_per_min'] or 0:+.2f} MB/min after warm-up)",
                 xlabel="minutes", ylabel="MB")
+    cache = axes[0].twinx()
+    cache.plot(minutes, [(s.get("cached_tokens") or 0) / max(s.get("capacity_tokens") or 1, 1) for s in samples],
+               color="tab:gray", linestyle="--", label="radix cache / KV capacity")
+    cache.set(ylabel="cached tokens / KV capacity", ylim=(0, 1.05))
+    cache.legend(loc="lower right", fontsize=7)
     axes[1].plot(minutes, [s["programs"] for s in samples], label="programs in table", marker=".")
     axes[1].plot(minutes, [s["running"] + s["waiting"] for s in samples], label="running + waiting", marker=".")
     axes[1].set(title="program table and engine queue", xlabel="minutes")
@@ -180,15 +201,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--drain", type=float, default=60.0, help="seconds the server has to become idle after the load")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--program-ttl", type=float, default=60.0, help="--dynasor-program-ttl of a started server")
+    ap.add_argument("--kv-tokens", type=int, default=8192, help="--max-total-tokens of a started server")
     ap.add_argument("--out", type=Path, default=RESULTS / "soak.json")
     args = ap.parse_args(argv)
-    extra = ["--dynasor-program-ttl", str(args.program_ttl)]
+    extra = ["--dynasor-program-ttl", str(args.program_ttl), "--max-total-tokens", str(args.kv_tokens)]
     with dynasor_server(args, "soak_server", extra) as served:
         run = asyncio.run(soak(served.url, args.duration, args.sample_every, args.workers, args.seed, args.drain))
     summary = summarize(run, args.warmup)
     report = {**summary, "benchmark": "soak", "machine": machine_info(), "server": served.info,
               "duration_s": args.duration, "sample_every_s": args.sample_every, "warmup_s": args.warmup,
               "workers": args.workers, "seed": args.seed, "program_ttl_s": args.program_ttl if not args.url else None,
+              "kv_tokens": args.kv_tokens if not args.url else samples_capacity(run),
               "samples": [*run["samples"], run["final"]], "outcomes": run["outcomes"]}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     png = args.out.with_suffix(".png")

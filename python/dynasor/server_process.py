@@ -114,7 +114,11 @@ class ServerProcess:
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - the server writes it until stop() closes it
         self.proc = subprocess.Popen(self.argv, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
-        self.wait_ready(timeout)
+        try:
+            self.wait_ready(timeout)
+        except BaseException:  # not ready, or interrupted (Ctrl-C) while waiting: leave nothing behind
+            self.stop()
+            raise
         return self
 
     def is_ours(self) -> bool:

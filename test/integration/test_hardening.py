@@ -98,17 +98,20 @@ async def test_an_abort_is_final_for_requests_sent_around_and_after_it(url):
 
 
 async def test_an_abort_is_final_for_tagged_openai_requests(url):
+    api = openai.AsyncOpenAI(base_url=url + "/v1", api_key="none")
     async with AsyncDynasorClient(url) as client:
         pid = client.new_program()
-        first = asyncio.create_task(client.generate("Story:", LONG, program=pid))
-        await asyncio.sleep(0.5)
+        tag = {"custom_params": {"dynasor": {"program_id": pid}}, "ignore_eos": True}
+        messages = [{"role": "user", "content": "Tell a long story."}]
+        in_flight = asyncio.create_task(api.chat.completions.create(model="default", messages=messages,
+                                                                    max_tokens=400, extra_body=tag))
+        await asyncio.sleep(1.0)
         await client.abort_program(pid)
-        await first
-    api = openai.AsyncOpenAI(base_url=url + "/v1", api_key="none")
-    tag = {"custom_params": {"dynasor": {"program_id": pid}}}
+        interrupted = await asyncio.wait_for(in_flight, timeout=60)
     chat = await api.chat.completions.create(model="default", messages=[{"role": "user", "content": "Hi"}],
                                              max_tokens=200, extra_body=tag)
     completion = await api.completions.create(model="default", prompt="Hi", max_tokens=200, extra_body=tag)
+    assert interrupted.choices[0].finish_reason == "abort" and interrupted.usage.completion_tokens < 400
     assert chat.choices[0].finish_reason == "abort" and completion.choices[0].finish_reason == "abort"
     assert chat.usage.completion_tokens <= 1 and completion.usage.completion_tokens <= 1
 

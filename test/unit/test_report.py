@@ -86,7 +86,8 @@ def results(tmp_path):
 
 
 def test_load_results_picks_batch_and_online(results):
-    batch, online = report.load_results(results)
+    found = report.load_results(results)
+    batch, online = found["batch"], found["online"]
     assert [p.name for p, _ in batch] == ["batch_quick.json"] and [p.name for p, _ in online] == ["online_quick.json"]
 
 

@@ -65,3 +65,16 @@ def test_readiness_needs_the_launch_id_not_just_health(tmp_path):
     unchecked = fake(tmp_path, reported_id="anything", expected_id=None)  # stock servers: /health only
     with unchecked:
         assert unchecked.is_ours()
+
+
+def test_an_interrupted_start_leaves_no_process(tmp_path, monkeypatch):
+    server = fake(tmp_path, "launch-1")
+
+    def interrupted(timeout):
+        time.sleep(1.0)  # the server (and its child) are up by now
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(server, "wait_ready", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        server.start()
+    assert server.pid is not None and not group_alive(server.pid)

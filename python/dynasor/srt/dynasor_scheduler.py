@@ -124,7 +124,8 @@ class DynasorScheduler(sgl_scheduler.Scheduler):
         out.internal_state[STATE_KEY] = {
             "sglang_version": SUPPORTED_SGLANG_VERSION,
             "load": {"running": load.num_running_reqs, "waiting": load.num_waiting_reqs,
-                     "used_tokens": load.num_used_tokens},
+                     "used_tokens": load.num_used_tokens, "cached_tokens": self.tree_cache.evictable_size(),
+                     "capacity_tokens": self.max_total_num_tokens},
             "schedule_policy": self.dynasor.queue.policy.value,
             "decode_rate": self.dynasor.rate.rate(default=0.0),
             "programs": self.dynasor.table.snapshot(now),

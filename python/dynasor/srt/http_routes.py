@@ -7,8 +7,9 @@
   of those requests get finish reason ``abort``; SGLang frees their KV. The abort is final: a
   request of the program that arrives later, for as long as the server remembers the program
   (``--dynasor-program-ttl``), is ended at once with finish reason ``abort``.
-- ``GET  /dynasor/load``: running and waiting requests and KV tokens in use, taken now, summed over
-  data-parallel ranks (SGLang's ``/v1/loads`` is a snapshot refreshed only now and then while busy).
+- ``GET  /dynasor/load``: running and waiting requests, KV tokens in use, KV tokens the radix cache
+  holds (evictable) and the KV capacity, taken now, summed over data-parallel ranks (SGLang's
+  ``/v1/loads`` is a snapshot refreshed only now and then while busy).
 - ``GET  /dynasor/instance``: this launch's id and the server's pid, so whoever started a server can
   tell that the one answering is theirs.
 """
@@ -61,7 +62,8 @@ class ProgramRoutes:
     async def load(self) -> ORJSONResponse:
         loads = [s.get("load", {}) for s in await _dynasor_states()]
         return ORJSONResponse({key: sum(int(x.get(key, 0)) for x in loads)
-                               for key in ("running", "waiting", "used_tokens")} | {"ranks": len(loads)})
+                               for key in ("running", "waiting", "used_tokens", "cached_tokens", "capacity_tokens")}
+                              | {"ranks": len(loads)})
 
     async def instance(self) -> ORJSONResponse:
         return ORJSONResponse({"instance_id": self.state.config.instance_id, "pid": os.getpid(),

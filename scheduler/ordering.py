@@ -23,16 +23,15 @@ prefix, then queue arrival, then request id. SGLang's in-batch prefix deduplicat
 meaning: requests it deprioritised (they share a still uncached prefix with an earlier waiting
 request) go after every other request, and come first on the next step because their program is
 then in service and their prefix is cached. Every key ends in a unique id, so the order is
-deterministic. Cost: one pass buckets requests by group, the groups are sorted once (one key per
-group), and only groups holding several requests sort their own members: O(n log n) at worst.
+deterministic. The keys live here; ``group_order.py`` keeps groups in key order between steps
+(and its ``order_waiting`` ranks a queue from scratch).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 
 class QueuePolicy(str, Enum):
@@ -77,92 +76,31 @@ class ProgramView(NamedTuple):
     remaining_work: float  # tokens; service time = remaining_work / decode rate
 
 
-@dataclass(frozen=True)
-class Ordering:
-    order: list[int]  # permutation of the waiting requests
-    escalated: frozenset[str]  # program ids escalated in this step
-    next_escalation_at: float = float("inf")  # earliest time a waiting group crosses its bound
+UNTAGGED_GROUP = "\x00"  # group id prefix of an untagged request (program ids are printable)
 
 
-def _in_group_key(r: WaitingRequest) -> tuple:
+def group_of(r: WaitingRequest) -> str:
+    """A program's requests form one group; an untagged request is a group of its own."""
+    return r.program_id if r.program_id is not None else UNTAGGED_GROUP + r.rid
+
+
+def in_group_key(r: WaitingRequest) -> tuple:
+    """Inside a group: longest cached prefix, then queue arrival, then request id (unique)."""
     return (-r.cached_tokens, r.queued_at, r.rid)
 
 
-def order_waiting(
-    waiting: Sequence[WaitingRequest],
-    programs: Mapping[str, ProgramView],
-    policy: QueuePolicy,
-    now: float,
-    guard: StarvationGuard = StarvationGuard(),
-    decode_rate: float = 100.0,
-) -> Ordering:
-    """Permutation of ``waiting`` under ``policy``; stock policies keep the given order."""
-    if policy.is_stock or not waiting:
-        return Ordering(list(range(len(waiting))), frozenset())
-    watch = policy is QueuePolicy.GANG_SJF
-
-    # One pass buckets the requests by group (a program id, or the index of an untagged request).
-    members: dict[str | int, list[int]] = {}
-    oldest: dict[str | int, float] = {}
-    deprioritized: set[int] = set()
-    for i, r in enumerate(waiting):
-        group: str | int = i if r.program_id is None else r.program_id
-        bucket = members.get(group)
-        if bucket is None:
-            members[group] = [i]
-            oldest[group] = r.queued_at
-        else:
-            bucket.append(i)
-            if r.queued_at < oldest[group]:
-                oldest[group] = r.queued_at
-        if r.deprioritized:
-            deprioritized.add(i)
-
-    rate = max(decode_rate, 1e-6)
-    next_escalation_at = float("inf")
-    escalated: set[str] = set()
-    ranked: list[tuple[tuple, str | int]] = []
-    for group, queued_at in oldest.items():
-        if isinstance(group, int):
-            r = waiting[group]
-            first_arrival, in_service, work, group_id = r.queued_at, False, r.expected_tokens, r.rid
-        else:
-            view = programs.get(group) or ProgramView(queued_at, False, 0.0)
-            first_arrival, in_service, work, group_id = view.first_arrival, view.in_service, view.remaining_work, group
-        escalate = False
-        if watch and not in_service:
-            due = queued_at + guard.bound(work / rate)
-            if now > due:
-                escalate = True
-                if not isinstance(group, int):
-                    escalated.add(group)
-            elif due < next_escalation_at:
-                next_escalation_at = due
-        ranked.append((_group_key(policy, first_arrival, in_service, work, now - queued_at, escalate, group_id),
-                       group))
-    ranked.sort(key=_first)  # keys end in a unique id: a total, deterministic order
-
-    order: list[int] = []
-    for _, group in ranked:
-        bucket = members[group]
-        if len(bucket) > 1:
-            bucket.sort(key=lambda i: _in_group_key(waiting[i]))
-        order.extend(bucket)
-    if deprioritized:
-        order = [i for i in order if i not in deprioritized] + [i for i in order if i in deprioritized]
-    return Ordering(order, frozenset(escalated), next_escalation_at)
+def untagged_view(r: WaitingRequest) -> ProgramView:
+    """An untagged request behaves as a one-request program that arrived when it did."""
+    return ProgramView(r.queued_at, False, r.expected_tokens)
 
 
-def _first(item: tuple) -> Any:
-    return item[0]
-
-
-def _group_key(policy: QueuePolicy, first_arrival: float, in_service: bool, remaining_work: float,
-               waited_s: float, escalate: bool, group_id: str) -> tuple:
+def group_key(policy: QueuePolicy, view: ProgramView, oldest_queued_at: float, escalate: bool, group: str) -> tuple:
+    """Rank of a group under ``policy`` (smaller first). Every key ends in the group id, so the order
+    is total and deterministic; an escalated group's rank (longest wait first) does not move with time."""
     if policy is QueuePolicy.PROGRAM_FIFO:
-        return (1, first_arrival, group_id)
+        return (1, view.first_arrival, group)
     if policy is QueuePolicy.GANG:
-        return (1, 0 if in_service else 1, first_arrival, group_id)
+        return (1, 0 if view.in_service else 1, view.first_arrival, group)
     if escalate:
-        return (0, -waited_s, 0, 0.0, first_arrival, group_id)
-    return (1, 0.0, 0 if in_service else 1, remaining_work, first_arrival, group_id)
+        return (0, oldest_queued_at, 0, 0.0, view.first_arrival, group)
+    return (1, 0.0, 0 if view.in_service else 1, view.remaining_work, view.first_arrival, group)

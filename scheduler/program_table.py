@@ -20,6 +20,8 @@ from dynasor.core.tag import program_key
 from dynasor.scheduler.ordering import ProgramView
 from dynasor.scheduler.token_stats_aggregate import TokenStatsAggregate
 
+PRIOR_TOLERANCE = 0.1  # relative move of the server-wide mean output length before estimates follow
+
 
 def program_state(waiting: int, running: int) -> str:
     """``running`` if any request runs, else ``waiting`` if any waits, else ``done``."""
@@ -74,6 +76,9 @@ class ProgramEntry:
     escalated: bool = False
     version: int = 0  # bumped by every event that can change the program's scheduling view
     cached_view: tuple[int, float, ProgramView] | None = None  # (version, prior, view)
+    # Work of the waiting requests, for one expected output length: (expected, tokens). Progress
+    # moves only running requests, so a step re-sums a program's running requests, not its queue.
+    waiting_work: tuple[float, float] | None = None
 
     @property
     def mean_entropy(self) -> float | None:
@@ -127,15 +132,18 @@ class ProgramTable:
         self.live_token_stats_requests = 0
         self.live_programs = 0
         # Server-wide mean output length of finished requests: the SJF prior of a program with no history.
+        # Estimates use a copy that follows the mean only once it moved by PRIOR_TOLERANCE: every
+        # estimate built on the prior stays put meanwhile, and ``prior_epoch`` says when it moved.
         self.default_output_tokens = default_output_tokens
         self._finished_requests = 0
         self._finished_tokens = 0
+        self._prior = default_output_tokens
+        self.prior_epoch = 0
         self.programs: dict[str, ProgramEntry] = {}
         self.requests: dict[str, RequestRecord] = {}
         self._done: OrderedDict[str, float] = OrderedDict()
-        # Bumped by arrivals, admissions, requeues and finishes (not by decode progress): while it
-        # stands still and the waiting queue is unchanged, the last ordering is still valid.
-        self.epoch = 0
+        # Programs whose scheduling view may have changed since the queue orderer last drained it.
+        self.changed: set[str] = set()
 
     def __len__(self) -> int:
         return len(self.programs)
@@ -183,10 +191,20 @@ class ProgramTable:
         )
         self.live_token_stats_requests += token_stats
         prog.waiting.add(rid)
+        prog.waiting_work = None
         prog.prompt_tokens += prompt_tokens
-        prog.version += 1
-        self.epoch += 1
+        self._touch(prog)
         return started
+
+    def _touch(self, prog: ProgramEntry) -> None:
+        """An event that can change the program's scheduling view."""
+        prog.version += 1
+        self.changed.add(prog.program_id)
+
+    def drain_changed(self) -> set[str]:
+        """Programs touched since the last call."""
+        changed, self.changed = self.changed, set()
+        return changed
 
     def _move(self, rid: str, source: RequestState, target: RequestState) -> tuple[RequestRecord, ProgramEntry] | None:
         """Move a request between the waiting and running sets of its program, if it is in ``source``."""
@@ -197,9 +215,9 @@ class ProgramTable:
         sets = {RequestState.WAITING: prog.waiting, RequestState.RUNNING: prog.running}
         sets[source].discard(rid)
         sets[target].add(rid)
+        prog.waiting_work = None
         rec.state = target
-        prog.version += 1
-        self.epoch += 1
+        self._touch(prog)
         return rec, prog
 
     def on_requeued(self, rid: str, now: float) -> None:
@@ -225,7 +243,7 @@ class ProgramTable:
         prog.generated_tokens += generated_tokens - rec.generated_tokens
         rec.generated_tokens = generated_tokens
         prog.last_service = now
-        prog.version += 1
+        self._touch(prog)
 
     def wants_token_stats(self, rid: str) -> bool:
         rec = self.requests.get(rid)
@@ -254,10 +272,11 @@ class ProgramTable:
             self.live_token_stats_requests -= 1
             if len(prog.finished_token_stats) < self.MAX_KEPT_REQUEST_STATS:
                 prog.finished_token_stats.append({**rec.token_stats.summary(), "aborted": aborted})
-        prog.waiting.discard(rid)
+        if rid in prog.waiting:
+            prog.waiting.discard(rid)
+            prog.waiting_work = None
         prog.running.discard(rid)
-        prog.version += 1
-        self.epoch += 1
+        self._touch(prog)
         if aborted:
             prog.aborted += 1
         else:
@@ -265,6 +284,10 @@ class ProgramTable:
             prog.finished_generated_tokens += rec.generated_tokens
             self._finished_requests += 1
             self._finished_tokens += rec.generated_tokens
+            mean = self._finished_tokens / self._finished_requests
+            if abs(mean - self._prior) > PRIOR_TOLERANCE * self._prior:
+                self._prior = mean
+                self.prior_epoch += 1
         if prog.live:
             return None
         self.live_programs -= 1
@@ -275,10 +298,9 @@ class ProgramTable:
 
     # --- estimates for scheduling -----------------------------------------------------------
     def expected_output_tokens_prior(self) -> float:
-        """Tokens a request with no program history is expected to generate (server-wide mean)."""
-        if self._finished_requests:
-            return self._finished_tokens / self._finished_requests
-        return self.default_output_tokens
+        """Tokens a request with no program history is expected to generate (server-wide mean, moved
+        in steps of PRIOR_TOLERANCE)."""
+        return self._prior
 
     def expected_output_tokens(self, prog: ProgramEntry) -> float:
         """Tokens one more request of ``prog`` is expected to generate (program locality first)."""
@@ -292,15 +314,22 @@ class ProgramTable:
             done_since_hint = prog.generated_tokens - prog.hint_generated_tokens
             return max(prog.remaining_work_hint - done_since_hint, 0.0)
         per_request = self.expected_output_tokens(prog)
+        cached = prog.waiting_work
+        if cached is None or cached[0] != per_request:
+            cached = prog.waiting_work = (per_request, self._work_of(prog.waiting, per_request))
+        return cached[1] + self._work_of(prog.running, per_request)
+
+    def _work_of(self, rids: set[str], per_request: float) -> float:
+        """Tokens the requests still have to generate, each expected to make ``per_request`` in all
+        (capped by its ``max_new_tokens``)."""
         requests = self.requests
         total = 0.0
-        for rids in (prog.waiting, prog.running):
-            for rid in rids:
-                rec = requests[rid]
-                cap = rec.max_new_tokens
-                expected = per_request if cap is None or cap > per_request else cap
-                if expected > rec.generated_tokens:
-                    total += expected - rec.generated_tokens
+        for rid in rids:
+            rec = requests[rid]
+            cap = rec.max_new_tokens
+            expected = per_request if cap is None or cap > per_request else cap
+            if expected > rec.generated_tokens:
+                total += expected - rec.generated_tokens
         return total
 
     def view(self, program_id: str) -> ProgramView | None:
@@ -339,6 +368,7 @@ class ProgramTable:
                 break
             self._done.popitem(last=False)
             self.programs.pop(program_id, None)
+            self.changed.discard(program_id)
             dropped += 1
         return dropped
 
@@ -346,6 +376,7 @@ class ProgramTable:
         while len(self._done) > self.max_done_programs:
             program_id, _ = self._done.popitem(last=False)
             self.programs.pop(program_id, None)
+            self.changed.discard(program_id)
 
     # --- views ------------------------------------------------------------------------------
     def get(self, program_id: str) -> ProgramEntry | None:

@@ -68,8 +68,14 @@ def test_completion_order_under_policy(dynasor_server, policy, grouped):
     )
     with server:
         order = completion_order(server.url)
-    print(f"\n[{policy}] completion order {''.join(order)}")
+        with DynasorClient(server.url) as client:
+            load = client.get("/dynasor/load")
+            reasons = client.get("/server_info")["internal_states"][0]["dynasor"]["full_rerank_reasons"]
+    print(f"\n[{policy}] completion order {''.join(order)}; queue orders {load['queue_reorders']}, "
+          f"from scratch {load['queue_full_reranks']} {reasons}")
     if grouped:
         assert switches(order) == 1  # AAAABBBB or BBBBAAAA
+        # the live scheduler's events keep the order between steps: not every step ranks from scratch
+        assert 1 <= load["queue_full_reranks"] < load["queue_reorders"]
     else:
         assert switches(order) >= 3

@@ -7,6 +7,8 @@ process's ``SchedulerContext`` and reports request lifecycle events to its ``Pro
 - arrival: ``_create_generation_req`` (SGLang's documented extension point) and
   ``_add_request_to_queue`` (requeue after retraction);
 - admission: every request of the batch returned by ``_get_new_batch_prefill_raw``;
+- the queue orderer hears of every request put into and admitted from the waiting queue (it keeps
+  the queue in order between steps: ``queue_orderer.py``);
 - progress and normal finish: ``stream_output`` of the output streamer, called every step;
 - ends outside the stream (aborted while queued, rejected): ``send_abort_output``.
 
@@ -105,11 +107,14 @@ class DynasorScheduler(sgl_scheduler.Scheduler):
     def _add_request_to_queue(self, req: Req, is_retracted: bool = False) -> None:
         self.program_tracker.on_queued(req)
         super()._add_request_to_queue(req, is_retracted)
+        if self.waiting_queue and self.waiting_queue[-1] is req:
+            self.dynasor.queue.note_queued(req)
 
     def _get_new_batch_prefill_raw(self, *args: Any, **kwargs: Any) -> Any:
         batch, running_batch = super()._get_new_batch_prefill_raw(*args, **kwargs)
         if batch is not None:
             self.program_tracker.on_prefill_batch(batch.reqs)
+            self.dynasor.queue.note_admitted(batch.reqs)
         return batch, running_batch
 
     def send_abort_output(self, abort_req: Any, req: Req) -> None:
@@ -125,8 +130,11 @@ class DynasorScheduler(sgl_scheduler.Scheduler):
             "sglang_version": SUPPORTED_SGLANG_VERSION,
             "load": {"running": load.num_running_reqs, "waiting": load.num_waiting_reqs,
                      "used_tokens": load.num_used_tokens, "cached_tokens": self.tree_cache.evictable_size(),
-                     "capacity_tokens": self.max_total_num_tokens},
+                     "capacity_tokens": self.max_total_num_tokens,
+                     "queue_reorders": self.dynasor.queue.reorders,
+                     "queue_full_reranks": self.dynasor.queue.full_reranks},
             "schedule_policy": self.dynasor.queue.policy.value,
+            "full_rerank_reasons": dict(self.dynasor.queue.full_rerank_reasons),
             "decode_rate": self.dynasor.rate.rate(default=0.0),
             "programs": self.dynasor.table.snapshot(now),
         }

@@ -9,7 +9,8 @@
   (``--dynasor-program-ttl``), is ended at once with finish reason ``abort``.
 - ``GET  /dynasor/load``: running and waiting requests, KV tokens in use, KV tokens the radix cache
   holds (evictable) and the KV capacity, taken now, summed over data-parallel ranks (SGLang's
-  ``/v1/loads`` is a snapshot refreshed only now and then while busy).
+  ``/v1/loads`` is a snapshot refreshed only now and then while busy); and how many scheduling
+  steps wrote a new queue order, and how many of those ranked it from scratch.
 - ``GET  /dynasor/instance``: this launch's id and the server's pid, so whoever started a server can
   tell that the one answering is theirs.
 """
@@ -62,7 +63,8 @@ class ProgramRoutes:
     async def load(self) -> ORJSONResponse:
         loads = [s.get("load", {}) for s in await _dynasor_states()]
         return ORJSONResponse({key: sum(int(x.get(key, 0)) for x in loads)
-                               for key in ("running", "waiting", "used_tokens", "cached_tokens", "capacity_tokens")}
+                               for key in ("running", "waiting", "used_tokens", "cached_tokens", "capacity_tokens",
+                                           "queue_reorders", "queue_full_reranks")}
                               | {"ranks": len(loads)})
 
     async def instance(self) -> ORJSONResponse:

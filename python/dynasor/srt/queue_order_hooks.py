@@ -38,8 +38,7 @@ def order_with_programs(original: Callable[..., Any], schedule_policy: Any, wait
         return original(schedule_policy, waiting_queue, *args, **kwargs)
     setattr(schedule_policy, DEPRIORITIZED_ATTR, set())
     result = original(schedule_policy, waiting_queue, *args, **kwargs)
-    if len(waiting_queue) > 1:
-        orderer.reorder(waiting_queue, getattr(schedule_policy, DEPRIORITIZED_ATTR))
+    orderer.reorder(waiting_queue, getattr(schedule_policy, DEPRIORITIZED_ATTR))
     return result
 
 

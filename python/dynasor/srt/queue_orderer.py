@@ -1,94 +1,191 @@
 """The waiting-queue order of one scheduler process, over SGLang's ``Req`` objects (sglang==0.5.23).
 
-``QueueOrderer.reorder`` turns SGLang's waiting queue into ``WaitingRequest`` rows, asks
-``dynasor.scheduler.ordering.order_waiting`` for the permutation and applies it in place.
+``QueueOrderer.reorder`` puts SGLang's waiting queue in program order, in place, at every
+scheduling step. It keeps the queue's requests in a ``GroupOrder`` between steps and feeds it what
+changed, so a step with 10,000 waiting requests costs about what changed, not a sort:
 
-A step re-ranks only when something the order depends on changed: the waiting queue (arrivals,
-admissions, or SGLang's own lpm sort below 128 waiting requests), the table's epoch (arrivals,
-admissions, requeues, finishes), a starvation bound falling due, or ``REFRESH_S`` elapsing (decode
-progress moves remaining-work estimates without bumping the epoch). Otherwise the queue is
-already in order and the step costs one identity comparison of the queue.
+- requests SGLang put into the queue (``note_queued``, from ``_add_request_to_queue``) and the
+  requests it admitted (``note_admitted``, the prefill batch) since the last step;
+- the programs the table touched (arrival, admission, progress, finish: ``ProgramTable.changed``);
+- starvation bounds that passed (``GroupOrder``'s own heap).
+
+Before the new order replaces the queue, it must hold exactly the queue's requests. Usually SGLang
+admitted a prefix of the last order and appended what it queued, which list comparisons confirm;
+otherwise the length and the sum of object ids must match (the orderer holds every request it
+tracks, so a request it does not know cannot share an id with one it does). A change it was not
+told of (an abort of a waiting request, SGLang's queue limit dropping one, the queues of
+disaggregation or pipeline parallelism) fails that check and the step ranks the queue from
+scratch, as does a move of the table's server-wide output-length prior. A step in which nothing
+changed costs a few list comparisons.
+
+Inside a program, members are ordered by cached prefix length (longest first), then arrival. Up to
+``PREFIX_MATCH_MAX_WAITING`` waiting requests SGLang's ``lpm`` pass matches every prefix each step
+and the members whose length moved are re-placed; above it SGLang stops matching (it falls back to
+fcfs) and members keep the place they had. Requests SGLang held back for in-batch prefix sharing
+go last (``deprioritized_last``) without changing the kept order.
 """
 
 from __future__ import annotations
 
 import operator
+from collections import Counter
 import time
 from typing import TYPE_CHECKING, Any
 
-from dynasor.scheduler.ordering import (
-    Ordering,
-    ProgramView,
-    QueuePolicy,
-    StarvationGuard,
-    WaitingRequest,
-    order_waiting,
-)
+from dynasor.scheduler.group_order import GroupOrder, deprioritized_last
+from dynasor.scheduler.ordering import QueuePolicy, StarvationGuard, WaitingRequest
 from dynasor.scheduler.program_table import ProgramTable
 from dynasor.scheduler.rate import RateMeter
 
 if TYPE_CHECKING:
     from dynasor.srt.metrics import ProgramMetrics
 
-REFRESH_S = 0.05
+# SGLang's lpm matches prefixes only up to 128 waiting requests (WAITING_QUEUE_PREFIX_MATCH_MAX).
+PREFIX_MATCH_MAX_WAITING = 128
+MAX_PENDING_EVENTS = 8192
+RID = operator.attrgetter("rid")
+CACHED_LEN = operator.attrgetter("num_matched_prefix_tokens")
 
 
 class QueueOrderer:
-    """The queue policy of a scheduler process, the table and decode rate it reads, and the last
-    ordering with what it depended on."""
+    """The queue policy of a scheduler process, the table and decode rate it reads, and the waiting
+    requests in order as of the last step."""
 
     def __init__(self, table: ProgramTable, policy: QueuePolicy, guard: StarvationGuard, rate: RateMeter) -> None:
         self.table, self.policy, self.guard, self.rate = table, policy, guard, rate
         self.metrics: ProgramMetrics | None = None
-        self._last_queue: list[Any] = []
-        self._last_epoch = -1
-        self._valid_until = 0.0
+        self._groups: GroupOrder[Any] | None = None  # None: must rank from scratch
+        self._id_sum = 0  # sum of id() over the requests in _groups
+        self._cached_len: dict[str, int] = {}  # rid -> cached prefix length its place was given for
+        self._events: list[tuple[bool, Any]] = []  # (queued, req) since the last step
+        self._last: list[Any] = []  # the queue as the last step left it
+        self._last_deprioritized: set[str] = set()
+        self._prior_epoch = -1
+        self.reorders = 0  # steps that wrote a new order (tests and benchmarks read these two)
+        self.full_reranks = 0  # of which ranked from scratch
+        self.full_rerank_reasons: Counter[str] = Counter()
 
-    def still_ordered(self, waiting_queue: list[Any], deprioritized: set[str]) -> bool:
-        """Nothing the last ordering depended on has changed (see the module docstring)."""
-        last = self._last_queue
-        return (
-            self.table.epoch == self._last_epoch and not deprioritized
-            and time.time() < self._valid_until and len(waiting_queue) == len(last)
-            and all(map(operator.is_, waiting_queue, last))
-        )
+    # --- what SGLang did to the queue between two steps -------------------------------------
+    def note_queued(self, req: Any) -> None:
+        if self._groups is not None:
+            self._events.append((True, req))
+            self._bound_events()
 
+    def note_admitted(self, reqs: list[Any]) -> None:
+        if self._groups is not None:
+            self._events.extend((False, req) for req in reqs)
+            self._bound_events()
+
+    def _bound_events(self) -> None:
+        """Steps without a reorder (an empty queue) must not pile events up: rank afresh instead."""
+        if len(self._events) > MAX_PENDING_EVENTS:
+            self.forget()
+
+    def forget(self) -> None:
+        """Drop the kept order: the next step ranks the queue from scratch."""
+        self._groups = None
+        self._events.clear()
+
+    # --- one step -----------------------------------------------------------------------------
     def reorder(self, waiting_queue: list[Any], deprioritized: set[str]) -> None:
-        """Sort ``waiting_queue`` in place by the program policy, unless it is still in order."""
-        if self.still_ordered(waiting_queue, deprioritized):
+        """Put ``waiting_queue`` in program order, in place."""
+        changed = self.table.drain_changed()
+        groups, now = self._groups, time.time()
+        if groups is None or self.table.prior_epoch != self._prior_epoch:
+            self._rerank(waiting_queue, deprioritized, "no kept order" if groups is None else "prior moved")
             return
-        ordering = self.order(waiting_queue, deprioritized)
-        waiting_queue[:] = [waiting_queue[i] for i in ordering.order]
-        self._last_queue, self._last_epoch = list(waiting_queue), self.table.epoch
-        self._valid_until = min(time.time() + REFRESH_S, ordering.next_escalation_at)
+        had_events = bool(self._events)
+        as_reported = self._is_last_order_after_events(waiting_queue)
+        self._apply_events(groups)
+        if not as_reported and (len(waiting_queue) != groups.size or sum(map(id, waiting_queue)) != self._id_sum):
+            self._rerank(waiting_queue, deprioritized, "unreported change")
+            return
+        if len(waiting_queue) <= PREFIX_MATCH_MAX_WAITING:
+            self._reread_cached_lengths(groups, waiting_queue)
+        changed = {pid for pid in changed if groups.has_group(pid)}  # programs with requests waiting
+        if (not had_events and not changed and not groups.pending and now < groups.next_escalation_at
+                and deprioritized == self._last_deprioritized):
+            return  # nothing the order depends on changed
+        for pid in changed:
+            groups.touch(pid)
+        self._note_escalated(groups.refresh(now, self.table.view, self.rate.rate(default=100.0)))
+        self._write(waiting_queue, groups.items(), deprioritized)
 
-    def order(self, waiting_queue: list[Any], deprioritized: set[str]) -> Ordering:
-        table = self.table
-        wall_now, perf_now = time.time(), time.perf_counter()
-        rate = self.rate.rate(default=100.0)
-        rows: list[WaitingRequest] = []
-        views: dict[str, ProgramView] = {}
-        records = table.requests
-        for req in waiting_queue:
-            rid = req.rid
-            rec = records.get(rid)
-            if rec is not None:
-                pid = rec.program_id
-                if pid not in views:
-                    view = table.view(pid)
-                    if view is not None:
-                        views[pid] = view
-                rows.append(WaitingRequest(rid, pid, rec.queued_at, req.num_matched_prefix_tokens,
-                                           rid in deprioritized))
+    def _is_last_order_after_events(self, waiting_queue: list[Any]) -> bool:
+        """The common case, checked exactly by list comparisons: SGLang admitted a prefix of the last
+        order and appended the requests it queued (or did nothing). Otherwise the length and the sum
+        of object ids decide, once the events are applied."""
+        last, events = self._last, self._events
+        if not events:
+            return waiting_queue == last
+        admitted = [req for queued, req in events if not queued]
+        arrived = [req for queued, req in events if queued]
+        k, kept = len(admitted), len(last) - len(admitted)
+        return (len(waiting_queue) == kept + len(arrived) and all(map(operator.is_, last[:k], admitted))
+                and waiting_queue[:kept] == last[k:] and waiting_queue[kept:] == arrived)
+
+    def _apply_events(self, groups: GroupOrder[Any]) -> None:
+        for queued, req in self._events:
+            if queued:
+                if req.rid not in groups:
+                    self._track(groups, req)
             else:
-                queued_at = wall_now - (perf_now - (req.time_stats.wait_queue_entry_time or perf_now))
-                max_new = req.sampling_params.max_new_tokens
-                expected = table.expected_output_tokens_prior()
-                rows.append(WaitingRequest(req.rid, None, queued_at, req.num_matched_prefix_tokens,
-                                           req.rid in deprioritized,
-                                           expected if max_new is None else min(expected, max_new)))
-        ordering = order_waiting(rows, views, self.policy, wall_now, self.guard, rate)
-        for pid in ordering.escalated:
-            if table.on_escalated(pid) and self.metrics is not None:
+                self._untrack(groups, req)
+        self._events.clear()
+
+    def _track(self, groups: GroupOrder[Any], req: Any) -> None:
+        groups.add(self._row(req), req)
+        self._id_sum += id(req)
+        self._cached_len[req.rid] = req.num_matched_prefix_tokens
+
+    def _untrack(self, groups: GroupOrder[Any], req: Any) -> None:
+        if groups.remove(req.rid) is not None:
+            self._id_sum -= id(req)
+            del self._cached_len[req.rid]
+
+    def _reread_cached_lengths(self, groups: GroupOrder[Any], waiting_queue: list[Any]) -> None:
+        """SGLang's lpm pass has just matched every waiting request's prefix: members whose cached
+        length moved take their new place in their group (one C-level comparison when none moved)."""
+        now_cached = list(map(CACHED_LEN, waiting_queue))
+        if now_cached == list(map(self._cached_len.get, map(RID, waiting_queue))):
+            return
+        for req, cached in zip(waiting_queue, now_cached):
+            if self._cached_len.get(req.rid, cached) != cached:
+                self._untrack(groups, req)
+                self._track(groups, req)
+
+    def _rerank(self, waiting_queue: list[Any], deprioritized: set[str], reason: str) -> None:
+        """Rank the queue from scratch and keep it as the state of the next steps."""
+        self.full_reranks += 1
+        self.full_rerank_reasons[reason] += 1
+        self._events.clear()
+        self._prior_epoch = self.table.prior_epoch
+        groups: GroupOrder[Any] = GroupOrder(self.policy, self.guard)
+        groups.extend((self._row(req), req) for req in waiting_queue)
+        self._note_escalated(groups.refresh(time.time(), self.table.view, self.rate.rate(default=100.0)))
+        self._groups, self._id_sum = groups, sum(map(id, waiting_queue))
+        self._cached_len = dict(zip(map(RID, waiting_queue), map(CACHED_LEN, waiting_queue)))
+        self._write(waiting_queue, groups.items(), deprioritized)
+
+    def _write(self, waiting_queue: list[Any], order: list[Any], deprioritized: set[str]) -> None:
+        if deprioritized:
+            order = deprioritized_last(order, list(map(deprioritized.__contains__, map(RID, order))))
+        self.reorders += 1
+        self._last, self._last_deprioritized = order, set(deprioritized)
+        waiting_queue[:] = order
+
+    def _row(self, req: Any) -> WaitingRequest:
+        rec = self.table.requests.get(req.rid)
+        if rec is not None:
+            return WaitingRequest(req.rid, rec.program_id, rec.queued_at, req.num_matched_prefix_tokens)
+        wall_now, perf_now = time.time(), time.perf_counter()
+        queued_at = wall_now - (perf_now - (req.time_stats.wait_queue_entry_time or perf_now))
+        max_new = req.sampling_params.max_new_tokens
+        expected = self.table.expected_output_tokens_prior()
+        return WaitingRequest(req.rid, None, queued_at, req.num_matched_prefix_tokens, False,
+                              expected if max_new is None else min(expected, max_new))
+
+    def _note_escalated(self, escalated: list[str]) -> None:
+        for pid in escalated:
+            if self.table.on_escalated(pid) and self.metrics is not None:
                 self.metrics.on_escalated()
-        return ordering

@@ -28,8 +28,8 @@ go last (``deprioritized_last``) without changing the kept order.
 from __future__ import annotations
 
 import operator
-from collections import Counter
 import time
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from dynasor.scheduler.group_order import GroupOrder, deprioritized_last

@@ -13,7 +13,8 @@ from dynasor.certaindex import (
     probe_consistent,
     reward_certaindex,
 )
-from dynasor.certaindex.answers import extract_boxed, normalize_answer
+from dynasor.certaindex.answers import extract_boxed
+from dynasor.certaindex.equivalence import normalize_answer
 
 
 @pytest.mark.parametrize(

@@ -1,12 +1,7 @@
 """Certaindex: how settled a reasoning program's answer is (paper §3, paper-notes.md §2)."""
 
-from dynasor.certaindex.answers import (
-    answers_equivalent,
-    cluster_answers,
-    extract_answer,
-    extract_probe_answer,
-    is_correct,
-)
+from dynasor.certaindex.answers import extract_answer, extract_probe_answer
+from dynasor.certaindex.equivalence import answers_equivalent, canonical_answer, cluster_answers, is_correct
 from dynasor.certaindex.signals import (
     HESITATION_WORDS,
     all_pass,
@@ -22,6 +17,7 @@ __all__ = [
     "all_pass",
     "answer_certaindex",
     "answers_equivalent",
+    "canonical_answer",
     "cluster_answers",
     "extract_answer",
     "extract_probe_answer",

@@ -15,7 +15,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 
-from dynasor.certaindex.answers import answers_equivalent, cluster_answers
+from dynasor.certaindex.equivalence import answers_equivalent, cluster_answers
 from dynasor.core.window import lowest_window_mean
 
 __all__ = [

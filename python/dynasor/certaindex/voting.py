@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from dynasor.certaindex.answers import cluster_answers
+from dynasor.certaindex.equivalence import cluster_answers
 
 
 def majority_vote(answers: Sequence[str | None]) -> str | None:

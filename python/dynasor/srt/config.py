@@ -80,6 +80,8 @@ class DynasorServerConfig:
     eviction: str = setting("program", "radix-cache eviction: 'program' evicts prefixes held only by done programs "
                             "before those of live programs (uses SGLang's Python tree core); 'sglang' keeps "
                             "SGLang's own", choices=EVICTION_CHOICES)
+    step_log: str = setting("", "append one JSON line per scheduling step to this file (time in scheduling, forward, "
+                            "queue ordering and radix cache; for finding where throughput goes; off when empty)")
     allow_unsupported_sglang: bool = setting(False, "start even if the installed SGLang is not the version Dynasor's "
                                              "hooks were written against (logged)")
     # Per-server secret of the program keys shown in listings (see dynasor.core.tag.program_key).

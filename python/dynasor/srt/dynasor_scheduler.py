@@ -12,6 +12,8 @@ process's ``SchedulerContext`` and reports request lifecycle events to its ``Pro
 - progress and normal finish: ``stream_output`` of the output streamer, called every step;
 - ends outside the stream (aborted while queued, rejected): ``send_abort_output``.
 
+With ``--dynasor-step-log`` it also times every step (``step_log.py``).
+
 A request that the main process marked as belonging to an already aborted program
 (``dynasor.core.tag.ABORTED_MARKER``) is ended at once with finish reason ``abort``, the way SGLang
 ends a rejected request (its prompt cut to one token, so the step it passes through costs nothing).
@@ -37,6 +39,7 @@ from dynasor.srt.context import SchedulerContext, activate_context, run_startup_
 from dynasor.srt.metrics import ProgramMetrics
 from dynasor.srt.program_tracker import ProgramTracker
 from dynasor.srt.sglang_version import SUPPORTED_SGLANG_VERSION
+from dynasor.srt.step_log import TREE_METHODS, StepLog
 
 logger = logging.getLogger(__name__)
 
@@ -81,11 +84,38 @@ class DynasorScheduler(sgl_scheduler.Scheduler):
         if not self.spec_algorithm.is_none():
             self.dynasor.token_stats_enabled = False  # speculative verify bypasses Sampler.forward
             logger.warning("Dynasor: per-token entropy is off with speculative decoding (%s)", self.spec_algorithm)
+        self.step_log: StepLog | None = None
+        if config.step_log:
+            self._arm_step_log(StepLog(config.step_log))
         logger.info(
             "Dynasor active in scheduler pid=%d (sglang %s): program table on, program ttl %.0fs, "
             "schedule policy %s, eviction %s",
             os.getpid(), SUPPORTED_SGLANG_VERSION, config.program_ttl, config.schedule_policy, config.eviction,
         )
+
+    def _arm_step_log(self, log: StepLog) -> None:
+        self.step_log = log
+        log.instrument(self.tree_cache, TREE_METHODS, "tree_s")
+        log.instrument(self.dynasor.queue, ("reorder",), "order_s")
+        log.instrument(self.dynasor.tracker, ("on_stream", "on_prefill_batch"), "track_s")
+        logger.info("Dynasor: step log to %s", self.dynasor.config.step_log)
+
+    def get_next_batch_to_run(self, *args: Any, **kwargs: Any) -> Any:
+        if self.step_log is None:
+            return super().get_next_batch_to_run(*args, **kwargs)
+        return self.step_log.timed(super().get_next_batch_to_run, "schedule_s")(*args, **kwargs)
+
+    def run_batch(self, *args: Any, **kwargs: Any) -> Any:
+        if self.step_log is None:
+            return super().run_batch(*args, **kwargs)
+        return self.step_log.timed(super().run_batch, "run_s")(*args, **kwargs)
+
+    def process_batch_result(self, batch: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.step_log is None:
+            return super().process_batch_result(batch, *args, **kwargs)
+        result = self.step_log.timed(super().process_batch_result, "result_s")(batch, *args, **kwargs)
+        self.step_log.end_step(batch, len(self.waiting_queue), len(self.running_batch.reqs))
+        return result
 
     @property
     def program_tracker(self) -> ProgramTracker:

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmark.online.bootstrap import attainment_interval, rate_ratio_intervals
 from benchmark.online.metrics import (
     ProgramRecord,
     RateBound,
@@ -19,6 +20,7 @@ from benchmark.online.metrics import (
     cdf_points,
     fairness_values,
     max_sustained_rate,
+    met,
     rate_ratio,
     tightest_slo_scale,
     window_stats,
@@ -34,8 +36,9 @@ def rate_key(rate: float) -> str:
 def summarize_window(window: Mapping[str, Any], deadlines: DeadlineModel, slo_scale: float,
                      slo_scales: Sequence[float], target: float) -> dict[str, Any]:
     """One (system, rate) window: attainment at the primary scale and at every swept scale."""
-    records = [ProgramRecord.from_json(r) for r in window["records"]]
+    records = sorted((ProgramRecord.from_json(r) for r in window["records"]), key=lambda r: r.index)  # trace order
     units = [deadlines.unit(r.level) for r in records]
+    outcomes = [met(r, slo_scale * u) for r, u in zip(records, units)]
     workload = window["workload"]
     by_level: dict[str, Any] = {}
     for level in sorted({r.level for r in records}):
@@ -45,6 +48,8 @@ def summarize_window(window: Mapping[str, Any], deadlines: DeadlineModel, slo_sc
                                 "accuracy": sum(judged) / len(judged) if judged else None}
     return {"rate": workload["rate"], **window_stats(records, workload["duration"]), "by_level": by_level,
             "primary": attainment(records, [slo_scale * u for u in units]).to_json(),
+            "primary_interval": list(attainment_interval(outcomes)) if outcomes else None,
+            "outcomes": outcomes,
             "vs_slo_scale": [{"slo_scale": s, **attainment(records, [s * u for u in units]).to_json()}
                              for s in slo_scales],
             "tightest_slo_scale": tightest_slo_scale(records, units, target),
@@ -83,9 +88,13 @@ def summarize(systems: Mapping[str, Mapping[str, Any]], deadlines: DeadlineModel
             entry["max_rate"] = bounds[name].to_json()
         per_system[name] = entry
     by_scale = {f"{scale:g}": _bounds_at_scale(per_system, scale, target) for scale in slo_scales}
+    paired = {name: {w["rate"]: w["outcomes"] for w in entry["windows"]} for name, entry in per_system.items()
+              if entry["windows"] and not entry["error"]}
+    intervals = rate_ratio_intervals(paired, [b for b in BASELINES if b in paired], target) if paired else {}
     for name, entry in per_system.items():
         entry["rate_ratio_vs"] = {base: _ratio_json(*rate_ratio(bounds[name], bounds[base]))
                                   for base in BASELINES if name in bounds and base in bounds}
+        entry["rate_ratio_interval_vs"] = intervals.get(name, {})
         entry["max_rate_by_slo_scale"] = {
             key: {"max_rate": found[name].to_json(),
                   "ratio_vs": {base: _ratio_json(*rate_ratio(found[name], found[base]))
@@ -189,14 +198,42 @@ def _tightest_table(systems: Mapping[str, Any], rates: list[float], target: floa
                  head, rows)
 
 
+def _interval_cell(entry: Mapping[str, Any] | None) -> str:
+    if not entry:
+        return "-"
+    if entry.get("low") is None:
+        return f"undefined ({entry.get('defined', 0):.0%})"
+    verdict = "excl. 1" if entry["excludes_1"] else "incl. 1"
+    return f"{entry['low']:.2f}-{entry['high']:.2f}x {verdict}"
+
+
+def _interval_table(systems: Mapping[str, Any], rates: list[float]) -> list[str]:
+    head = (f"{'system':<30} | " + " | ".join(f"{'att@' + rate_key(r):>13}" for r in rates)
+            + f" | {'max rate vs fcfs':>24} | {'max rate vs lpm':>24}")
+    rows = []
+    for name, s in systems.items():
+        if s["error"]:
+            continue
+        by_rate = {w["rate"]: w for w in s["windows"]}
+        cells = []
+        for r in rates:
+            ci = by_rate[r].get("primary_interval") if r in by_rate else None
+            cells.append(f"{ci[0]:.2f}-{ci[1]:.2f}" if ci else "-")
+        ratio = s.get("rate_ratio_interval_vs", {})
+        vs = [f"{_interval_cell(ratio.get(base)):>24}" for base in ("sglang-fcfs", "sglang-lpm")]
+        rows.append(f"{name:<30} | " + " | ".join(f"{c:>13}" for c in cells) + " | " + " | ".join(vs))
+    return _grid("95% bootstrap intervals (paired over the one trace): attainment per rate, and the maximum-rate ratio "
+                 "(whether it excludes 1.0; 'undefined' when too few replicates interpolate a rate)", head, rows)
+
+
 def format_tables(summary: Mapping[str, Any]) -> str:
     """Attainment per rate, maximum sustained rate and its ratios; the maximum rate at every SLO
     scale; the tightest SLO scale per rate."""
     systems = summary["systems"]
     rates = sorted({w["rate"] for s in systems.values() for w in s["windows"]})
     target = summary["target"]
-    lines = (_rate_table(systems, rates, target, summary["slo_scale"]) + _scale_table(systems, target)
-             + _tightest_table(systems, rates, target))
+    lines = (_rate_table(systems, rates, target, summary["slo_scale"]) + _interval_table(systems, rates)
+             + _scale_table(systems, target) + _tightest_table(systems, rates, target))
     return "\n".join(lines)
 
 

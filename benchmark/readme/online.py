@@ -48,6 +48,23 @@ def _ratio(value: Any) -> str:
     return f"≥ {low:.2f}x" if low is not None else (f"≤ {high:.2f}x" if high is not None else "–")
 
 
+def _attainment_cell(window: Mapping[str, Any]) -> str:
+    """Attainment, with its 95% bootstrap interval when the result has one."""
+    value = num((window.get("primary") or {}).get("attainment"), ".2f")
+    interval = window.get("primary_interval")
+    return f"{value} [{interval[0]:.2f}–{interval[1]:.2f}]" if interval else value
+
+
+def _ratio_interval(entry: Any) -> str:
+    """The ratio's 95% bootstrap interval and whether it excludes 1.0 (when the result has one)."""
+    if not isinstance(entry, Mapping):
+        return ""
+    if entry.get("low") is None:
+        return f" (interval undefined: {num((entry.get('defined') or 0) * 100, '.0f')}% of replicates)"
+    verdict = "excludes 1.0" if entry.get("excludes_1") else "includes 1.0"
+    return f" (95% {entry['low']:.2f}–{entry['high']:.2f}x, {verdict})"
+
+
 def _windows(system: Mapping[str, Any]) -> dict[float, Mapping[str, Any]]:
     return {w["rate"]: w for w in system.get("windows") or [] if isinstance(w, Mapping) and "rate" in w}
 
@@ -59,7 +76,8 @@ def _rates(systems: Mapping[str, Any]) -> list[float]:
 def _online_rate_table(systems: Mapping[str, Any], target: float, scale: Any) -> list[str]:
     """Attainment per rate, maximum sustained rate, its ratios, and what the programs cost."""
     rates = _rates(systems)
-    out = [f"Deadline attainment at SLO scale {num(scale, 'g')} per rate (programs/s); the maximum rate with "
+    out = [f"Deadline attainment at SLO scale {num(scale, 'g')} per rate (programs/s) [95% bootstrap interval]; "
+           "the maximum rate with "
            f"{num(target * 100, '.0f')}% attainment (interpolated) and its ratio to stock SGLang; tokens, "
            "accuracy and early stops of the finished programs.", "",
            "| system | " + " | ".join(f"att@{r:g}" for r in rates) + " | max rate | "
@@ -73,8 +91,7 @@ def _online_rate_table(systems: Mapping[str, Any], target: float, scale: Any) ->
                        + " – |" * (len(rates) + len(BASELINES) + 3))
             continue
         by_rate = _windows(s)
-        cells = [num((by_rate[r].get("primary") or {}).get("attainment"), ".2f") if r in by_rate else "–"
-                 for r in rates]
+        cells = [_attainment_cell(by_rate[r]) if r in by_rate else "–" for r in rates]
         ws = list(by_rate.values())
         finished = sum(w.get("finished") or 0 for w in ws)
         judged = [(w["accuracy"], w.get("finished") or 0) for w in ws if isinstance(w.get("accuracy"), (int, float))]
@@ -83,8 +100,9 @@ def _online_rate_table(systems: Mapping[str, Any], target: float, scale: Any) ->
         tokens = sum(w.get("tokens") or 0 for w in ws) / finished if finished else None
         accuracy = sum(a * n for a, n in judged) / n_judged if n_judged else None
         stopped = sum(w.get("stopped_early") or 0 for w in ws)
+        intervals = s.get("rate_ratio_interval_vs") or {}
         out.append(f"| {label} | " + " | ".join(cells) + f" | {_rate(s.get('max_rate'))} | "
-                   + " | ".join(_ratio(ratios.get(b)) for b in BASELINES)
+                   + " | ".join(_ratio(ratios.get(b)) + _ratio_interval(intervals.get(b)) for b in BASELINES)
                    + f" | {num(tokens)} | {num(accuracy, '.2f')} | {stopped}/{finished} |")
     return out + [""]
 

@@ -72,6 +72,7 @@ class OnlinePreset:
     slo_scale: float = 2.0
     target: float = 0.9
     sc_launch: str = "staged"
+    systems: str = "all"
 
 
 # --quick on 2 CPU cores: 5 servers x ~30 s start + ~25 s of oracle solo runs + 6 systems x (3 windows of one
@@ -80,6 +81,13 @@ PRESETS: dict[str, OnlinePreset] = {
     "quick": OnlinePreset(rates="0.2,0.35,0.5", duration=None, programs_per_rate=8, drain_max=10.0, cap=6,
                           detect_at=3, max_new_tokens=32, temperature=0.3, levels="0:0.5,1:0.5", oracle_runs=2,
                           slo_scales="1,1.5,2,3,4", arrivals="scaled", max_running_requests=16),
+    # --preset cpu-powered: >= 100 programs per rate per system, paired bootstrap intervals; small programs (4
+    # branches of <= 24 tokens) so that 2 CPU cores reach the knee at a rate where 100 programs take minutes, not
+    # hours. Rates from a pilot (see the README's results section); about an hour with nothing else running.
+    "cpu-powered": OnlinePreset(rates="0.3,0.5,0.7", duration=None, programs_per_rate=100, drain_max=10.0, cap=4,
+                                detect_at=2, max_new_tokens=24, temperature=0.3, levels="0:0.5,1:0.5", oracle_runs=3,
+                                slo_scales="1,1.5,2,3,4", arrivals="scaled", max_running_requests=16,
+                                systems="sglang-fcfs,sglang-lpm,gang-sjf,gang-sjf+certaindex"),
     "full": OnlinePreset(rates="0.5,1,2,4,8", duration=300.0, programs_per_rate=None, drain_max=300.0, cap=20,
                          detect_at=5, max_new_tokens=256, temperature=0.8, levels="1:0.25,2:0.25,3:0.25,4:0.25",
                          oracle_runs=5, slo_scales="0.5,1,1.5,2,2.5,3,4", arrivals="poisson", max_running_requests=0),
@@ -92,7 +100,10 @@ def floats(spec: str) -> list[float]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="small-scale CPU sizes (defaults below marked quick/full)")
+    ap.add_argument("--quick", action="store_true", help="small-scale CPU sizes (defaults below marked quick/full); "
+                    "the same as --preset quick")
+    ap.add_argument("--preset", choices=sorted(PRESETS), help="sizes and systems: quick (smoke run), cpu-powered "
+                    "(>= 100 programs per rate on this CPU, about an hour), full (GPU scale; the default)")
     ap.add_argument("--rates", help="programs/s, comma separated (quick 0.15,0.3; full 0.5,1,2,4,8)")
     ap.add_argument("--duration", type=float, help="arrival window per rate, seconds (full 300)")
     ap.add_argument("--programs-per-rate", type=int, help="instead of --duration: each rate's window is N / rate "
@@ -115,7 +126,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--sc-launch", choices=["staged", "all"], help="certaindex systems: staged = detect-at "
                     "branches first, the rest only if the policy goes on (the paper's intra-program scheduler); "
                     "all = every branch at once, a stop aborts the rest (default staged)")
-    ap.add_argument("--systems", default="all", help="comma-separated subset, in run order (default all)")
+    ap.add_argument("--systems", help="comma-separated subset, in run order (default: the preset's; all = "
+                    "every system but gang-sjf)")
     add_server_flags(ap, url=False)
     ap.add_argument("--levels", help="level mix, e.g. 1:0.5,2:0.5 (quick 1:0.5,2:0.5; full 1-4 evenly)")
     ap.add_argument("--seed", type=int, default=0, help="arrival, problem and oracle seed")
@@ -132,8 +144,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--out-dir", type=Path, default=RESULTS)
     ap.add_argument("--replay", type=Path, help="re-summarise a saved JSON (new scales/target), no servers")
     args = ap.parse_args(argv)
-    args.given = apply_preset(args, PRESETS["quick" if args.quick else "full"])
-    args.tag = args.tag or ("quick" if args.quick else "full")
+    if args.quick and args.preset not in (None, "quick"):
+        ap.error("--quick and --preset exclude each other")
+    preset = "quick" if args.quick else (args.preset or "full")
+    args.quick = preset == "quick"
+    args.given = apply_preset(args, PRESETS[preset])
+    args.tag = args.tag or {"cpu-powered": "cpu"}.get(preset, preset)
+    args.preset = preset
     if args.oracle and args.base_deadline is not None:
         ap.error("--oracle and --base-deadline exclude each other")
     if args.difficulty_factors and args.base_deadline is None:
@@ -173,7 +190,8 @@ def server_extra(args: argparse.Namespace) -> list[str]:
 
 
 def title(args: argparse.Namespace, n_programs: int) -> str:
-    scale = "SMALL-SCALE (--quick, CPU)" if args.quick else "full"
+    scale = {"quick": "SMALL-SCALE (--quick, CPU)", "cpu-powered": "POWERED (--preset cpu-powered, CPU)"}.get(
+        args.preset, "full")
     model = Path(args.model_path).name if args.model_path else "default model (SmolLM2-135M)"
     window = (f"{args.programs_per_rate} programs each" if args.programs_per_rate else f"{args.duration:g}s each")
     return (f"{scale}: {model}, SC K={args.cap} (detect {args.detect_at}, {args.sc_launch}), T {args.temperature:g}, "
@@ -350,7 +368,8 @@ def main(argv: list[str] | None = None) -> None:
         deadlines = fixed_deadlines(args.base_deadline, sorted(mix), factors)
     shape = program_shape(args)
     report: dict[str, Any] = {
-        "benchmark": "online", "tag": args.tag, "small_scale": args.quick, "title": title(args, n_programs),
+        "benchmark": "online", "tag": args.tag, "preset": args.preset, "small_scale": args.preset != "full",
+        "title": title(args, n_programs),
         "machine": machine_info(), "model_path": args.model_path, "server_args": server_extra(args),
         "seed": args.seed, "level_mix": {str(k): v / sum(mix.values()) for k, v in sorted(mix.items())},
         "rates": floats(args.rates), "duration": args.duration, "programs_per_rate": args.programs_per_rate,

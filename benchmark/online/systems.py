@@ -12,6 +12,7 @@ sglang-lpm             stock    lpm                 even
 program-fifo           Dynasor  program-fifo        even   (Parrot-style application FIFO)
 gang                   Dynasor  gang                even
 gang+certaindex        Dynasor  gang                certaindex (StaticThreshold)
+gang-sjf               Dynasor  gang-sjf            even
 gang-sjf+certaindex    Dynasor  gang-sjf            certaindex: the full system
 =====================  =======  ==================  ===================================
 
@@ -59,15 +60,18 @@ SYSTEMS: dict[str, System] = {s.name: s for s in (
     System("program-fifo", "dynasor", "program-fifo", False, "program-fifo"),
     System("gang", "dynasor", "gang", False, "gang"),
     System("gang+certaindex", "dynasor", "gang", True, "gang + certaindex"),
+    System("gang-sjf", "dynasor", "gang-sjf", False, "gang-sjf"),
     System("gang-sjf+certaindex", "dynasor", "gang-sjf", True, "gang-sjf + certaindex (full)"),
 )}
 BASELINES = ("sglang-fcfs", "sglang-lpm")
+# What --systems all runs (gang-sjf without certaindex is for the powered preset's comparison).
+DEFAULT_SYSTEMS = ("sglang-fcfs", "sglang-lpm", "program-fifo", "gang", "gang+certaindex", "gang-sjf+certaindex")
 POLICY_FLAGS = ("--schedule-policy", "--dynasor-schedule-policy")
 
 
 def parse_systems(spec: str) -> list[System]:
-    """Comma-separated names (``all`` for every system), in the order given."""
-    names = list(SYSTEMS) if spec.strip() == "all" else [n.strip() for n in spec.split(",") if n.strip()]
+    """Comma-separated names (``all`` for ``DEFAULT_SYSTEMS``), in the order given."""
+    names = list(DEFAULT_SYSTEMS) if spec.strip() == "all" else [n.strip() for n in spec.split(",") if n.strip()]
     unknown = [n for n in names if n not in SYSTEMS]
     if unknown or not names:
         raise ValueError(f"unknown systems {unknown}; known: {', '.join(SYSTEMS)}")

@@ -222,8 +222,9 @@ def test_record_json_round_trip():
 
 
 def test_systems_table_and_flags():
-    assert list(systems.SYSTEMS) == ["sglang-fcfs", "sglang-lpm", "program-fifo", "gang", "gang+certaindex",
-                                     "gang-sjf+certaindex"]
+    assert [s.name for s in systems.parse_systems("all")] == ["sglang-fcfs", "sglang-lpm", "program-fifo", "gang",
+                                                              "gang+certaindex", "gang-sjf+certaindex"]
+    assert systems.SYSTEMS["gang-sjf"].schedule_policy == "gang-sjf" and not systems.SYSTEMS["gang-sjf"].certaindex
     assert [s.name for s in systems.parse_systems("gang, sglang-fcfs")] == ["gang", "sglang-fcfs"]
     for bad in ("gang,nope", "", "gang,gang"):
         with pytest.raises(ValueError):

@@ -25,6 +25,10 @@ def render_soak(path: Path, data: Mapping[str, Any], readme: Path) -> list[str]:
            f"| largest program table (`max_programs`) | {data.get('max_programs')} | bounded by the TTL |",
            f"| RSS slope after warm-up (`rss_slope_mb_per_min`) | {num(data.get('rss_slope_mb_per_min'), '+.2f')} "
            "MB/min | ≤ 1 MB/min |"]
+    by_process = data.get("rss_slope_mb_per_min_by_process") or {}
+    if by_process:
+        out.append("| RSS slope by process | " + ", ".join(f"{name} {num(value, '+.2f')}" for name, value
+                                                       in by_process.items()) + " MB/min | |")
     rss = data.get("rss_mb") or {}
     out += [f"| RSS first / after warm-up / last | {num(rss.get('first'), '.0f')} / "
             f"{num(rss.get('after_warmup'), '.0f')} / {num(rss.get('last'), '.0f')} MB | |", "",
@@ -32,6 +36,8 @@ def render_soak(path: Path, data: Mapping[str, Any], readme: Path) -> list[str]:
     for kind, row in (data.get("latency") or {}).items():
         out.append(f"| {kind} | {row.get('n')} | {num(row.get('p50'), '.2f')} | {num(row.get('p99'), '.2f')} | "
                    f"{row.get('server_errors')} |")
+    if data.get("note"):
+        out += ["", f"Note: {data['note']}"]
     if data.get("png"):
         out += ["", f"![soak]({link(data['png'], readme)})"]
     return [*out, ""]

@@ -147,6 +147,10 @@ def summarize(run: dict[str, Any], warmup: float) -> dict[str, Any]:
         "kv_idle_at_end": final["used_tokens"] == run["idle_tokens"],
         "max_programs": max(s["programs"] for s in [*samples, final]),
         "rss_slope_mb_per_min": slope_per_minute(after),
+        "rss_slope_mb_per_min_by_process": {
+            name: slope_per_minute([(s["t"], s["rss_mb_by_process"][name]) for s in samples
+                                    if s["t"] >= warmup and name in s.get("rss_mb_by_process", {})])
+            for name in samples[-1].get("rss_mb_by_process", {})},
         "rss_mb": {"first": samples[0]["rss_mb"], "after_warmup": after[0][1] if after else None,
                    "last": final["rss_mb"]},
         "requests": len(outcomes),
@@ -221,7 +225,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args.out.write_text(json.dumps(report, indent=1))
     print(f"\n{title}")
     for key in ("server_errors", "failed_requests", "stuck_requests", "kv_idle_at_end", "max_programs",
-                "rss_slope_mb_per_min", "rss_mb"):
+                "rss_slope_mb_per_min", "rss_slope_mb_per_min_by_process", "rss_mb"):
         print(f"  {key}: {summary[key]}")
     for kind, row in summary["latency"].items():
         p50 = f"{row['p50']:.2f}s" if row["p50"] is not None else "-"

@@ -8,11 +8,11 @@ The section lies between ``<!-- bench-results:start -->`` and ``<!-- bench-resul
 appended at the end of the README when the markers are missing. Batch results are the files with
 ``"benchmark": "batch"`` (``bench_batch.py``); online results are ``online_*.json`` (``bench_online.py``),
 read defensively: whatever of machine, sizes, maximum rates and ratios they hold is shown; then the
-scheduler overhead (``bench_overhead.py``), the entropy kernel measured on a GPU (``bench_entropy.py``) and
-soak runs (``soak/soak.py``). The
-renderers are in ``readme/``. Savings rows are the certaindex and length points at each policy's
-largest knob (a fixed rule, so no point is picked for looking good), plus the best certaindex point,
-labelled as such. Standard library only: it renders JSON and never imports the benchmarks.
+scheduler overhead (``bench_overhead.py``), the burst (``bench_burst.py``), the entropy kernel measured
+on a GPU (``bench_entropy.py``) and soak runs (``soak/soak.py``). The renderers are in ``readme/``.
+Savings rows are the certaindex and length points at each policy's largest knob (a fixed rule, so no
+point is picked for looking good), plus the best certaindex point, labelled as such. Standard
+library only: it renders JSON and never imports the benchmarks.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.readme.batch import render_batch
+from benchmark.readme.burst import render_burst
 from benchmark.readme.kernels import render_kernels
 from benchmark.readme.online import render_online
 from benchmark.readme.overhead import render_overhead
@@ -34,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- bench-results:start -->", "<!-- bench-results:end -->"
 
 
-KINDS = ("batch", "online", "overhead", "kernels", "soak")
+KINDS = ("batch", "online", "overhead", "burst", "kernels", "soak")
 
 
 def kind_of(path: Path, data: Mapping[str, Any]) -> str | None:
@@ -42,7 +43,7 @@ def kind_of(path: Path, data: Mapping[str, Any]) -> str | None:
         return "batch"
     if path.name.startswith("online_") or str(data.get("benchmark", "")).startswith("online"):
         return "online"
-    if data.get("benchmark") in ("soak", "overhead"):
+    if data.get("benchmark") in ("soak", "overhead", "burst"):
         return str(data["benchmark"])
     if data.get("device") == "cuda" and isinstance(data.get("kernel"), list):
         return "kernels"
@@ -66,8 +67,8 @@ def load_results(results_dir: Path) -> dict[str, list[tuple[Path, dict]]]:
     return found
 
 
-RENDERERS = {"batch": render_batch, "online": render_online, "overhead": render_overhead, "kernels": render_kernels,
-             "soak": render_soak}
+RENDERERS = {"batch": render_batch, "online": render_online, "overhead": render_overhead, "burst": render_burst,
+             "kernels": render_kernels, "soak": render_soak}
 
 
 def render(results_dir: Path, readme: Path) -> str:

@@ -43,14 +43,19 @@ class BurstSystem:
     name: str
     stock: bool
     flags: tuple[str, ...]
+    token_stats: bool = True  # tags ask for per-token entropy and confidence (the tag's default)
 
 
+NO_ESCALATION = ("--dynasor-starvation-floor", "3600", "--dynasor-starvation-cap", "3600")
 SYSTEMS = (
     BurstSystem("sglang-fcfs", True, ("--schedule-policy", "fcfs")),
     BurstSystem("dynasor-fcfs-rust-tree", False, ("--dynasor-schedule-policy", "fcfs", "--dynasor-eviction", "sglang")),
     BurstSystem("dynasor-fcfs", False, ("--dynasor-schedule-policy", "fcfs")),
+    BurstSystem("dynasor-fcfs-no-token-stats", False, ("--dynasor-schedule-policy", "fcfs"), token_stats=False),
     BurstSystem("dynasor-gang-sjf", False, ("--dynasor-schedule-policy", "gang-sjf")),
+    BurstSystem("dynasor-gang-sjf-no-escalation", False, ("--dynasor-schedule-policy", "gang-sjf", *NO_ESCALATION)),
 )
+DEFAULT_SYSTEMS = ("sglang-fcfs", "dynasor-fcfs-rust-tree", "dynasor-fcfs", "dynasor-gang-sjf")
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,7 @@ def burst(round_index: int, args: argparse.Namespace) -> list[Branch]:
             for p, problem in enumerate(problems) for _ in range(args.branches)]
 
 
-async def run_round(url: str, branches: list[Branch], stock: bool) -> dict[str, Any]:
+async def run_round(url: str, branches: list[Branch], system: BurstSystem) -> dict[str, Any]:
     import httpx
 
     from dynasor.core.tag import new_program_id, tag_sampling_params
@@ -79,8 +84,9 @@ async def run_round(url: str, branches: list[Branch], stock: bool) -> dict[str, 
 
     async def send(client: httpx.AsyncClient, b: Branch) -> tuple[int, float, int]:
         params: dict[str, Any] = {"max_new_tokens": b.max_new_tokens, "temperature": 0.8, "ignore_eos": True}
-        if not stock:
-            params = tag_sampling_params(params, program_ids[b.program])
+        if not system.stock:
+            params = tag_sampling_params(params, {"program_id": program_ids[b.program],
+                                                  "return_entropy": system.token_stats})
         r = await client.post(url + "/generate", json={"text": b.prompt, "sampling_params": params})
         r.raise_for_status()
         return b.program, time.perf_counter(), int(r.json()["meta_info"]["completion_tokens"])
@@ -90,12 +96,30 @@ async def run_round(url: str, branches: list[Branch], stock: bool) -> dict[str, 
         await asyncio.sleep(0.5)
         started, wall = time.perf_counter(), time.time()
         done = await asyncio.gather(*[send(client, b) for b in branches])
+        escalations = 0
+        if not system.stock:  # the table keeps finished programs for the TTL (60 s)
+            for pid in program_ids:
+                found = await client.get(f"{url}/dynasor/programs/{pid}")
+                escalations += found.json().get("escalations", 0) if found.status_code == 200 else 0
     finish: dict[int, float] = {}
     for program, at, _ in done:
         finish[program] = max(finish.get(program, 0.0), at)
-    return {"started_at": wall, "makespan_s": max(at for _, at, _ in done) - started,
+    return {"escalations": escalations,"started_at": wall, "makespan_s": max(at for _, at, _ in done) - started,
             "mean_program_latency_s": statistics.mean(t - started for t in finish.values()),
             "completion_tokens": sum(tokens for _, _, tokens in done)}
+
+
+def split_gangs(steps: list[dict[str, Any]]) -> int:
+    """Programs whose branches were not admitted back to back: another program's request was
+    admitted between two of theirs."""
+    order = [p for s in steps if s["mode"] == "prefill" for p in s.get("admitted_programs") or [] if p]
+    last_seen: dict[str, int] = {}
+    split: set[str] = set()
+    for i, program in enumerate(order):
+        if program in last_seen and last_seen[program] != i - 1:
+            split.add(program)
+        last_seen[program] = i
+    return len(split)
 
 
 def step_summary(steps: list[dict[str, Any]], cap: int) -> dict[str, Any]:
@@ -105,6 +129,7 @@ def step_summary(steps: list[dict[str, Any]], cap: int) -> dict[str, Any]:
     tail = [s for s in decode if s["batch_size"] < cap and s["waiting"] == 0]
     return {
         "steps": len(steps), "prefill_steps": len(prefill), "decode_steps": len(decode),
+        "split_gangs": split_gangs(steps),
         "mean_decode_batch": statistics.mean(s["batch_size"] for s in decode) if decode else None,
         "tail_decode_steps": len(tail), "tail_run_s": sum(s["run_s"] for s in tail),
         "tail_mean_batch": statistics.mean(s["batch_size"] for s in tail) if tail else None,
@@ -113,6 +138,7 @@ def step_summary(steps: list[dict[str, Any]], cap: int) -> dict[str, Any]:
         **{key: sum(s[key] for s in steps) for key in ("run_s", "schedule_s", "result_s", "order_s", "track_s",
                                                          "tree_s")},
         "decode_run_s": sum(s["run_s"] for s in decode), "prefill_run_s": sum(s["run_s"] for s in prefill),
+        "forward_ms_per_step": 1e3 * sum(s["run_s"] for s in steps) / len(steps) if steps else None,
     }
 
 
@@ -131,9 +157,9 @@ def run_system(system: BurstSystem, args: argparse.Namespace, logs: Path) -> lis
                                        [*engine, *system.flags, "--dynasor-step-log", str(step_log)])
     rounds = []
     with server:
-        asyncio.run(run_round(server.url, burst(-1, args)[: args.branches], system.stock))  # warm-up
+        asyncio.run(run_round(server.url, burst(-1, args)[: args.branches], system))  # warm-up
         for index in tqdm(range(args.rounds), desc=system.name, leave=False):
-            outcome = asyncio.run(run_round(server.url, burst(index, args), system.stock))
+            outcome = asyncio.run(run_round(server.url, burst(index, args), system))
             outcome["ended_at"] = time.time()
             rounds.append(outcome)
     if not system.stock:
@@ -147,8 +173,9 @@ def run_system(system: BurstSystem, args: argparse.Namespace, logs: Path) -> lis
 
 
 def print_table(results: dict[str, list[dict[str, Any]]]) -> None:
-    print(f"\n{'system':<24} {'makespan s':>10} {'mean prog s':>11} {'decode steps':>12} {'mean batch':>10} "
-          f"{'tail steps':>10} {'tail s':>7} {'forward s':>9} {'sched s':>8} {'order s':>8} {'tree s':>7}")
+    print(f"\n{'system':<30} {'makespan s':>10} {'mean prog s':>11} {'decode steps':>12} {'mean batch':>10} "
+          f"{'tail steps':>10} {'tail s':>7} {'forward s':>9} {'ms/step':>7} {'sched s':>8} {'order s':>8} "
+          f"{'tree s':>7} {'split':>5} {'escal':>5}")
     for name, rounds in results.items():
         def mean(key: str, rounds: list[dict[str, Any]] = rounds) -> float | None:
             values = [r["steps"][key] for r in rounds if "steps" in r and r["steps"][key] is not None]
@@ -157,12 +184,14 @@ def print_table(results: dict[str, list[dict[str, Any]]]) -> None:
         def cell(value: float | None, spec: str) -> str:
             return "-" if value is None else format(value, spec)
 
-        print(f"{name:<24} {statistics.mean(r['makespan_s'] for r in rounds):>10.2f} "
+        print(f"{name:<30} {statistics.mean(r['makespan_s'] for r in rounds):>10.2f} "
               f"{statistics.mean(r['mean_program_latency_s'] for r in rounds):>11.2f} "
               f"{cell(mean('decode_steps'), '.0f'):>12} {cell(mean('mean_decode_batch'), '.2f'):>10} "
               f"{cell(mean('tail_decode_steps'), '.0f'):>10} {cell(mean('tail_run_s'), '.2f'):>7} "
-              f"{cell(mean('run_s'), '.2f'):>9} {cell(mean('schedule_s'), '.2f'):>8} "
-              f"{cell(mean('order_s'), '.3f'):>8} {cell(mean('tree_s'), '.2f'):>7}")
+              f"{cell(mean('run_s'), '.2f'):>9} {cell(mean('forward_ms_per_step'), '.1f'):>7} "
+              f"{cell(mean('schedule_s'), '.2f'):>8} {cell(mean('order_s'), '.3f'):>8} "
+              f"{cell(mean('tree_s'), '.2f'):>7} {cell(mean('split_gangs'), '.1f'):>5} "
+              f"{statistics.mean(r['escalations'] for r in rounds):>5.1f}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -174,10 +203,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-running-requests", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--systems", default=",".join(s.name for s in SYSTEMS))
+    ap.add_argument("--systems", default=",".join(DEFAULT_SYSTEMS),
+                    help=f"comma-separated, in run order, of {', '.join(s.name for s in SYSTEMS)}")
     ap.add_argument("--out", type=Path, default=RESULTS / "burst.json")
     args = ap.parse_args(argv)
-    chosen = [s for s in SYSTEMS if s.name in args.systems.split(",")]
+    by_name = {s.name: s for s in SYSTEMS}
+    unknown = [n for n in args.systems.split(",") if n not in by_name]
+    if unknown:
+        ap.error(f"unknown systems {unknown}")
+    chosen = [by_name[n] for n in args.systems.split(",")]
     logs = RESULTS / "tmp"
     logs.mkdir(parents=True, exist_ok=True)
     results = {system.name: run_system(system, args, logs) for system in chosen}

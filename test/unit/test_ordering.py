@@ -49,8 +49,17 @@ def test_sjf_orders_programs_by_remaining_work():
     assert rids(waiting, QueuePolicy.GANG, programs, now) == ["l", "m", "s"]
     programs["LONG"] = view(1.0, in_service=True, work=3000)  # finishing a gang beats SJF
     assert rids(waiting, QueuePolicy.GANG_SJF, programs, now) == ["l", "s", "m"]
-    # ... but not the starvation guard: at t = 10 SHORT has waited 7 s > max(5, 4 x 0.5 s)
-    assert rids(waiting, QueuePolicy.GANG_SJF, programs, 10.0)[0] == "s"
+
+
+def test_the_starvation_guard_lifts_a_program_over_programs_not_in_service_but_not_over_a_gang():
+    waiting = reqs(("g", "GANG", 1.0), ("a", "LONG", 0.0), ("b", "SHORT", 18.0))
+    programs = {"GANG": view(1.0, in_service=True, work=3000), "LONG": view(0.0, work=5000),
+                "SHORT": view(18.0, work=10)}
+    guard = StarvationGuard(factor=4.0, floor_s=5.0, cap_s=15.0)
+    before = order_waiting(waiting, programs, QueuePolicy.GANG_SJF, 10.0, guard)  # LONG waited 10 s < 15 s
+    assert [waiting[i].rid for i in before.order] == ["g", "b", "a"] and not before.escalated
+    after = order_waiting(waiting, programs, QueuePolicy.GANG_SJF, 20.0, guard)  # LONG waited 20 s > 15 s
+    assert [waiting[i].rid for i in after.order] == ["g", "a", "b"] and after.escalated == {"LONG"}
 
 
 def test_longest_prefix_first_inside_a_program_and_deprioritized_last():

@@ -19,11 +19,12 @@ def test_each_step_writes_its_buckets_and_starts_the_next_from_zero(tmp_path):
     holder = SimpleNamespace(reorder=lambda: time.sleep(0.01), untouched=1)
     log.instrument(holder, ("reorder", "untouched", "absent"), "order_s")
     holder.reorder()
-    log.end_step(batch(True, 2), waiting=4, running=2)
-    log.end_step(batch(False, 3), waiting=0, running=3)
+    log.end_step(batch(True, 2), waiting=4, running=2, program_of={"r0": "P"}.get)
+    log.end_step(batch(False, 3), waiting=0, running=3, program_of={"r0": "P"}.get)
     first, second = read_step_log(str(tmp_path / "steps.jsonl"))
     assert first["mode"] == "prefill" and first["new_tokens"] == 10 and first["cached_tokens"] == 6
-    assert first["admitted"] == ["r0", "r1"] and first["order_s"] >= 0.01
+    assert first["admitted"] == ["r0", "r1"] and first["admitted_programs"] == ["P", None]
+    assert first["order_s"] >= 0.01
     assert second["mode"] == "decode" and second["batch_size"] == 3 and second["order_s"] == 0.0
     assert holder.untouched == 1  # only callables are wrapped
 

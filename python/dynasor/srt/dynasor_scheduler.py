@@ -100,6 +100,11 @@ class DynasorScheduler(sgl_scheduler.Scheduler):
         log.instrument(self.dynasor.tracker, ("on_stream", "on_prefill_batch"), "track_s")
         logger.info("Dynasor: step log to %s", self.dynasor.config.step_log)
 
+    def _program_key_of(self, rid: str) -> str | None:
+        program_id = self.dynasor.table.program_of(rid)
+        program = self.dynasor.table.get(program_id) if program_id else None
+        return program.key if program else None
+
     def get_next_batch_to_run(self, *args: Any, **kwargs: Any) -> Any:
         if self.step_log is None:
             return super().get_next_batch_to_run(*args, **kwargs)
@@ -114,7 +119,7 @@ class DynasorScheduler(sgl_scheduler.Scheduler):
         if self.step_log is None:
             return super().process_batch_result(batch, *args, **kwargs)
         result = self.step_log.timed(super().process_batch_result, "result_s")(batch, *args, **kwargs)
-        self.step_log.end_step(batch, len(self.waiting_queue), len(self.running_batch.reqs))
+        self.step_log.end_step(batch, len(self.waiting_queue), len(self.running_batch.reqs), self._program_key_of)
         return result
 
     @property

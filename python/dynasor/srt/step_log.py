@@ -2,7 +2,7 @@
 
 Armed by ``--dynasor-step-log PATH`` (off by default: it times every step). Each step that ran a
 batch writes: wall time, prefill or decode, batch size, new and cached prompt tokens of a prefill,
-waiting and running requests, the requests admitted (prefill), and seconds spent in SGLang's
+waiting and running requests, the requests admitted (prefill) and their programs, and seconds spent in SGLang's
 ``get_next_batch_to_run`` (scheduling, admission), ``run_batch`` (the forward pass) and
 ``process_batch_result``, and inside those in Dynasor's queue ordering, Dynasor's progress
 tracking and the radix cache's methods (whichever tree core serves them). Nothing here changes
@@ -50,7 +50,8 @@ class StepLog:
             if callable(method):
                 setattr(owner, name, self.timed(method, bucket))
 
-    def end_step(self, batch: Any, waiting: int, running: int) -> None:
+    def end_step(self, batch: Any, waiting: int, running: int, program_of: Callable[[str], str | None]) -> None:
+        """Write the step; ``program_of`` names the program (its public key) of an admitted request."""
         is_prefill = batch.forward_mode.is_extend()
         record: dict[str, Any] = {"t": time.time(), "mode": "prefill" if is_prefill else "decode",
                                   "batch_size": len(batch.reqs), "waiting": waiting, "running": running}
@@ -58,6 +59,7 @@ class StepLog:
             record["new_tokens"] = int(sum(batch.extend_lens or []))
             record["cached_tokens"] = int(sum(batch.prefix_lens or []))
             record["admitted"] = [req.rid for req in batch.reqs]
+            record["admitted_programs"] = [program_of(req.rid) for req in batch.reqs]
         record.update({key: round(value, 6) for key, value in self.current.items()})
         self._file.write(json.dumps(record) + "\n")
         for key in self.current:

@@ -35,6 +35,15 @@ def render_burst(path: Path, data: Mapping[str, Any], readme: Path) -> list[str]
                    f"{num(_mean(rounds, 'forward_ms_per_step'), '.1f')} | {num(_mean(rounds, 'schedule_s'), '.2f')} | "
                    f"{num(_mean(rounds, 'order_s'), '.3f')} | {num(_mean(rounds, 'tree_s'), '.2f')} | "
                    f"{num(_mean(rounds, 'split_gangs'), '.1f')} | {num(_mean(rounds, 'escalations', False), '.1f')} |")
+    paired = data.get("paired_ratios_gang_sjf_over_fcfs")
+    if isinstance(paired, Mapping):
+        out += ["", f"gang-sjf / fcfs, paired by burst over {paired.get('pairs')} rounds (mean, 95% bootstrap "
+                "interval, whether it excludes 1.0):", ""]
+        for key, value in paired.items():
+            if isinstance(value, Mapping):
+                verdict = "excludes 1.0" if value.get("excludes_1") else "includes 1.0"
+                out.append(f"- {key.replace('_', ' ')}: {num(value.get('mean'), '.3f')}x "
+                           f"[{num(value.get('low'), '.3f')}, {num(value.get('high'), '.3f')}], {verdict}")
     if data.get("note"):
         out += ["", f"Note: {data['note']}"]
     return [*out, ""]

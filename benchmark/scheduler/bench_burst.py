@@ -135,8 +135,8 @@ def step_summary(steps: list[dict[str, Any]], cap: int) -> dict[str, Any]:
         "tail_mean_batch": statistics.mean(s["batch_size"] for s in tail) if tail else None,
         "prefill_tokens": sum(s.get("new_tokens", 0) for s in prefill),
         "cached_tokens": sum(s.get("cached_tokens", 0) for s in prefill),
-        **{key: sum(s[key] for s in steps) for key in ("run_s", "schedule_s", "result_s", "order_s", "track_s",
-                                                         "tree_s")},
+        **{key: sum(s.get(key, 0.0) for s in steps) for key in ("run_s", "schedule_s", "result_s", "order_s",
+                                                                  "track_s", "tree_s", "gc_s")},
         "decode_run_s": sum(s["run_s"] for s in decode), "prefill_run_s": sum(s["run_s"] for s in prefill),
         "forward_ms_per_step": 1e3 * sum(s["run_s"] for s in steps) / len(steps) if steps else None,
     }
@@ -175,7 +175,7 @@ def run_system(system: BurstSystem, args: argparse.Namespace, logs: Path) -> lis
 def print_table(results: dict[str, list[dict[str, Any]]]) -> None:
     print(f"\n{'system':<30} {'makespan s':>10} {'mean prog s':>11} {'decode steps':>12} {'mean batch':>10} "
           f"{'tail steps':>10} {'tail s':>7} {'forward s':>9} {'ms/step':>7} {'sched s':>8} {'order s':>8} "
-          f"{'tree s':>7} {'split':>5} {'escal':>5}")
+          f"{'tree s':>7} {'gc s':>6} {'split':>5} {'escal':>5}")
     for name, rounds in results.items():
         def mean(key: str, rounds: list[dict[str, Any]] = rounds) -> float | None:
             values = [r["steps"][key] for r in rounds if "steps" in r and r["steps"][key] is not None]
@@ -190,7 +190,7 @@ def print_table(results: dict[str, list[dict[str, Any]]]) -> None:
               f"{cell(mean('tail_decode_steps'), '.0f'):>10} {cell(mean('tail_run_s'), '.2f'):>7} "
               f"{cell(mean('run_s'), '.2f'):>9} {cell(mean('forward_ms_per_step'), '.1f'):>7} "
               f"{cell(mean('schedule_s'), '.2f'):>8} {cell(mean('order_s'), '.3f'):>8} "
-              f"{cell(mean('tree_s'), '.2f'):>7} {cell(mean('split_gangs'), '.1f'):>5} "
+              f"{cell(mean('tree_s'), '.2f'):>7} {cell(mean('gc_s'), '.2f'):>6} {cell(mean('split_gangs'), '.1f'):>5} "
               f"{statistics.mean(r['escalations'] for r in rounds):>5.1f}")
 
 

@@ -10,7 +10,8 @@ from dynasor.srt.step_log import StepLog, read_step_log
 
 def batch(prefill: bool, size: int):
     return SimpleNamespace(forward_mode=SimpleNamespace(is_extend=lambda: prefill),
-                           reqs=[SimpleNamespace(rid=f"r{i}") for i in range(size)],
+                           reqs=[SimpleNamespace(rid=f"r{i}", origin_input_ids=[1, 2], output_ids=[3])
+                                 for i in range(size)],
                            extend_lens=[5] * size, prefix_lens=[3] * size)
 
 
@@ -26,6 +27,7 @@ def test_each_step_writes_its_buckets_and_starts_the_next_from_zero(tmp_path):
     assert first["admitted"] == ["r0", "r1"] and first["admitted_programs"] == ["P", None]
     assert first["order_s"] >= 0.01
     assert second["mode"] == "decode" and second["batch_size"] == 3 and second["order_s"] == 0.0
+    assert second["context_tokens"] == 9
     assert holder.untouched == 1  # only callables are wrapped
 
 

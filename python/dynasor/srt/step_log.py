@@ -2,15 +2,18 @@
 
 Armed by ``--dynasor-step-log PATH`` (off by default: it times every step). Each step that ran a
 batch writes: wall time, prefill or decode, batch size, new and cached prompt tokens of a prefill,
-waiting and running requests, the requests admitted (prefill) and their programs, and seconds spent in SGLang's
+the tokens in the batch's contexts (prompt + output so far, what attention reads), waiting and
+running requests, the requests admitted (prefill) and their programs, and seconds spent in SGLang's
 ``get_next_batch_to_run`` (scheduling, admission), ``run_batch`` (the forward pass) and
 ``process_batch_result``, and inside those in Dynasor's queue ordering, Dynasor's progress
-tracking and the radix cache's methods (whichever tree core serves them). Nothing here changes
+tracking, the radix cache's methods (whichever tree core serves them) and Python's garbage
+collector. Nothing here changes
 what the scheduler does; ``benchmark/scheduler/bench_burst.py`` reads the lines.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 from collections.abc import Callable
@@ -20,7 +23,7 @@ from typing import Any
 TREE_METHODS = ("match_prefix", "checkpoint", "finish", "evict", "evict_for_alloc", "inc_lock_ref",
                 "dec_lock_ref", "lock", "unlock", "cache_finished_req", "cache_unfinished_req", "insert")
 PHASES = ("schedule_s", "run_s", "result_s")
-INNER = ("order_s", "track_s", "tree_s")
+INNER = ("order_s", "track_s", "tree_s", "gc_s")
 
 
 class StepLog:
@@ -29,6 +32,15 @@ class StepLog:
     def __init__(self, path: str) -> None:
         self._file = open(path, "a", buffering=1)  # noqa: SIM115 - open for the process's life
         self.current: dict[str, float] = dict.fromkeys(PHASES + INNER, 0.0)
+        self._gc_started = 0.0
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        """Python's garbage collector pauses whatever step is running: counted apart."""
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self.current["gc_s"] += time.perf_counter() - self._gc_started
 
     def timed(self, fn: Callable[..., Any], bucket: str) -> Callable[..., Any]:
         """``fn`` with its time added to ``bucket`` of the current step."""
@@ -54,7 +66,9 @@ class StepLog:
         """Write the step; ``program_of`` names the program (its public key) of an admitted request."""
         is_prefill = batch.forward_mode.is_extend()
         record: dict[str, Any] = {"t": time.time(), "mode": "prefill" if is_prefill else "decode",
-                                  "batch_size": len(batch.reqs), "waiting": waiting, "running": running}
+                                  "batch_size": len(batch.reqs), "waiting": waiting, "running": running,
+                                  "context_tokens": sum(len(req.origin_input_ids) + len(req.output_ids)
+                                                        for req in batch.reqs)}
         if is_prefill:
             record["new_tokens"] = int(sum(batch.extend_lens or []))
             record["cached_tokens"] = int(sum(batch.prefix_lens or []))

@@ -53,6 +53,7 @@ class GroupOrder(Generic[T]):
         self._entry: dict[str, tuple[str, tuple]] = {}  # rid -> (group, in-group key)
         self._untagged: dict[str, ProgramView] = {}  # views of untagged groups
         self._oldest: dict[str, float] = {}  # queue arrival of each group's oldest member
+        self._oldest_stale: set[str] = set()  # groups whose oldest member left since the last refresh
         self._key: dict[str, tuple] = {}  # current group key of every ranked group
         self._ranked: list[tuple] = []  # group keys, sorted; each ends in its group id
         self._dirty: set[str] = set()
@@ -140,8 +141,8 @@ class GroupOrder(Generic[T]):
         keys = self._member_keys[group]
         at = bisect_left(keys, key)
         del keys[at]
-        if keys and key[1] == self._oldest[group]:
-            self._oldest[group] = min(k[1] for k in keys)
+        if key[1] == self._oldest[group]:
+            self._oldest_stale.add(group)  # recomputed once at the next refresh, not per removal
         self._dirty.add(group)
         return self._member_items[group].pop(at)
 
@@ -177,6 +178,8 @@ class GroupOrder(Generic[T]):
                 self._untagged.pop(group, None)
                 self._oldest.pop(group, None)
                 continue
+            if group in self._oldest_stale:
+                self._oldest[group] = min(key[1] for key in keys)
             oldest = self._oldest[group]
             view = self._untagged.get(group) or view_of(group) or ProgramView(oldest, False, 0.0)
             escalate = False
@@ -194,6 +197,7 @@ class GroupOrder(Generic[T]):
             if not resort:
                 insort(ranked, key)
         dirty.clear()
+        self._oldest_stale.clear()
         if resort:
             ranked[:] = sorted(current.values())
         if len(dues) > _HEAP_SLACK * (len(due_of) + 16):

@@ -191,7 +191,7 @@ class ProgramTable:
         )
         self.live_token_stats_requests += token_stats
         prog.waiting.add(rid)
-        prog.waiting_work = None
+        self._adjust_waiting_work(prog, self.requests[rid], +1)
         prog.prompt_tokens += prompt_tokens
         self._touch(prog)
         return started
@@ -213,9 +213,12 @@ class ProgramTable:
             return None
         prog = self.programs[rec.program_id]
         sets = {RequestState.WAITING: prog.waiting, RequestState.RUNNING: prog.running}
+        if source is RequestState.WAITING:
+            self._adjust_waiting_work(prog, rec, -1)
         sets[source].discard(rid)
         sets[target].add(rid)
-        prog.waiting_work = None
+        if target is RequestState.WAITING:
+            self._adjust_waiting_work(prog, rec, +1)
         rec.state = target
         self._touch(prog)
         return rec, prog
@@ -240,6 +243,8 @@ class ProgramTable:
         if rec is None or generated_tokens == rec.generated_tokens:
             return
         prog = self.programs[rec.program_id]
+        if rec.state is RequestState.WAITING:
+            prog.waiting_work = None  # not expected (progress comes from running requests), but kept exact
         prog.generated_tokens += generated_tokens - rec.generated_tokens
         rec.generated_tokens = generated_tokens
         prog.last_service = now
@@ -273,8 +278,8 @@ class ProgramTable:
             if len(prog.finished_token_stats) < self.MAX_KEPT_REQUEST_STATS:
                 prog.finished_token_stats.append({**rec.token_stats.summary(), "aborted": aborted})
         if rid in prog.waiting:
+            self._adjust_waiting_work(prog, rec, -1)
             prog.waiting.discard(rid)
-            prog.waiting_work = None
         prog.running.discard(rid)
         self._touch(prog)
         if aborted:
@@ -318,6 +323,18 @@ class ProgramTable:
         if cached is None or cached[0] != per_request:
             cached = prog.waiting_work = (per_request, self._work_of(prog.waiting, per_request))
         return cached[1] + self._work_of(prog.running, per_request)
+
+    def _adjust_waiting_work(self, prog: ProgramEntry, rec: RequestRecord, sign: int) -> None:
+        """Keep the cached waiting work up to date as one request joins (+1) or leaves (-1) the waiting set."""
+        cached = prog.waiting_work
+        if cached is not None:
+            prog.waiting_work = (cached[0], cached[1] + sign * self._work_of_one(rec, cached[0]))
+
+    @staticmethod
+    def _work_of_one(rec: RequestRecord, per_request: float) -> float:
+        cap = rec.max_new_tokens
+        expected = per_request if cap is None or cap > per_request else cap
+        return expected - rec.generated_tokens if expected > rec.generated_tokens else 0.0
 
     def _work_of(self, rids: set[str], per_request: float) -> float:
         """Tokens the requests still have to generate, each expected to make ``per_request`` in all

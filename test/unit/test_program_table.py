@@ -219,3 +219,42 @@ def test_live_program_count():
     assert t.live_programs == 1
     t.on_arrival("b2", B, 1, now=2.0)  # a done program comes back
     assert t.live_programs == 2
+
+
+def test_kept_waiting_work_equals_a_fresh_sum_after_any_events():
+    """The waiting part of the remaining-work estimate is kept up to date event by event; after every
+    event it equals the sum computed afresh."""
+    import random
+
+    import pytest
+
+    rng = random.Random(3)
+    t = ProgramTable(default_output_tokens=40.0)
+    rids: list[str] = []
+    for step in range(400):
+        action = rng.random()
+        now = float(step)
+        if action < 0.35 or not rids:
+            rid = f"q{step}"
+            t.on_arrival(rid, rng.choice([A, B]), 4, now=now, max_new_tokens=rng.choice([None, 8, 64, 512]))
+            rids.append(rid)
+        elif action < 0.55:
+            t.on_admitted(rng.choice(rids), now=now)
+        elif action < 0.7:
+            rid = rng.choice(rids)
+            rec = t.requests.get(rid)
+            if rec is not None:
+                t.on_progress(rid, rec.generated_tokens + rng.randrange(1, 30), now=now)
+        elif action < 0.8:
+            t.on_requeued(rng.choice(rids), now=now)
+        else:
+            rid = rng.choice(rids)
+            t.on_finished(rid, aborted=rng.random() < 0.3, now=now)
+            rids.remove(rid)
+        for pid in (A, B):
+            prog = t.get(pid)
+            if prog is None:
+                continue
+            kept = t.remaining_work(prog)
+            prog.waiting_work = None
+            assert kept == pytest.approx(t.remaining_work(prog)), f"step {step}"

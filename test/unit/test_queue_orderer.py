@@ -163,3 +163,4 @@ def test_a_passed_starvation_bound_escalates_without_any_other_event():
     orderer.reorder(queue, set())
     assert queue[0].rid == "long" and table.get("program-LONG-000000001").escalations == 1
     assert orderer.full_reranks == 1
+

@@ -95,7 +95,7 @@ class QueueOrderer:
             self._rerank(waiting_queue, deprioritized, "no kept order" if groups is None else "prior moved")
             return
         had_events = bool(self._events)
-        as_reported = self._is_last_order_after_events(waiting_queue)
+        as_reported = self._is_last_order_after_events(waiting_queue, groups)
         self._apply_events(groups)
         if not as_reported and (len(waiting_queue) != groups.size or sum(map(id, waiting_queue)) != self._id_sum):
             self._rerank(waiting_queue, deprioritized, "unreported change")
@@ -111,14 +111,15 @@ class QueueOrderer:
         self._note_escalated(groups.refresh(now, self.table.view, self.rate.rate(default=100.0)))
         self._write(waiting_queue, groups.items(), deprioritized)
 
-    def _is_last_order_after_events(self, waiting_queue: list[Any]) -> bool:
+    def _is_last_order_after_events(self, waiting_queue: list[Any], groups: GroupOrder[Any]) -> bool:
         """The common case, checked exactly by list comparisons: SGLang admitted a prefix of the last
         order and appended the requests it queued (or did nothing). Otherwise the length and the sum
-        of object ids decide, once the events are applied."""
+        of object ids decide, once the events are applied. (A chunked request continuing its prefill
+        is in the batch but was not waiting: only tracked requests count as admitted.)"""
         last, events = self._last, self._events
         if not events:
             return waiting_queue == last
-        admitted = [req for queued, req in events if not queued]
+        admitted = [req for queued, req in events if not queued and req.rid in groups]
         arrived = [req for queued, req in events if queued]
         k, kept = len(admitted), len(last) - len(admitted)
         return (len(waiting_queue) == kept + len(arrived) and all(map(operator.is_, last[:k], admitted))

@@ -339,15 +339,8 @@ class ProgramTable:
     def _work_of(self, rids: set[str], per_request: float) -> float:
         """Tokens the requests still have to generate, each expected to make ``per_request`` in all
         (capped by its ``max_new_tokens``)."""
-        requests = self.requests
-        total = 0.0
-        for rid in rids:
-            rec = requests[rid]
-            cap = rec.max_new_tokens
-            expected = per_request if cap is None or cap > per_request else cap
-            if expected > rec.generated_tokens:
-                total += expected - rec.generated_tokens
-        return total
+        requests, one = self.requests, self._work_of_one
+        return sum((one(requests[rid], per_request) for rid in rids), 0.0)
 
     def view(self, program_id: str) -> ProgramView | None:
         """The program's scheduling view, recomputed only when one of its events (or, for a program

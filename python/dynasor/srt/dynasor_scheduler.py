@@ -94,33 +94,27 @@ class DynasorScheduler(sgl_scheduler.Scheduler):
         )
 
     def _arm_step_log(self, log: StepLog) -> None:
+        """Time this scheduler's steps (instance-level wrappers: nothing runs per step when off)."""
         self.step_log = log
         log.instrument(self.tree_cache, TREE_METHODS, "tree_s")
         log.instrument(self.dynasor.queue, ("reorder",), "order_s")
         log.instrument(self.dynasor.tracker, ("on_stream", "on_prefill_batch"), "track_s")
+        log.instrument(self, ("get_next_batch_to_run",), "schedule_s")
+        log.instrument(self, ("run_batch",), "run_s")
+        process = log.timed(super().process_batch_result, "result_s")
+
+        def process_and_log(batch: Any, *args: Any, **kwargs: Any) -> Any:
+            result = process(batch, *args, **kwargs)
+            log.end_step(batch, len(self.waiting_queue), len(self.running_batch.reqs), self._program_key_of)
+            return result
+
+        setattr(self, "process_batch_result", process_and_log)  # noqa: B010 - an instance-level wrapper
         logger.info("Dynasor: step log to %s", self.dynasor.config.step_log)
 
     def _program_key_of(self, rid: str) -> str | None:
         program_id = self.dynasor.table.program_of(rid)
         program = self.dynasor.table.get(program_id) if program_id else None
         return program.key if program else None
-
-    def get_next_batch_to_run(self, *args: Any, **kwargs: Any) -> Any:
-        if self.step_log is None:
-            return super().get_next_batch_to_run(*args, **kwargs)
-        return self.step_log.timed(super().get_next_batch_to_run, "schedule_s")(*args, **kwargs)
-
-    def run_batch(self, *args: Any, **kwargs: Any) -> Any:
-        if self.step_log is None:
-            return super().run_batch(*args, **kwargs)
-        return self.step_log.timed(super().run_batch, "run_s")(*args, **kwargs)
-
-    def process_batch_result(self, batch: Any, *args: Any, **kwargs: Any) -> Any:
-        if self.step_log is None:
-            return super().process_batch_result(batch, *args, **kwargs)
-        result = self.step_log.timed(super().process_batch_result, "result_s")(batch, *args, **kwargs)
-        self.step_log.end_step(batch, len(self.waiting_queue), len(self.running_batch.reqs), self._program_key_of)
-        return result
 
     @property
     def program_tracker(self) -> ProgramTracker:

@@ -31,9 +31,12 @@ from dynasor.scheduler.ordering import (
     QueuePolicy,
     StarvationGuard,
     WaitingRequest,
+    deferred_group,
     group_key,
     group_of,
+    held_back,
     in_group_key,
+    program_of_group,
     untagged_view,
 )
 
@@ -82,8 +85,9 @@ class GroupOrder(Generic[T]):
     def __contains__(self, rid: str) -> bool:
         return rid in self._entry
 
-    def has_group(self, group: str) -> bool:
-        return group in self._member_keys
+    def has_program(self, program_id: str) -> bool:
+        """A request of the program waits here (deferred or not)."""
+        return program_id in self._member_keys or deferred_group(program_id) in self._member_keys
 
     # --- membership -------------------------------------------------------------------------
     def add(self, row: WaitingRequest, item: T) -> None:
@@ -146,10 +150,11 @@ class GroupOrder(Generic[T]):
         self._dirty.add(group)
         return self._member_items[group].pop(at)
 
-    def touch(self, group: str) -> None:
-        """The group's view changed (a program event): re-key it at the next refresh."""
-        if group in self._member_keys:
-            self._dirty.add(group)
+    def touch(self, program_id: str) -> None:
+        """The program's view changed (a program event): re-key its groups at the next refresh."""
+        for group in (program_id, deferred_group(program_id)):
+            if group in self._member_keys:
+                self._dirty.add(group)
 
     # --- order ------------------------------------------------------------------------------
     def refresh(self, now: float, view_of: Callable[[str], ProgramView | None], decode_rate: float) -> list[str]:
@@ -181,14 +186,15 @@ class GroupOrder(Generic[T]):
             if group in self._oldest_stale:
                 self._oldest[group] = min(key[1] for key in keys)
             oldest = self._oldest[group]
-            view = self._untagged.get(group) or view_of(group) or ProgramView(oldest, False, 0.0)
+            view = self._untagged.get(group) or view_of(program_of_group(group) or group) \
+                or ProgramView(oldest, False, 0.0)
             escalate = False
-            if self._watch and not view.in_service:
+            if self._watch and not view.in_service and not held_back(group, view):
                 due = oldest + self.guard.bound(view.remaining_work / rate)
                 if now > due:
                     escalate = True
                     if group not in self._untagged:
-                        escalated.append(group)
+                        escalated.append(program_of_group(group) or group)
                 else:
                     due_of[group] = due
                     heapq.heappush(dues, (due, group))

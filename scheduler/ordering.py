@@ -21,6 +21,12 @@ running and the waiting branches of programs already in service. Escalation does
 in service: in a burst (``benchmark/scheduler/bench_burst.py``) that split the gangs of 9 of 12
 programs and raised the mean program latency 15%.
 
+Deferred requests (tag ``deferred``: a program's optional work, such as the self-consistency
+branches beyond the detection round) form a group of their own per program. While their program
+still has a request that is not deferred waiting or running, that group ranks after every other
+group (it uses idle capacity only, and is never escalated); after that it ranks as the program
+itself would, so a program that goes on finds its remaining branches queued, their prompt cached.
+
 Inside a group: requests the engine marked for in-batch prefix sharing last, then longest cached
 prefix, then queue arrival, then request id. SGLang's in-batch prefix deduplication keeps its
 meaning: requests it deprioritised (they share a still uncached prefix with an earlier waiting
@@ -69,6 +75,7 @@ class WaitingRequest(NamedTuple):
     cached_tokens: int = 0
     deprioritized: bool = False
     expected_tokens: float = 0.0  # estimated work of an untagged request (a group of its own)
+    deferred: bool = False  # the tag's ``deferred``: optional work of its program
 
 
 class ProgramView(NamedTuple):
@@ -77,14 +84,35 @@ class ProgramView(NamedTuple):
     first_arrival: float
     in_service: bool
     remaining_work: float  # tokens; service time = remaining_work / decode rate
+    deferring: bool = False  # a request that is not deferred waits or runs: deferred ones wait behind all
 
 
 UNTAGGED_GROUP = "\x00"  # group id prefix of an untagged request (program ids are printable)
+DEFERRED_GROUP = "\x01"  # group id prefix of a program's deferred requests
 
 
 def group_of(r: WaitingRequest) -> str:
-    """A program's requests form one group; an untagged request is a group of its own."""
-    return r.program_id if r.program_id is not None else UNTAGGED_GROUP + r.rid
+    """A program's requests form one group, its deferred requests another; an untagged request is a
+    group of its own."""
+    if r.program_id is None:
+        return UNTAGGED_GROUP + r.rid
+    return DEFERRED_GROUP + r.program_id if r.deferred else r.program_id
+
+
+def deferred_group(program_id: str) -> str:
+    return DEFERRED_GROUP + program_id
+
+
+def program_of_group(group: str) -> str | None:
+    """The program a group belongs to (None for an untagged request)."""
+    if group.startswith(UNTAGGED_GROUP):
+        return None
+    return group[1:] if group.startswith(DEFERRED_GROUP) else group
+
+
+def held_back(group: str, view: ProgramView) -> bool:
+    """A deferred group whose program still has work that is not deferred: it ranks last."""
+    return view.deferring and group.startswith(DEFERRED_GROUP)
 
 
 def in_group_key(r: WaitingRequest) -> tuple:
@@ -100,6 +128,8 @@ def untagged_view(r: WaitingRequest) -> ProgramView:
 def group_key(policy: QueuePolicy, view: ProgramView, oldest_queued_at: float, escalate: bool, group: str) -> tuple:
     """Rank of a group under ``policy`` (smaller first). Every key ends in the group id, so the order
     is total and deterministic; an escalated group's rank (longest wait first) does not move with time."""
+    if held_back(group, view):
+        return (3, view.first_arrival, group)
     if policy is QueuePolicy.PROGRAM_FIFO:
         return (1, view.first_arrival, group)
     if policy is QueuePolicy.GANG:

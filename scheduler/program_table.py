@@ -49,6 +49,7 @@ class RequestRecord:
     state: RequestState = RequestState.WAITING
     generated_tokens: int = 0
     token_stats: TokenStatsAggregate | None = None
+    deferred: bool = False  # optional work of its program (tag ``deferred``)
 
 
 @dataclass
@@ -60,6 +61,7 @@ class ProgramEntry:
     idle_since: float | None = None
     waiting: set[str] = field(default_factory=set)
     running: set[str] = field(default_factory=set)
+    undeferred_live: int = 0  # waiting or running requests that are not deferred
     finished: int = 0
     aborted: int = 0
     prompt_tokens: int = 0
@@ -160,12 +162,13 @@ class ProgramTable:
     # --- lifecycle events -------------------------------------------------------------------
     def on_arrival(
         self, rid: str, program_id: str, prompt_tokens: int, now: float, token_stats: bool = False,
-        max_new_tokens: int | None = None, remaining_work: float | None = None,
+        max_new_tokens: int | None = None, remaining_work: float | None = None, deferred: bool = False,
     ) -> bool:
         """A tagged request entered the scheduler. Re-arrival of a known rid is a requeue.
 
         ``token_stats``: the request asked for per-token entropy and confidence.
         ``remaining_work``: the client's estimate of the program's remaining tokens, if it sent one.
+        ``deferred``: optional work, queued behind everything while the program has other work.
         Returns True if the request started a program the table did not hold.
         """
         rec = self.requests.get(rid)
@@ -187,8 +190,9 @@ class ProgramTable:
         self.requests[rid] = RequestRecord(
             rid=rid, program_id=program_id, prompt_tokens=prompt_tokens, queued_at=now,
             max_new_tokens=max_new_tokens,
-            token_stats=TokenStatsAggregate(self.confidence_window) if token_stats else None,
+            token_stats=TokenStatsAggregate(self.confidence_window) if token_stats else None, deferred=deferred,
         )
+        prog.undeferred_live += not deferred
         self.live_token_stats_requests += token_stats
         prog.waiting.add(rid)
         self._adjust_waiting_work(prog, self.requests[rid], +1)
@@ -281,6 +285,7 @@ class ProgramTable:
             self._adjust_waiting_work(prog, rec, -1)
             prog.waiting.discard(rid)
         prog.running.discard(rid)
+        prog.undeferred_live -= not rec.deferred
         self._touch(prog)
         if aborted:
             prog.aborted += 1
@@ -355,7 +360,7 @@ class ProgramTable:
             return cached[2]
         work = self.remaining_work(prog)
         prog.remaining_work = work
-        view = ProgramView(prog.first_arrival, bool(prog.running), work)
+        view = ProgramView(prog.first_arrival, bool(prog.running), work, prog.undeferred_live > 0)
         prog.cached_view = (prog.version, prior, view)
         return view
 

@@ -84,11 +84,12 @@ PRESETS: dict[str, OnlinePreset] = {
     # --preset cpu-powered: >= 100 programs per rate per system, paired bootstrap intervals; small programs (4
     # branches of <= 24 tokens) so that 2 CPU cores reach the knee at a rate where 100 programs take minutes, not
     # hours. Rates from a pilot (16 programs per rate at 0.3/0.6/1.0 programs/s, this preset otherwise): SGLang fcfs
-    # held 90% attainment at SLO scale 2 up to about 0.9/s. 4 systems x 4 rates x 100 programs: about 45 minutes.
+    # held 90% attainment at SLO scale 2 up to about 0.9/s. 5 systems x 4 rates x 100 programs: about an hour.
     "cpu-powered": OnlinePreset(rates="0.6,0.9,1.2,1.5", duration=None, programs_per_rate=100, drain_max=10.0, cap=4,
                                 detect_at=2, max_new_tokens=24, temperature=0.3, levels="0:0.5,1:0.5", oracle_runs=3,
                                 slo_scales="1,1.5,2,3,4", arrivals="scaled", max_running_requests=16,
-                                systems="sglang-fcfs,sglang-lpm,gang-sjf,gang-sjf+certaindex"),
+                                systems="sglang-fcfs,sglang-lpm,gang-sjf,gang-sjf+certaindex,"
+                                        "gang-sjf+certaindex+deferred"),
     "full": OnlinePreset(rates="0.5,1,2,4,8", duration=300.0, programs_per_rate=None, drain_max=300.0, cap=20,
                          detect_at=5, max_new_tokens=256, temperature=0.8, levels="1:0.25,2:0.25,3:0.25,4:0.25",
                          oracle_runs=5, slo_scales="0.5,1,1.5,2,2.5,3,4", arrivals="poisson", max_running_requests=0),
@@ -124,9 +125,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add_sampling_flags(ap, temperature=None, max_new_tokens=None, max_new_tokens_help="per branch (quick 32; full 256)",
                        temperature_help="(quick 0.3: at 0.8 the 135M model's answers scatter so widely that no "
                        "program ever reaches agreement; full 0.8)")
-    ap.add_argument("--sc-launch", choices=["staged", "all"], help="certaindex systems: staged = detect-at "
+    ap.add_argument("--sc-launch", choices=["staged", "together", "deferred"], help="certaindex systems without a "
+                    "launch order of their own: staged = detect-at "
                     "branches first, the rest only if the policy goes on (the paper's intra-program scheduler); "
-                    "all = every branch at once, a stop aborts the rest (default staged)")
+                    "together = every branch at once, a stop aborts the rest; deferred = every branch at once, the "
+                    "rest tagged deferred (queued behind all other work until detection) (default staged)")
     ap.add_argument("--systems", help="comma-separated subset, in run order (default: the preset's; all = "
                     "every system but gang-sjf)")
     add_server_flags(ap, url=False)
@@ -204,7 +207,7 @@ def program_shape(args: argparse.Namespace) -> Any:
     from benchmark.online.loadgen import ProgramShape
 
     return ProgramShape(args.cap, args.detect_at, args.threshold, sampling_params_from_args(args),
-                        args.sc_launch == "staged")
+                        args.sc_launch)
 
 
 def limits_for(workload: Workload, deadlines: DeadlineModel, args: argparse.Namespace) -> Any:

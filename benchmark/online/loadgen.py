@@ -35,22 +35,27 @@ POLL_S = 0.25
 @dataclass(frozen=True)
 class ProgramShape:
     """Every program of a run: SelfConsistency with ``cap`` branches and detection at ``detect_at``
-    (even-allocation systems reach it too, but their policy always continues). ``staged``: systems
-    with certaindex launch ``detect_at`` branches first and the rest only when the policy goes on
-    (the paper's intra-program scheduler); even systems have no decision to wait for and always
-    launch every branch at once."""
+    (even-allocation systems reach it too, but their policy always continues). ``launch``: the
+    launch order of systems with certaindex that name none of their own (``SelfConsistency``'s
+    ``staged``, the paper's intra-program scheduler, by default); even systems have no decision to
+    wait for and always launch every branch at once."""
 
     cap: int
     detect_at: int
     threshold: float
     sampling_params: Mapping[str, Any]
-    staged: bool = True
+    launch: str = "staged"
 
     def program(self, system: System, problem: Problem) -> SelfConsistency:
         from dynasor.programs import SelfConsistency
 
         return SelfConsistency(make_prompt(problem), cap=self.cap, detect_at=self.detect_at,
-                               sampling_params=self.sampling_params, staged=self.staged and system.certaindex)
+                               sampling_params=self.sampling_params, launch=self.launch_of(system))
+
+    def launch_of(self, system: System) -> str:
+        if not system.certaindex:
+            return "together"
+        return system.launch or self.launch
 
 
 @dataclass(frozen=True)

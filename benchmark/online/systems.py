@@ -14,7 +14,12 @@ gang                   Dynasor  gang                even
 gang+certaindex        Dynasor  gang                certaindex (StaticThreshold)
 gang-sjf               Dynasor  gang-sjf            even
 gang-sjf+certaindex    Dynasor  gang-sjf            certaindex: the full system
+gang-sjf+certaindex    Dynasor  gang-sjf            certaindex, the branches beyond detection
++deferred                                           launched at once, tagged ``deferred``
 =====================  =======  ==================  ===================================
+
+Certaindex systems launch self-consistency branches in the order ``--sc-launch`` says (staged by
+default) unless they name their own (``launch``).
 
 Stock servers get untagged requests (``StockSGLangBackend``); Dynasor servers tagged ones.
 """
@@ -40,6 +45,7 @@ class System:
     schedule_policy: str
     certaindex: bool
     label: str
+    launch: str | None = None  # SelfConsistency launch order; None: the run's --sc-launch
 
     @property
     def stock(self) -> bool:
@@ -62,9 +68,11 @@ SYSTEMS: dict[str, System] = {s.name: s for s in (
     System("gang+certaindex", "dynasor", "gang", True, "gang + certaindex"),
     System("gang-sjf", "dynasor", "gang-sjf", False, "gang-sjf"),
     System("gang-sjf+certaindex", "dynasor", "gang-sjf", True, "gang-sjf + certaindex (full)"),
+    System("gang-sjf+certaindex+deferred", "dynasor", "gang-sjf", True, "gang-sjf + certaindex, deferred rest",
+           launch="deferred"),
 )}
 BASELINES = ("sglang-fcfs", "sglang-lpm")
-# What --systems all runs (gang-sjf without certaindex is for the powered preset's comparison).
+# What --systems all runs (gang-sjf without certaindex and the deferred launch are for the powered preset).
 DEFAULT_SYSTEMS = ("sglang-fcfs", "sglang-lpm", "program-fifo", "gang", "gang+certaindex", "gang-sjf+certaindex")
 POLICY_FLAGS = ("--schedule-policy", "--dynasor-schedule-policy")
 

@@ -79,3 +79,42 @@ def test_completion_order_under_policy(dynasor_server, policy, grouped):
         assert 1 <= load["queue_full_reranks"] < load["queue_reorders"]
     else:
         assert switches(order) >= 3
+
+
+def test_deferred_requests_wait_behind_all_other_work_while_their_program_has_some(url):
+    """On the shared server (gang-sjf, 16 running slots): 16 blockers fill the batch; then 18 requests
+    arrive in one batch, the two deferred requests of program A first, then A's own request, 14
+    branches of B and one untagged request. 16 are admitted when the blockers end: the deferred two
+    must be the two left waiting (arrival order would have admitted them first), so they finish last."""
+    from .conftest import MAX_RUNNING
+
+    a, b, blocker = new_program_id(), new_program_id(), new_program_id()
+
+    def params(program: str | None, tokens: int, deferred: bool = False) -> dict:
+        tag = {"dynasor": {"program_id": program, "return_entropy": False, "deferred": deferred}} if program else None
+        return {"max_new_tokens": tokens, "temperature": 0.0, "ignore_eos": True,
+                **({"custom_params": tag} if tag else {})}
+
+    labels = ["A-deferred"] * 2 + ["A"] + ["B"] * (MAX_RUNNING - 2) + ["untagged"]
+    programs = {"A-deferred": a, "A": a, "B": b, "untagged": None}
+    body = {"text": [f"Request {i} ({label}): count to twenty." for i, label in enumerate(labels)],
+            "sampling_params": [params(programs[label], 12, label == "A-deferred") for label in labels]}
+    blockers = {"text": [f"Blocker {i}: count to one hundred." for i in range(MAX_RUNNING)],
+                "sampling_params": [params(blocker, 48)] * MAX_RUNNING}
+    with ThreadPoolExecutor(1) as pool, DynasorClient(url) as client:
+        blocking = pool.submit(httpx.post, url + "/generate", json=blockers, timeout=300)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if client.program(blocker)["requests"]["running"] == MAX_RUNNING:
+                    break
+            except DynasorHTTPError:
+                pass  # not arrived yet
+            assert time.monotonic() < deadline, "the blockers never filled the batch"
+            time.sleep(0.05)
+        outs = httpx.post(url + "/generate", json=body, timeout=300).json()
+        blocking.result()
+    finished = [label for _, label in sorted(zip((o["meta_info"]["e2e_latency"] for o in outs), labels))]
+    print(f"\n[deferred] completion order {finished}")
+    assert finished[-2:] == ["A-deferred", "A-deferred"]
+    assert all(o["meta_info"]["finish_reason"]["type"] == "length" for o in outs)

@@ -72,10 +72,10 @@ async def test_self_consistency_stops_easy_programs_and_runs_hard_ones_to_the_ca
 
 
 async def test_staged_launch_sends_the_rest_only_when_the_program_goes_on(url):
-    """staged=True: the engine sees detect_at requests of a program that stops, cap of one that goes on."""
+    """launch="staged": the engine sees detect_at requests of a program that stops, cap of one that goes on."""
     cap, detect_at = 8, 3
     (easy, _), (hard, _) = one_step_problems(2, seed=11)
-    programs = [SelfConsistency(THREE_SHOT + question, cap=cap, detect_at=detect_at, staged=True, sampling_params={
+    programs = [SelfConsistency(THREE_SHOT + question, cap=cap, detect_at=detect_at, launch="staged", sampling_params={
         "max_new_tokens": 24, "stop": ["\n"], "temperature": temperature})
         for question, temperature in ((easy, 0.1), (hard, 1.5))]
     async with AsyncDynasorClient(url) as client:
@@ -89,5 +89,30 @@ async def test_staged_launch_sends_the_rest_only_when_the_program_goes_on(url):
           f"hard: certaindex@{detect_at} {go.extra['certaindex_at_detection']}, engine {go_engine['requests']}")
     assert stop.stopped_early and stop.knob_used == detect_at and stop.extra["aborted_branches"] == 0
     assert stop_engine["requests"]["total"] == detect_at and stop_engine["requests"]["aborted"] == 0
+    assert not go.stopped_early and go.knob_used == cap
+    assert go_engine["requests"]["total"] == go_engine["requests"]["finished"] == cap
+
+
+async def test_deferred_launch_sends_every_branch_and_a_stop_ends_the_deferred_ones(url):
+    """launch="deferred": the engine sees all cap requests of both programs at once; the one that stops
+    leaves none running (its deferred branches finished or were aborted), the one that goes on
+    finishes every branch without a second round."""
+    cap, detect_at = 8, 3
+    (easy, _), (hard, _) = one_step_problems(2, seed=11)
+    programs = [SelfConsistency(THREE_SHOT + question, cap=cap, detect_at=detect_at, launch="deferred",
+                                sampling_params={"max_new_tokens": 24, "stop": ["\n"], "temperature": temperature})
+                for question, temperature in ((easy, 0.1), (hard, 1.5))]
+    async with AsyncDynasorClient(url) as client:
+        runtime = ProgramRuntime(DynasorBackend(client), StaticThreshold(0.7))
+
+        async def run_and_read(program):
+            return await runtime.run_one(program), await client.program(program.program_id)
+
+        (stop, stop_engine), (go, go_engine) = await asyncio.gather(*[run_and_read(p) for p in programs])
+    print(f"\n[sc deferred] easy: stopped {stop.stopped_early}, engine {stop_engine['requests']}; "
+          f"hard: certaindex@{detect_at} {go.extra['certaindex_at_detection']}, engine {go_engine['requests']}")
+    assert stop.stopped_early and stop_engine["requests"]["total"] == cap
+    assert stop_engine["requests"]["running"] == stop_engine["requests"]["waiting"] == 0
+    assert stop_engine["requests"]["aborted"] == stop.extra["aborted_branches"]
     assert not go.stopped_early and go.knob_used == cap
     assert go_engine["requests"]["total"] == go_engine["requests"]["finished"] == cap

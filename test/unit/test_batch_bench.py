@@ -173,7 +173,7 @@ class FakeEngine:
     """CoT: chunk k < 2 returns "step " (its full token budget), chunk 2 ends with an answer, every
     probe answers "4}"; Rebase steps answer "\\boxed{3}" in one 5-token step."""
 
-    async def generate(self, prompt, params, program_id, remaining_work=None):
+    async def generate(self, prompt, params, program_id, remaining_work=None, deferred=False):
         await asyncio.sleep(0)
         if prompt.endswith(PROBE_SUFFIX):
             return Generation("4} done", 3, "length")

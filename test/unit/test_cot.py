@@ -48,7 +48,7 @@ class FakeBackend:
         self.returned_tokens += generation.completion_tokens
         return generation
 
-    async def generate(self, prompt, params, program_id, remaining_work=None):
+    async def generate(self, prompt, params, program_id, remaining_work=None, deferred=False):
         assert program_id == self.program.program_id
         if prompt.endswith(PROBE_SUFFIX):
             return self._returned(await self._probe(prompt, params, remaining_work))

@@ -263,7 +263,7 @@ class FakeBackend:
         self.stops = {}
         self.stopped = []
 
-    async def generate(self, prompt, params, program_id, remaining_work=None):
+    async def generate(self, prompt, params, program_id, remaining_work=None, deferred=False):
         stop = self.stops.setdefault(program_id, asyncio.Event())
         delay = next((d for q, d in self.delays.items() if prompt.endswith(f"Q: {q}\nA:")), self.default)
         try:
@@ -397,7 +397,7 @@ def test_parse_args_quick_defaults_and_errors():
         quick.rates, quick.programs_per_rate, quick.cap, quick.detect_at, quick.temperature, "quick")
     assert args.slo_scale == 2.0 and args.target == 0.9 and args.given == set()
     assert args.arrivals == quick.arrivals == "scaled"
-    assert args.sc_launch == "staged" and bench_online.program_shape(args).staged
+    assert args.sc_launch == "staged" and bench_online.program_shape(args).launch == "staged"
     assert bench_online.window_seconds(args, 0.25) == quick.programs_per_rate / 0.25
     timed = bench_online.parse_args(["--quick", "--duration", "30"])
     assert timed.programs_per_rate is None and bench_online.window_seconds(timed, 0.25) == 30.0

@@ -158,3 +158,25 @@ def test_rate_meter_ignores_idle_gaps():
     for step in range(20):
         meter.add(10, 60.0 + step * 0.1)  # after a minute idle: still ~100 tokens/s
     assert meter.rate(default=0.0) == pytest.approx(100.0, rel=0.15)
+
+
+def test_deferred_requests_wait_behind_everything_while_their_program_has_other_work():
+    waiting = [WaitingRequest("a-rest", "A", 1.0, deferred=True), WaitingRequest("u1", None, 5.0, expected_tokens=1e6),
+               WaitingRequest("b1", "B", 6.0), WaitingRequest("a1", "A", 2.0)]
+    for policy in (QueuePolicy.GANG_SJF, QueuePolicy.GANG, QueuePolicy.PROGRAM_FIFO):
+        held = {"A": ProgramView(1.0, True, 10.0, deferring=True), "B": ProgramView(6.0, False, 1e6, deferring=True)}
+        assert rids(waiting, policy, held)[-1] == "a-rest", policy
+    # A's detection round is over (nothing of A that is not deferred waits or runs): A's deferred
+    # request ranks as A would, here first (least remaining work)
+    done = {"A": ProgramView(1.0, False, 10.0, deferring=False), "B": ProgramView(6.0, False, 1e6, deferring=True)}
+    assert rids(waiting[:3], QueuePolicy.GANG_SJF, done) == ["a-rest", "u1", "b1"]
+
+
+def test_a_held_back_deferred_group_is_never_escalated():
+    waiting = [WaitingRequest("a-rest", "A", 0.0, deferred=True), WaitingRequest("b1", "B", 9.0)]
+    programs = {"A": ProgramView(0.0, False, 10.0, deferring=True), "B": ProgramView(9.0, False, 1e6)}
+    ordering = order_waiting(waiting, programs, QueuePolicy.GANG_SJF, now=1000.0)
+    assert [waiting[i].rid for i in ordering.order] == ["b1", "a-rest"] and "A" not in ordering.escalated
+    programs["A"] = ProgramView(0.0, False, 10.0, deferring=False)  # promoted, and it waited 1000 s
+    ordering = order_waiting(waiting, programs, QueuePolicy.GANG_SJF, now=1000.0)
+    assert "A" in ordering.escalated and waiting[ordering.order[0]].rid == "a-rest"  # the longer wait first

@@ -258,3 +258,16 @@ def test_kept_waiting_work_equals_a_fresh_sum_after_any_events():
             kept = t.remaining_work(prog)
             prog.waiting_work = None
             assert kept == pytest.approx(t.remaining_work(prog)), f"step {step}"
+
+
+def test_a_program_defers_until_its_last_request_that_is_not_deferred_ends():
+    table = ProgramTable()
+    table.on_arrival("a1", "A" * 16, 4, now=0.0)
+    table.on_arrival("a2", "A" * 16, 4, now=0.0, deferred=True)
+    assert table.view("A" * 16).deferring and table.requests["a2"].deferred
+    table.on_admitted("a1", now=1.0)
+    assert table.view("A" * 16).deferring  # running still counts
+    table.on_finished("a1", aborted=False, now=2.0)
+    assert not table.view("A" * 16).deferring and "A" * 16 in table.drain_changed()
+    table.on_arrival("a3", "A" * 16, 4, now=3.0)  # a new request that is not deferred: held back again
+    assert table.view("A" * 16).deferring

@@ -77,7 +77,7 @@ def expected_order(table: ProgramTable, queue: list, now: float) -> list[str]:
     for r in queue:
         rec = table.requests.get(r.rid)
         if rec is not None:
-            rows.append(WaitingRequest(r.rid, rec.program_id, rec.queued_at, 0))
+            rows.append(WaitingRequest(r.rid, rec.program_id, rec.queued_at, 0, deferred=rec.deferred))
         else:
             prior = table.expected_output_tokens_prior()
             expected = min(prior, r.sampling_params.max_new_tokens)
@@ -88,8 +88,9 @@ def expected_order(table: ProgramTable, queue: list, now: float) -> list[str]:
 
 
 def test_incremental_steps_give_the_from_scratch_order_at_every_step():
-    """A queue far above the full re-rank size, with arrivals, admissions in queue order, progress and
-    finishes every step: after each step the queue equals a fresh ranking, with one full re-rank."""
+    """A queue far above the full re-rank size, with arrivals (some deferred), admissions in queue order,
+    progress and finishes every step: after each step the queue equals a fresh ranking, with one full
+    re-rank (a program's deferred requests change rank when its last request that is not deferred ends)."""
     rng = random.Random(7)
     table = ProgramTable(default_output_tokens=64.0)
     orderer = QueueOrderer(table, QueuePolicy.GANG_SJF, StarvationGuard(cap_s=1e6, floor_s=1e6), RateMeter())
@@ -103,7 +104,7 @@ def test_incremental_steps_give_the_from_scratch_order_at_every_step():
             n += 1
             if rng.random() < 0.8:
                 table.on_arrival(r.rid, rng.choice(programs), 8, now=time.time(),
-                                 max_new_tokens=r.sampling_params.max_new_tokens)
+                                 max_new_tokens=r.sampling_params.max_new_tokens, deferred=rng.random() < 0.3)
             r.queued_at = time.time() - (time.perf_counter() - r.time_stats.wait_queue_entry_time)
             queue.append(r)
             orderer.note_queued(r)

@@ -24,7 +24,7 @@ class FakeBackend:
         self.stopped = set()
         self.stop_calls = 0
 
-    async def generate(self, prompt, params, program_id, remaining_work=None):
+    async def generate(self, prompt, params, program_id, remaining_work=None, deferred=False):
         i = next(self.counters.setdefault(program_id, itertools.count()))
         await asyncio.sleep(0.025 * (i + 1))
         if program_id in self.stopped:
@@ -77,17 +77,19 @@ class LaunchCountingBackend(FakeBackend):
         super().__init__(answers_by_prompt)
         self.launched = 0
         self.launched_when_finished = []  # launches so far, as each branch finishes
+        self.deferred_flags = []  # the deferred flag of each launch, in launch order
 
-    async def generate(self, prompt, params, program_id, remaining_work=None):
+    async def generate(self, prompt, params, program_id, remaining_work=None, deferred=False):
         self.launched += 1
+        self.deferred_flags.append(deferred)
         generation = await super().generate(prompt, params, program_id, remaining_work)
         self.launched_when_finished.append(self.launched)
         return generation
 
 
-def run_staged(answers, policy, cap=10, detect_at=5):
+def run_staged(answers, policy, cap=10, detect_at=5, launch="staged"):
     backend = LaunchCountingBackend({"q": answers})
-    program = SelfConsistency("q", cap=cap, detect_at=detect_at, staged=True)
+    program = SelfConsistency("q", cap=cap, detect_at=detect_at, launch=launch)
     result = asyncio.run(ProgramRuntime(backend, policy).run([program]))[0]
     return result, backend
 
@@ -110,3 +112,18 @@ def test_staged_continue_launches_the_rest_after_detection():
 def test_staged_even_allocation_runs_every_branch():
     result, backend = run_staged(["4"] * 10, EvenAllocation())
     assert backend.launched == 10 and result.knob_used == 10 and not result.stopped_early
+
+
+def test_deferred_launch_sends_every_branch_at_once_the_rest_tagged_deferred():
+    result, backend = run_staged(["4"] * 5 + ["9"] * 5, StaticThreshold(0.7), launch="deferred")
+    assert backend.deferred_flags == [False] * 5 + [True] * 5
+    assert backend.launched_when_finished[0] == 10  # no second round: all ten were out before any finished
+    assert result.stopped_early and backend.stop_calls == 1 and result.extra["aborted_branches"] == 5
+    answers = ["4", "5", "6", "7", "8"] + ["9"] * 5
+    result, _ = run_staged(answers, StaticThreshold(0.7), launch="deferred")
+    assert not result.stopped_early and result.knob_used == 10 and result.answer == "9"
+
+
+def test_an_unknown_launch_order_is_refused():
+    with pytest.raises(ValueError, match="launch must be one of"):
+        SelfConsistency("q", launch="eager")

@@ -98,3 +98,12 @@ def test_return_entropy_field():
     assert parse_tag({"program_id": GOOD, "return_entropy": False}).return_entropy is False
     with pytest.raises(TagError, match="return_entropy must be a boolean"):
         parse_tag({"program_id": GOOD, "return_entropy": "yes"})
+
+
+def test_deferred_field():
+    assert parse_tag({"program_id": GOOD}).deferred is False
+    tag = parse_tag({"program_id": GOOD, "deferred": True})
+    assert tag.deferred is True and parse_tag(tag.to_json()) == tag
+    assert "deferred" not in parse_tag({"program_id": GOOD}).to_json()
+    with pytest.raises(TagError, match="deferred must be a boolean"):
+        parse_tag({"program_id": GOOD, "deferred": 1})

@@ -32,6 +32,8 @@ class Backend(Protocol):
     stock server) and stop a program by aborting whatever it still has in the engine."""
 
     async def generate(self, prompt: str, params: Mapping[str, Any], program_id: str,
-                       remaining_work: float | None = None) -> Generation: ...
+                       remaining_work: float | None = None, deferred: bool = False) -> Generation:
+        """One request of the program; ``deferred``: optional work (the tag's ``deferred``)."""
+        ...
 
     async def stop_program(self, program_id: str) -> None: ...

@@ -8,7 +8,11 @@ Fields: ``program_id`` (required, see below); ``return_entropy`` (bool, default 
 entropy and top-k confidence of every generated token in ``meta_info`` and aggregate them in the
 program table; ``remaining_work`` (number ≥ 0, optional): the client's estimate of the tokens the
 whole program still has to generate, used by shortest-job-first scheduling instead of the
-server's own estimate.
+server's own estimate; ``deferred`` (bool, default false): optional work of the program (e.g. the
+self-consistency branches beyond the detection round). Under Dynasor's queue policies a deferred
+request waits behind every other request while its program still has a request that is not deferred
+waiting or running, then ranks as its program does; a program that stops aborts it. Stock policies
+ignore it.
 
 SGLang forwards ``custom_params`` untouched to the scheduler process, so the tag reaches the
 program table without changing SGLang's request structs.
@@ -60,11 +64,14 @@ class ProgramTag:
     program_id: str
     return_entropy: bool = True
     remaining_work: float | None = None
+    deferred: bool = False
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"program_id": self.program_id, "return_entropy": self.return_entropy}
         if self.remaining_work is not None:
             out["remaining_work"] = self.remaining_work
+        if self.deferred:
+            out["deferred"] = True
         return out
 
     def to_custom_params(self) -> dict[str, Any]:
@@ -101,7 +108,7 @@ def validate_program_id(value: Any, field: str = "program_id") -> str:
     return value
 
 
-_FIELDS = {"program_id", "return_entropy", "remaining_work"}
+_FIELDS = {"program_id", "return_entropy", "remaining_work", "deferred"}
 MAX_REMAINING_WORK = 1e12
 
 
@@ -114,13 +121,15 @@ def parse_tag(raw: Any, where: str = "custom_params.dynasor") -> ProgramTag:
         raise TagError(f"{where} has unknown field(s) {unknown}; allowed: {sorted(_FIELDS)}")
     if "program_id" not in raw:
         raise TagError(f"{where}.program_id is required")
-    return_entropy = raw.get("return_entropy", True)
-    if not isinstance(return_entropy, bool):
-        raise TagError(f"{where}.return_entropy must be a boolean, got {type(return_entropy).__name__}")
+    flags = {name: raw.get(name, default) for name, default in (("return_entropy", True), ("deferred", False))}
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise TagError(f"{where}.{name} must be a boolean, got {type(value).__name__}")
     return ProgramTag(
         program_id=validate_program_id(raw["program_id"], f"{where}.program_id"),
-        return_entropy=return_entropy,
+        return_entropy=flags["return_entropy"],
         remaining_work=validate_remaining_work(raw.get("remaining_work"), f"{where}.remaining_work"),
+        deferred=flags["deferred"],
     )
 
 

@@ -25,8 +25,10 @@ class ProgramRunner(Protocol):
         """The allocation policy's decision at one of the program's decision points."""
         ...
 
-    async def generate(self, program: ReasoningProgram, prompt: str, params: Mapping[str, Any]) -> Generation:
-        """One request of the program (tagged with it and its remaining-work estimate)."""
+    async def generate(self, program: ReasoningProgram, prompt: str, params: Mapping[str, Any],
+                       deferred: bool = False) -> Generation:
+        """One request of the program (tagged with it and its remaining-work estimate); ``deferred``:
+        optional work, which the server queues behind everything else while the program has other work."""
         ...
 
     async def stop(self, program: ReasoningProgram) -> None:

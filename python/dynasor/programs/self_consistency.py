@@ -1,14 +1,19 @@
 """Self-consistency with certaindex early stopping.
 
 All branches share the prompt. When ``detect_at`` of them have finished, the answer-cluster
-certaindex is read and the runtime's policy decides: stop, or run to the cap. Two launch orders:
+certaindex is read and the runtime's policy decides: stop, or run to the cap. Three launch orders
+(``launch``):
 
-- all at once (default): every branch starts together, so the engine gangs them and prefills the
+- ``together`` (default): every branch starts together, so the engine gangs them and prefills the
   prompt once; a stop aborts the remaining branches in the engine with one call. Lowest latency,
   but on a busy engine the aborted branches have already spent part of their tokens.
 - ``staged``: the paper's intra-program scheduler (5 branches first, more only if the policy
   grants them): ``detect_at`` branches, then the rest only if the policy lets the program go on.
   A stop wastes nothing; a program that goes on pays a second round of latency.
+- ``deferred``: every branch starts together, those beyond ``detect_at`` tagged ``deferred``: the
+  server queues them behind every other request while the detection round runs (they use idle
+  capacity only), then ranks them as the program's own. A stop aborts them; a program that goes on
+  finds them queued with the prompt cached, or already running.
 
 The answer is the majority vote of the branches that finished (after a stop, branches that were
 already done before the abort reached the engine still vote).
@@ -32,13 +37,18 @@ def at_detection(answered: int, detect_at: int, cap: int) -> bool:
     return answered == detect_at < cap
 
 
+LAUNCH_ORDERS = ("together", "staged", "deferred")
+
+
 class SelfConsistency(ReasoningProgram):
     def __init__(self, prompt: str, cap: int = 10, detect_at: int = 5,
-                 sampling_params: Mapping[str, Any] | None = None, staged: bool = False) -> None:
+                 sampling_params: Mapping[str, Any] | None = None, launch: str = "together") -> None:
         super().__init__()
         if not 1 <= detect_at <= cap:
             raise ValueError(f"need 1 <= detect_at <= cap, got detect_at={detect_at}, cap={cap}")
-        self.prompt, self.cap, self.detect_at, self.staged = prompt, cap, detect_at, staged
+        if launch not in LAUNCH_ORDERS:
+            raise ValueError(f"launch must be one of {LAUNCH_ORDERS}, got {launch!r}")
+        self.prompt, self.cap, self.detect_at, self.launch = prompt, cap, detect_at, launch
         self.sampling_params = dict(sampling_params or {"temperature": 0.8, "max_new_tokens": 128})
         self.state = {"answers": [], "tokens": 0, "aborted": 0}
 
@@ -61,13 +71,14 @@ class SelfConsistency(ReasoningProgram):
         self.knob = len(self.state["answers"])
         return True
 
-    def _launch(self, runtime: ProgramRunner) -> asyncio.Task[Generation]:
-        return asyncio.create_task(runtime.generate(self, self.prompt, self.sampling_params))
+    def _launch(self, runtime: ProgramRunner, deferred: bool = False) -> asyncio.Task[Generation]:
+        return asyncio.create_task(runtime.generate(self, self.prompt, self.sampling_params, deferred=deferred))
 
     async def execute(self, runtime: ProgramRunner) -> ProgramResult:
         granted = runtime.grant(self, self.cap)
-        launched = min(self.detect_at, granted) if self.staged else granted
-        pending = {self._launch(runtime) for _ in range(launched)}
+        first = min(self.detect_at, granted)
+        launched = first if self.launch == "staged" else granted
+        pending = {self._launch(runtime, deferred=self.launch == "deferred" and i >= first) for i in range(launched)}
         stopped, detected = False, None
         try:
             while pending:

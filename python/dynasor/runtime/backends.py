@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     from dynasor.client import AsyncDynasorClient
 
 
-def _tag(program_id: str, remaining_work: float | None) -> ProgramTag:
-    return ProgramTag(program_id, remaining_work=remaining_work)
+def _tag(program_id: str, remaining_work: float | None, deferred: bool) -> ProgramTag:
+    return ProgramTag(program_id, remaining_work=remaining_work, deferred=deferred)
 
 
 class _LiveRids:
@@ -58,8 +58,8 @@ class DynasorBackend:
         self.client = client
 
     async def generate(self, prompt: str, params: Mapping[str, Any], program_id: str,
-                       remaining_work: float | None = None) -> Generation:
-        out = await self.client.generate(prompt, params, program=_tag(program_id, remaining_work))
+                       remaining_work: float | None = None, deferred: bool = False) -> Generation:
+        out = await self.client.generate(prompt, params, program=_tag(program_id, remaining_work, deferred))
         return Generation.from_response(out)
 
     async def stop_program(self, program_id: str) -> None:
@@ -74,7 +74,7 @@ class StockSGLangBackend:
         self._live = _LiveRids()
 
     async def generate(self, prompt: str, params: Mapping[str, Any], program_id: str,
-                       remaining_work: float | None = None) -> Generation:
+                       remaining_work: float | None = None, deferred: bool = False) -> Generation:
         rid = self._live.add(program_id)
         try:
             return Generation.from_response(await self.client.generate(prompt, params, rid=rid))
@@ -116,10 +116,10 @@ class EngineBackend:
         self._stopped: OrderedDict[str, None] = OrderedDict()
 
     async def generate(self, prompt: str, params: Mapping[str, Any], program_id: str,
-                       remaining_work: float | None = None) -> Generation:
+                       remaining_work: float | None = None, deferred: bool = False) -> Generation:
         if program_id in self._stopped:
             return Generation("", 0, "abort")
-        sampling = tag_sampling_params(params, _tag(program_id, remaining_work)) if self.tag else dict(params)
+        sampling = tag_sampling_params(params, _tag(program_id, remaining_work, deferred)) if self.tag else dict(params)
         rid = self._live.add(program_id)
         try:
             out = await self.engine.async_generate(prompt=prompt, sampling_params=sampling, rid=rid)
@@ -146,8 +146,8 @@ class RecordingBackend:
         self.calls: dict[str, list[tuple[str, Generation]]] = {}
 
     async def generate(self, prompt: str, params: Mapping[str, Any], program_id: str,
-                       remaining_work: float | None = None) -> Generation:
-        out = await self.inner.generate(prompt, params, program_id, remaining_work=remaining_work)
+                       remaining_work: float | None = None, deferred: bool = False) -> Generation:
+        out = await self.inner.generate(prompt, params, program_id, remaining_work=remaining_work, deferred=deferred)
         self.calls.setdefault(program_id, []).append((prompt, out))
         return out
 

@@ -41,9 +41,10 @@ class ProgramRuntime:
         work = program.remaining_work()
         return None if work is None else max(float(work), 0.0)
 
-    async def generate(self, program: ReasoningProgram, prompt: str, params: Mapping[str, Any]) -> Generation:
+    async def generate(self, program: ReasoningProgram, prompt: str, params: Mapping[str, Any],
+                       deferred: bool = False) -> Generation:
         return await self.backend.generate(prompt, params, program.program_id,
-                                           remaining_work=self.remaining_work(program))
+                                           remaining_work=self.remaining_work(program), deferred=deferred)
 
     async def stop(self, program: ReasoningProgram) -> None:
         """Abort everything the program still has outstanding in the engine (one call)."""

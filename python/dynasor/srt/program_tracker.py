@@ -32,6 +32,7 @@ class ProgramTracker:
             started = self.table.on_arrival(
                 req.rid, tag.program_id, len(req.origin_input_ids), time.time(), token_stats=tag.return_entropy,
                 max_new_tokens=req.sampling_params.max_new_tokens, remaining_work=tag.remaining_work,
+                deferred=tag.deferred,
             )
             if started and self.metrics is not None:
                 self.metrics.on_started()

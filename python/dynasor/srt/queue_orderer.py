@@ -102,7 +102,7 @@ class QueueOrderer:
             return
         if len(waiting_queue) <= PREFIX_MATCH_MAX_WAITING:
             self._reread_cached_lengths(groups, waiting_queue)
-        changed = {pid for pid in changed if groups.has_group(pid)}  # programs with requests waiting
+        changed = {pid for pid in changed if groups.has_program(pid)}  # programs with requests waiting
         if (not had_events and not changed and not groups.pending and now < groups.next_escalation_at
                 and deprioritized == self._last_deprioritized):
             return  # nothing the order depends on changed
@@ -178,7 +178,8 @@ class QueueOrderer:
     def _row(self, req: Any) -> WaitingRequest:
         rec = self.table.requests.get(req.rid)
         if rec is not None:
-            return WaitingRequest(req.rid, rec.program_id, rec.queued_at, req.num_matched_prefix_tokens)
+            return WaitingRequest(req.rid, rec.program_id, rec.queued_at, req.num_matched_prefix_tokens,
+                                   deferred=rec.deferred)
         wall_now, perf_now = time.time(), time.perf_counter()
         queued_at = wall_now - (perf_now - (req.time_stats.wait_queue_entry_time or perf_now))
         max_new = req.sampling_params.max_new_tokens

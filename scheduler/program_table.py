@@ -50,6 +50,7 @@ class RequestRecord:
     generated_tokens: int = 0
     token_stats: TokenStatsAggregate | None = None
     deferred: bool = False  # optional work of its program (tag ``deferred``)
+    low_confidence: bool = False  # ended (or being ended) by its stop_below_confidence
 
 
 @dataclass
@@ -64,6 +65,7 @@ class ProgramEntry:
     undeferred_live: int = 0  # waiting or running requests that are not deferred
     finished: int = 0
     aborted: int = 0
+    low_confidence_stops: int = 0  # requests ended by their stop_below_confidence (counted in aborted)
     prompt_tokens: int = 0
     generated_tokens: int = 0
     entropy_tokens: int = 0
@@ -112,6 +114,7 @@ class ProgramEntry:
             "last_service": self.last_service,
             "mean_entropy": self.mean_entropy,
             "entropy_tokens": self.entropy_tokens,
+            "low_confidence_stops": self.low_confidence_stops,
             "finished_request_token_stats": self.finished_token_stats,
             "estimated_remaining_work": self.remaining_work,
             "waiting_time": self.waiting_time,
@@ -163,12 +166,15 @@ class ProgramTable:
     def on_arrival(
         self, rid: str, program_id: str, prompt_tokens: int, now: float, token_stats: bool = False,
         max_new_tokens: int | None = None, remaining_work: float | None = None, deferred: bool = False,
+        confidence_window: int | None = None, stop_below_confidence: float | None = None,
     ) -> bool:
         """A tagged request entered the scheduler. Re-arrival of a known rid is a requeue.
 
         ``token_stats``: the request asked for per-token entropy and confidence.
         ``remaining_work``: the client's estimate of the program's remaining tokens, if it sent one.
         ``deferred``: optional work, queued behind everything while the program has other work.
+        ``confidence_window``, ``stop_below_confidence``: the request's own window (else the table's)
+        and DeepConf stop threshold (``on_token_stats`` says when it is crossed).
         Returns True if the request started a program the table did not hold.
         """
         rec = self.requests.get(rid)
@@ -190,7 +196,8 @@ class ProgramTable:
         self.requests[rid] = RequestRecord(
             rid=rid, program_id=program_id, prompt_tokens=prompt_tokens, queued_at=now,
             max_new_tokens=max_new_tokens,
-            token_stats=TokenStatsAggregate(self.confidence_window) if token_stats else None, deferred=deferred,
+            token_stats=TokenStatsAggregate(confidence_window or self.confidence_window, stop_below_confidence)
+            if token_stats else None, deferred=deferred,
         )
         prog.undeferred_live += not deferred
         self.live_token_stats_requests += token_stats
@@ -258,15 +265,22 @@ class ProgramTable:
         rec = self.requests.get(rid)
         return rec is not None and rec.token_stats is not None
 
-    def on_token_stats(self, rid: str, entropy: float, confidence: float) -> None:
-        """One generated token's entropy (T = 1) and top-k confidence."""
+    def on_token_stats(self, rid: str, entropy: float, confidence: float) -> bool:
+        """One generated token's entropy (T = 1) and top-k confidence. True when this token took the
+        request's window confidence below its ``stop_below_confidence`` (once per request): the
+        caller ends the request."""
         rec = self.requests.get(rid)
         if rec is None or rec.token_stats is None:
-            return
+            return False
         rec.token_stats.add(entropy, confidence)
         prog = self.programs[rec.program_id]
         prog.entropy_tokens += 1
         prog.entropy_sum += entropy
+        if rec.low_confidence or not rec.token_stats.below_threshold:
+            return False
+        rec.low_confidence = True
+        prog.low_confidence_stops += 1
+        return True
 
     def on_finished(self, rid: str, aborted: bool, now: float) -> ProgramEntry | None:
         """The request ended (normally or by abort); its record is released.
@@ -426,6 +440,7 @@ def merge_summaries(per_rank: list[dict[str, dict[str, Any]]]) -> dict[str, dict
             into["estimated_remaining_work"] += summary["estimated_remaining_work"]
             into["waiting_time"] = max(into["waiting_time"], summary["waiting_time"])
             into["escalations"] += summary["escalations"]
+            into["low_confidence_stops"] += summary["low_confidence_stops"]
             tokens = into["entropy_tokens"] + summary["entropy_tokens"]
             if tokens:
                 into["mean_entropy"] = (

@@ -10,10 +10,12 @@ from dynasor.core.window import LowestWindowMean
 class TokenStatsAggregate:
     """Token count, mean entropy and DeepConf's lowest window confidence of one request (the
     minimum, over sliding windows of ``window`` tokens, of the mean top-k confidence; a request
-    shorter than one window has the mean over its tokens)."""
+    shorter than one window has the mean over its tokens). ``stop_below``: the request's DeepConf
+    early-stop threshold, if it set one."""
 
-    def __init__(self, window: int) -> None:
+    def __init__(self, window: int, stop_below: float | None = None) -> None:
         self.window = window
+        self.stop_below = stop_below
         self.entropy_sum = 0.0
         self.confidence = LowestWindowMean(window)
 
@@ -24,6 +26,12 @@ class TokenStatsAggregate:
     def add(self, entropy: float, confidence: float) -> None:
         self.entropy_sum += entropy
         self.confidence.add(confidence)
+
+    @property
+    def below_threshold(self) -> bool:
+        """The latest full window's mean confidence is under the request's stop threshold."""
+        last = self.confidence.last_full
+        return self.stop_below is not None and last is not None and last < self.stop_below
 
     @property
     def mean_entropy(self) -> float | None:

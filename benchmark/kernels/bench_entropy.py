@@ -8,8 +8,10 @@ without the sampler hook.
 On CPU the "kernel" is the dispatcher's vectorised torch path; on CUDA it is the Triton kernel, and
 the table adds achieved GB/s (logits bytes read once) against the device's measured copy bandwidth.
 "Plain torch" is the straightforward unfused computation: softmax and log_softmax at T and at 1,
-then topk. The live part sends the same decode-heavy batch to one Dynasor server, alternating
-rounds with ``return_entropy`` off (the hook does nothing) and on.
+then topk. The live part sends the same decode-heavy batch to one Dynasor server, rotating rounds
+with ``return_entropy`` off (the hook does nothing), on, and on with a confidence stop that never
+fires (``stop_below_confidence`` far below anything reached: the per-token check runs, the requests
+run to their cap), and gives the paired ratios with bootstrap intervals.
 """
 
 from __future__ import annotations
@@ -214,38 +216,57 @@ def kernel_table(device: str, shapes: list[tuple[int, int]], dtypes: list[torch.
     return rows_out
 
 
+LIVE_MODES = ("off", "on", "stop")
+NEVER_FIRES = 1e-9  # stop_below_confidence of the "stop" mode: the check runs, never ends a request
+STOP_WINDOW = 16
+
+
+def live_tag(program_id: str, mode: str) -> dict[str, Any]:
+    tag: dict[str, Any] = {"program_id": program_id, "return_entropy": mode != "off"}
+    if mode == "stop":
+        tag.update(stop_below_confidence=NEVER_FIRES, confidence_window=STOP_WINDOW)
+    return tag
+
+
 async def live_throughput(url: str, concurrency: int, max_new_tokens: int, rounds: int) -> dict:
+    from benchmark.paired_bootstrap import paired_ratio_interval
     from dynasor.client import AsyncDynasorClient
 
     async with AsyncDynasorClient(url) as client:
-        async def one_round(entropy: bool) -> tuple[float, int]:
-            pid = client.new_program()
-            tag = {"program_id": pid, "return_entropy": entropy}
+        async def one_round(mode: str) -> tuple[float, int]:
             params = {"max_new_tokens": max_new_tokens, "temperature": 0.8, "ignore_eos": True}
+            tag = live_tag(client.new_program(), mode)
             t0 = time.perf_counter()
             outs = await asyncio.gather(*[client.generate(f"Story {i}: once upon a time", params, program=tag)
                                           for i in range(concurrency)])
             elapsed = time.perf_counter() - t0
             tokens = sum(o["meta_info"]["completion_tokens"] for o in outs)
-            if entropy:
-                assert all(len(o["meta_info"]["entropy"]) == o["meta_info"]["completion_tokens"] for o in outs)
-            else:
+            assert tokens == concurrency * max_new_tokens, "a request ended early"
+            if mode == "off":
                 assert all("entropy" not in o["meta_info"] for o in outs)
+            else:
+                assert all(len(o["meta_info"]["entropy"]) == o["meta_info"]["completion_tokens"] for o in outs)
             return elapsed, tokens
 
-        await one_round(True)  # warm-up
-        result: dict[str, list[float]] = {"off": [], "on": []}
+        await one_round("on")  # warm-up
+        result: dict[str, list[float]] = {mode: [] for mode in LIVE_MODES}
         for r in range(rounds):
-            for mode in (("off", "on") if r % 2 == 0 else ("on", "off")):
-                elapsed, tokens = await one_round(mode == "on")
+            shift = r % len(LIVE_MODES)  # each mode takes each place in the rotation equally often
+            for mode in LIVE_MODES[shift:] + LIVE_MODES[:shift]:
+                elapsed, tokens = await one_round(mode)
                 result[mode].append(tokens / elapsed)
-        off, on = statistics.median(result["off"]), statistics.median(result["on"])
+        ratios = {"on_over_off": paired_ratio_interval(result["on"], result["off"]),
+                  "stop_over_on": paired_ratio_interval(result["stop"], result["on"])}
         print(f"\nlive decode throughput, {concurrency} concurrent x {max_new_tokens} tokens, {rounds} rounds each:")
-        print(f"  hook off (return_entropy=false): {off:8.1f} tok/s   rounds {[round(v, 1) for v in result['off']]}")
-        print(f"  hook on  (return_entropy=true):  {on:8.1f} tok/s   rounds {[round(v, 1) for v in result['on']]}")
-        print(f"  ratio on/off: {on / off:.3f}x")
+        for mode, label in (("off", "return_entropy=false"), ("on", "return_entropy=true"),
+                            ("stop", f"+ stop_below_confidence={NEVER_FIRES:g}, window {STOP_WINDOW}")):
+            values = result[mode]
+            print(f"  {mode:4s} ({label}): {statistics.mean(values):8.1f} tok/s   rounds {[round(v, 1) for v in values]}")
+        for name, entry in ratios.items():
+            print(f"  {name}: {entry['ratio']:.3f}x  95% CI [{entry['low']:.3f}, {entry['high']:.3f}]  "
+                  f"excludes 1.0: {entry['excludes_1']}")
         return {"concurrency": concurrency, "max_new_tokens": max_new_tokens, "rounds": rounds,
-                "tok_per_s_off": result["off"], "tok_per_s_on": result["on"], "median_ratio": on / off}
+                **{f"tok_per_s_{mode}": result[mode] for mode in LIVE_MODES}, "paired_ratios": ratios}
 
 
 def main() -> None:

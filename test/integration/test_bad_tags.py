@@ -18,6 +18,10 @@ GOOD_ID = "good-program-id-0001"
         ({"program_id": GOOD_ID, "budget": 3}, "custom_params.dynasor has unknown field(s) ['budget']"),
         ({}, "custom_params.dynasor.program_id is required"),
         ("program", "custom_params.dynasor must be an object"),
+        ({"program_id": GOOD_ID, "stop_below_confidence": -1}, "custom_params.dynasor.stop_below_confidence must be"),
+        ({"program_id": GOOD_ID, "stop_below_confidence": 2, "return_entropy": False},
+         "custom_params.dynasor.stop_below_confidence needs custom_params.dynasor.return_entropy true"),
+        ({"program_id": GOOD_ID, "confidence_window": 0}, "custom_params.dynasor.confidence_window must be between"),
     ],
 )
 async def test_bad_tag_is_a_400_naming_the_field(url, tag, message):

@@ -1,5 +1,6 @@
 """Per-token entropy computed in SGLang's sampling step reaches meta_info and the program table."""
 
+import asyncio
 import json
 import math
 
@@ -115,3 +116,30 @@ def test_openai_endpoints_return_token_stats_when_tagged(url):
         assert len(choice.model_extra["token_stats"]["entropy"]) >= 1
     plain = client.completions.create(model=model, prompt="1, 2, 3,", max_tokens=5)
     assert "token_stats" not in (plain.choices[0].model_extra or {})
+
+
+async def test_a_confidence_stop_ends_the_request_early_and_frees_its_kv(url):
+    """stop_below_confidence above anything the model reaches ends the request one token after its
+    first full window (finish reason abort "low_confidence", KV back to idle); one below everything
+    runs to max_new_tokens."""
+    async with AsyncDynasorClient(url) as client:
+        idle = (await client.load()).used_tokens
+        pid = client.new_program()
+        params = {"max_new_tokens": 48, "temperature": 0.0, "ignore_eos": True}
+        high, low = await asyncio.gather(*[
+            client.generate(f"Story {i}: once upon a time", params,
+                            program={"program_id": pid, "confidence_window": 4, "stop_below_confidence": threshold})
+            for i, threshold in enumerate((1e9, 1e-9))])
+        summary = await client.program(pid)
+        used = [(await client.load()).used_tokens]
+        while used[-1] != idle and len(used) < 100:
+            await asyncio.sleep(0.05)
+            used.append((await client.load()).used_tokens)
+    meta = high["meta_info"]
+    print(f"\n[confidence stop] {meta['finish_reason']} after {meta['completion_tokens']} tokens; "
+          f"the other: {low['meta_info']['finish_reason']} after {low['meta_info']['completion_tokens']}")
+    assert meta["finish_reason"]["type"] == "abort" and meta["finish_reason"]["message"] == "low_confidence"
+    assert 4 <= meta["completion_tokens"] <= 6 and len(meta["topk_confidence"]) == meta["completion_tokens"]
+    assert low["meta_info"]["finish_reason"]["type"] == "length" and low["meta_info"]["completion_tokens"] == 48
+    assert summary["low_confidence_stops"] == 1 and summary["requests"]["aborted"] == 1
+    assert used[-1] == idle, f"KV in use {used[-1]} tokens, idle was {idle}"

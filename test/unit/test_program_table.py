@@ -271,3 +271,17 @@ def test_a_program_defers_until_its_last_request_that_is_not_deferred_ends():
     assert not table.view("A" * 16).deferring and "A" * 16 in table.drain_changed()
     table.on_arrival("a3", "A" * 16, 4, now=3.0)  # a new request that is not deferred: held back again
     assert table.view("A" * 16).deferring
+
+
+def test_a_confidence_stop_fires_once_when_a_full_window_falls_below_the_threshold():
+    table = ProgramTable(confidence_window=2048)
+    pid = "P" * 16
+    table.on_arrival("r", pid, 4, now=0.0, token_stats=True, confidence_window=3, stop_below_confidence=5.0)
+    table.on_arrival("plain", pid, 4, now=0.0, token_stats=True)
+    fired = [table.on_token_stats("r", 0.1, c) for c in (1.0, 9.0, 9.0, 9.0, 4.0, 1.0, 1.0, 1.0)]
+    # windows of 3: (1,9,9) 6.33, (9,9,9) 9, (9,9,4) 7.33, (9,4,1) 4.67 < 5 -> fires once, never again
+    assert fired == [False, False, False, False, False, True, False, False]
+    assert not any(table.on_token_stats("plain", 0.1, 0.0) for _ in range(10))  # no threshold: never
+    assert table.programs[pid].low_confidence_stops == 1
+    assert table.snapshot(1.0)[table.programs[pid].key]["low_confidence_stops"] == 1
+    assert table.requests["plain"].token_stats.window == 2048  # the table's window unless the tag names one

@@ -58,6 +58,16 @@ def test_program_id_rejects_trailing_newline():
         ({}, "program_id is required"),
         ("not-an-object", "must be an object"),
         (["list"], "must be an object"),
+        ({"program_id": GOOD, "stop_below_confidence": 0}, "stop_below_confidence must be a finite number > 0"),
+        ({"program_id": GOOD, "stop_below_confidence": float("nan")}, "stop_below_confidence must be a finite"),
+        ({"program_id": GOOD, "stop_below_confidence": float("inf")}, "stop_below_confidence must be a finite"),
+        ({"program_id": GOOD, "stop_below_confidence": "2"}, "stop_below_confidence must be a number"),
+        ({"program_id": GOOD, "stop_below_confidence": True}, "stop_below_confidence must be a number"),
+        ({"program_id": GOOD, "stop_below_confidence": 2.0, "return_entropy": False}, "needs"),
+        ({"program_id": GOOD, "confidence_window": 0}, "confidence_window must be between 1 and 65536"),
+        ({"program_id": GOOD, "confidence_window": 65537}, "confidence_window must be between 1 and 65536"),
+        ({"program_id": GOOD, "confidence_window": 8.0}, "confidence_window must be an integer"),
+        ({"program_id": GOOD, "confidence_window": False}, "confidence_window must be an integer"),
     ],
 )
 def test_malformed_tags_name_the_field(raw, field):
@@ -107,3 +117,12 @@ def test_deferred_field():
     assert "deferred" not in parse_tag({"program_id": GOOD}).to_json()
     with pytest.raises(TagError, match="deferred must be a boolean"):
         parse_tag({"program_id": GOOD, "deferred": 1})
+
+
+def test_confidence_stop_fields_round_trip():
+    tag = parse_tag({"program_id": GOOD, "stop_below_confidence": 3, "confidence_window": 16})
+    assert tag.stop_below_confidence == 3.0 and tag.confidence_window == 16
+    assert parse_tag(tag.to_json()) == tag
+    plain = parse_tag({"program_id": GOOD})
+    assert plain.stop_below_confidence is None and plain.confidence_window is None
+    assert "stop_below_confidence" not in plain.to_json()

@@ -12,7 +12,13 @@ server's own estimate; ``deferred`` (bool, default false): optional work of the 
 self-consistency branches beyond the detection round). Under Dynasor's queue policies a deferred
 request waits behind every other request while its program still has a request that is not deferred
 waiting or running, then ranks as its program does; a program that stops aborts it. Stock policies
-ignore it.
+ignore it. ``stop_below_confidence`` (number > 0, optional) and ``confidence_window`` (tokens, 1 to
+65,536, optional; the server's ``--dynasor-confidence-window`` by default): DeepConf's early stop in
+the engine. Once the request has generated a full window, the scheduler ends it as soon as the mean
+top-k confidence of its last ``confidence_window`` tokens falls below ``stop_below_confidence``: it
+finishes like an abort (``meta_info.finish_reason`` ``{"type": "abort", "message": "low_confidence"}``,
+its KV freed), one token after the one that crossed (the stop rides SGLang's own ``to_finish``).
+Needs ``return_entropy`` (the confidence is computed with the entropy).
 
 SGLang forwards ``custom_params`` untouched to the scheduler process, so the tag reaches the
 program table without changing SGLang's request structs.
@@ -65,6 +71,8 @@ class ProgramTag:
     return_entropy: bool = True
     remaining_work: float | None = None
     deferred: bool = False
+    stop_below_confidence: float | None = None
+    confidence_window: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"program_id": self.program_id, "return_entropy": self.return_entropy}
@@ -72,6 +80,10 @@ class ProgramTag:
             out["remaining_work"] = self.remaining_work
         if self.deferred:
             out["deferred"] = True
+        if self.stop_below_confidence is not None:
+            out["stop_below_confidence"] = self.stop_below_confidence
+        if self.confidence_window is not None:
+            out["confidence_window"] = self.confidence_window
         return out
 
     def to_custom_params(self) -> dict[str, Any]:
@@ -108,8 +120,10 @@ def validate_program_id(value: Any, field: str = "program_id") -> str:
     return value
 
 
-_FIELDS = {"program_id", "return_entropy", "remaining_work", "deferred"}
+_FIELDS = {"program_id", "return_entropy", "remaining_work", "deferred", "stop_below_confidence", "confidence_window"}
 MAX_REMAINING_WORK = 1e12
+MAX_CONFIDENCE_WINDOW = 65_536
+LOW_CONFIDENCE = "low_confidence"  # finish_reason.message of a request ended by stop_below_confidence
 
 
 def parse_tag(raw: Any, where: str = "custom_params.dynasor") -> ProgramTag:
@@ -125,12 +139,38 @@ def parse_tag(raw: Any, where: str = "custom_params.dynasor") -> ProgramTag:
     for name, value in flags.items():
         if not isinstance(value, bool):
             raise TagError(f"{where}.{name} must be a boolean, got {type(value).__name__}")
+    stop_below = _positive_number(raw.get("stop_below_confidence"), f"{where}.stop_below_confidence")
+    if stop_below is not None and not flags["return_entropy"]:
+        raise TagError(f"{where}.stop_below_confidence needs {where}.return_entropy true "
+                       "(the confidence is computed with the entropy)")
     return ProgramTag(
         program_id=validate_program_id(raw["program_id"], f"{where}.program_id"),
         return_entropy=flags["return_entropy"],
         remaining_work=validate_remaining_work(raw.get("remaining_work"), f"{where}.remaining_work"),
         deferred=flags["deferred"],
+        stop_below_confidence=stop_below,
+        confidence_window=_window(raw.get("confidence_window"), f"{where}.confidence_window"),
     )
+
+
+def _positive_number(value: Any, field: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TagError(f"{field} must be a number, got {type(value).__name__}")
+    if not 0 < value < float("inf"):
+        raise TagError(f"{field} must be a finite number > 0")
+    return float(value)
+
+
+def _window(value: Any, field: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TagError(f"{field} must be an integer, got {type(value).__name__}")
+    if not 1 <= value <= MAX_CONFIDENCE_WINDOW:
+        raise TagError(f"{field} must be between 1 and {MAX_CONFIDENCE_WINDOW} tokens")
+    return value
 
 
 def validate_remaining_work(value: Any, field: str = "remaining_work") -> float | None:

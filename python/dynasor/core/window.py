@@ -19,6 +19,7 @@ class LowestWindowMean:
         self._recent: deque[float] = deque()
         self._recent_sum = 0.0
         self._lowest_full: float | None = None
+        self.last_full: float | None = None  # mean of the latest full window (None before the first)
 
     def add(self, value: float) -> None:
         self.count += 1
@@ -28,7 +29,7 @@ class LowestWindowMean:
         if len(self._recent) > self.window:
             self._recent_sum -= self._recent.popleft()
         if len(self._recent) == self.window:
-            mean = self._recent_sum / self.window
+            mean = self.last_full = self._recent_sum / self.window
             if self._lowest_full is None or mean < self._lowest_full:
                 self._lowest_full = mean
 

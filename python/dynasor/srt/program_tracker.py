@@ -32,7 +32,8 @@ class ProgramTracker:
             started = self.table.on_arrival(
                 req.rid, tag.program_id, len(req.origin_input_ids), time.time(), token_stats=tag.return_entropy,
                 max_new_tokens=req.sampling_params.max_new_tokens, remaining_work=tag.remaining_work,
-                deferred=tag.deferred,
+                deferred=tag.deferred, confidence_window=tag.confidence_window,
+                stop_below_confidence=tag.stop_below_confidence,
             )
             if started and self.metrics is not None:
                 self.metrics.on_started()

@@ -14,6 +14,10 @@ Two hooks, both armed only in Dynasor servers:
    row of one request, append the values to ``req.customized_info`` (SGLang's channel that ends in
    ``meta_info[key]``, one value per output token, streamed chunks included) for the requests that
    asked only, so untagged requests keep stock responses; and feed the program table's aggregates.
+   When that takes a request's window confidence below its ``stop_below_confidence``, the request
+   gets SGLang's ``to_finish`` = abort "low_confidence" (what SGLang's own abort of a running
+   request sets): the next step files it finished and frees its KV. The values are already on the
+   host here, so the stop adds no device synchronisation.
 
 ``meta_info`` keys: the fields of ``dynasor.core.token_stats.TokenStats``: ``entropy`` (T = 1),
 ``sampling_entropy`` (at the request's temperature) and ``topk_confidence`` (DeepConf: −mean
@@ -26,7 +30,9 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from sglang.srt.managers.schedule_batch import FINISH_ABORT
 
+from dynasor.core.tag import LOW_CONFIDENCE
 from dynasor.core.token_stats import TOKEN_STATS_KEYS, TokenStats
 from dynasor.kernels.entropy import token_stats
 from dynasor.srt.context import current_context
@@ -76,5 +82,7 @@ def collect_token_stats(result: Any, processor: Any, i: int, req: Any, logits_ou
         req.customized_info = {}
     for key, value in zip(TOKEN_STATS_KEYS, values.values()):
         req.customized_info.setdefault(key, []).append(value)
-    context.table.on_token_stats(req.rid, entropy=values.entropy, confidence=values.topk_confidence)
+    if context.table.on_token_stats(req.rid, entropy=values.entropy, confidence=values.topk_confidence) \
+            and not req.finished() and req.to_finish is None:
+        req.to_finish = FINISH_ABORT(LOW_CONFIDENCE)
     return None

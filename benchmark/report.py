@@ -26,6 +26,7 @@ from typing import Any
 
 from benchmark.readme.batch import render_batch
 from benchmark.readme.burst import render_burst
+from benchmark.readme.engine import render_chunked, render_entropy_live
 from benchmark.readme.kernels import render_kernels
 from benchmark.readme.online import render_online
 from benchmark.readme.overhead import render_overhead
@@ -35,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- bench-results:start -->", "<!-- bench-results:end -->"
 
 
-KINDS = ("batch", "online", "overhead", "burst", "kernels", "soak")
+KINDS = ("batch", "online", "overhead", "burst", "kernels", "entropy_live", "chunked", "soak")
 
 
 def kind_of(path: Path, data: Mapping[str, Any]) -> str | None:
@@ -47,6 +48,11 @@ def kind_of(path: Path, data: Mapping[str, Any]) -> str | None:
         return str(data["benchmark"])
     if data.get("device") == "cuda" and isinstance(data.get("kernel"), list):
         return "kernels"
+    if data.get("benchmark") == "chunked_decoding":
+        return "chunked"
+    live = data.get("live")
+    if isinstance(live, Mapping) and "paired_ratios" in live:
+        return "entropy_live"
     return None
 
 
@@ -68,7 +74,8 @@ def load_results(results_dir: Path) -> dict[str, list[tuple[Path, dict]]]:
 
 
 RENDERERS = {"batch": render_batch, "online": render_online, "overhead": render_overhead, "burst": render_burst,
-             "kernels": render_kernels, "soak": render_soak}
+             "kernels": render_kernels, "entropy_live": render_entropy_live, "chunked": render_chunked,
+             "soak": render_soak}
 
 
 def render(results_dir: Path, readme: Path) -> str:

@@ -4,8 +4,9 @@ policy, plus the optional live SC point with real engine aborts.
 
 Recording reuses the programs unchanged, run under even allocation: ``RecordingBackend`` keeps
 every request's prompt and generation (DynasorCoT's chunks and probes are told apart by the probe
-suffix) and ``DetectionSnapshot`` is a never-stopping policy that notes what a program had spent
-when it reached its detection step (Rebase asks its policy exactly once, there).
+suffix, in text or in token ids: ``DynasorCoT.probe_reasoning``) and ``DetectionSnapshot`` is a
+never-stopping policy that notes what a program had spent when it reached its detection step
+(Rebase asks its policy exactly once, there).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from typing import Any
 
 from benchmark.batch.offline import CoTTrace, Probe, RebaseTrace
 from dynasor.certaindex import extract_answer, extract_probe_answer, is_correct
-from dynasor.core.generation import Backend, Generation
+from dynasor.core.generation import Backend, Generation, Prompt
 from dynasor.core.result import ProgramResult
 from dynasor.datasets.labelled import Labelled
 from dynasor.programs.base import ReasoningProgram
+from dynasor.programs.cot import DynasorCoT
 from dynasor.programs.rebase import Rebase
 from dynasor.runtime.backends import RecordingBackend
 
@@ -39,16 +41,21 @@ class DetectionSnapshot:
         return True
 
 
-def cot_trace(item: Labelled, prompt: str, calls: Sequence[tuple[str, Generation]], suffix: str) -> CoTTrace:
+def cot_trace(item: Labelled, program: DynasorCoT, calls: Sequence[tuple[Prompt, Generation]]) -> CoTTrace:
     """Chunks (sequential, so completion order is their order) and the probe after each, matched
-    by the reasoning text its prompt carries."""
-    chunks = [g for p, g in calls if not p.endswith(suffix) and not g.aborted]
-    texts, text = [], ""
+    by the reasoning (text, or generated ids) its prompt carries."""
+    carried = [(program.probe_reasoning(p), g) for p, g in calls]
+    chunks = [g for reasoning, g in carried if reasoning is None and not g.aborted]
+    texts: list[str] = []
+    keys: list[str | tuple[int, ...]] = []
+    text, ids = "", list[int]()
     for g in chunks:
         text += g.text
+        ids += g.output_ids
         texts.append(text)
-    by_text = {p[len(prompt):len(p) - len(suffix)]: g for p, g in calls if p.endswith(suffix) and not g.aborted}
-    probes = [by_text.get(t) for t in texts]
+        keys.append(tuple(ids) if program.ids is not None else text)
+    by_reasoning = {reasoning: g for reasoning, g in carried if reasoning is not None and not g.aborted}
+    probes = [by_reasoning.get(k) for k in keys]
     return CoTTrace(item.id, item.gold, tuple(g.completion_tokens for g in chunks),
                     tuple(extract_answer(t) for t in texts),
                     tuple(Probe(extract_probe_answer(g.text), g.text, g.completion_tokens) if g else None
@@ -69,7 +76,6 @@ def rebase_trace(item: Labelled, program: Rebase, result: ProgramResult,
 async def record_cot(backend: Backend, items: Sequence[Labelled], chunk_tokens: int, budget: int,
                      sampling: Mapping[str, Any], probe: Mapping[str, Any],
                      concurrency: int) -> tuple[list[CoTTrace], float]:
-    from dynasor.programs.cot import PROBE_SUFFIX, DynasorCoT
     from dynasor.runtime.allocation import EvenAllocation
     from dynasor.runtime.runtime import ProgramRuntime
 
@@ -77,8 +83,7 @@ async def record_cot(backend: Backend, items: Sequence[Labelled], chunk_tokens: 
     programs = [DynasorCoT(it.prompt, chunk_tokens=chunk_tokens, window=1, max_tokens=budget,
                            sampling_params=sampling, probe_params=probe) for it in items]
     _, wall = await ProgramRuntime(tracer, EvenAllocation(), concurrency).run_with_progress(programs, "record cot")
-    return [cot_trace(it, it.prompt, tracer.calls.get(p.program_id, []), PROBE_SUFFIX)
-            for it, p in zip(items, programs)], wall
+    return [cot_trace(it, p, tracer.calls.get(p.program_id, [])) for it, p in zip(items, programs)], wall
 
 
 async def record_rebase(backend: Backend, reward: Any, items: Sequence[Labelled], width: int, detect_at: int,

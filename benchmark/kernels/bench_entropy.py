@@ -260,8 +260,8 @@ async def live_throughput(url: str, concurrency: int, max_new_tokens: int, round
         print(f"\nlive decode throughput, {concurrency} concurrent x {max_new_tokens} tokens, {rounds} rounds each:")
         for mode, label in (("off", "return_entropy=false"), ("on", "return_entropy=true"),
                             ("stop", f"+ stop_below_confidence={NEVER_FIRES:g}, window {STOP_WINDOW}")):
-            values = result[mode]
-            print(f"  {mode:4s} ({label}): {statistics.mean(values):8.1f} tok/s   rounds {[round(v, 1) for v in values]}")
+            values = [round(v, 1) for v in result[mode]]
+            print(f"  {mode:4s} ({label}): {statistics.mean(result[mode]):8.1f} tok/s   rounds {values}")
         for name, entry in ratios.items():
             print(f"  {name}: {entry['ratio']:.3f}x  95% CI [{entry['low']:.3f}, {entry['high']:.3f}]  "
                   f"excludes 1.0: {entry['excludes_1']}")

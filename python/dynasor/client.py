@@ -105,6 +105,10 @@ class _Calls:
     def _abort_request(rid: str) -> _Call:
         return _Call("POST", "/abort_request", {"rid": rid})
 
+    @staticmethod
+    def _tokenize(text: str, add_special_tokens: bool) -> _Call:
+        return _Call("POST", "/tokenize", {"prompt": text, "add_special_tokens": add_special_tokens})
+
 
 class DynasorClient(_Calls):
     """Blocking client (``httpx.Client``)."""
@@ -136,6 +140,10 @@ class DynasorClient(_Calls):
 
     def load(self) -> EngineLoad:
         return EngineLoad.from_json(self._send(self._load()))
+
+    def tokenize(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        """The server's token ids of ``text`` (SGLang's ``/tokenize``; what ``/generate`` makes of it)."""
+        return list(self._send(self._tokenize(text, add_special_tokens))["tokens"])
 
     def get(self, path: str) -> Any:
         return self._send(_Call("GET", path))
@@ -182,6 +190,10 @@ class AsyncDynasorClient(_Calls):
 
     async def load(self) -> EngineLoad:
         return EngineLoad.from_json(await self._send(self._load()))
+
+    async def tokenize(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        """The server's token ids of ``text`` (SGLang's ``/tokenize``; what ``/generate`` makes of it)."""
+        return list((await self._send(self._tokenize(text, add_special_tokens)))["tokens"])
 
     async def get(self, path: str) -> Any:
         return await self._send(_Call("GET", path))

@@ -10,8 +10,9 @@ of decode on 2 CPU cores even if the probes never agreed)."""
 
 from dynasor.client import AsyncDynasorClient
 from dynasor.programs import DynasorCoT
-from dynasor.runtime.backends import DynasorBackend
-from dynasor.runtime.allocation import StaticThreshold
+from dynasor.programs.cot import PROBE_SUFFIX
+from dynasor.runtime.backends import DynasorBackend, RecordingBackend
+from dynasor.runtime.allocation import EvenAllocation, StaticThreshold
 from dynasor.runtime.runtime import ProgramRuntime
 
 SELF_DOUBT_SHOTS = (
@@ -42,3 +43,28 @@ async def test_cot_exits_early_when_probes_agree(url):
     assert engine["requests"]["aborted"] >= 1
     assert engine["requests"]["waiting"] == engine["requests"]["running"] == 0
     assert engine["remaining_work_hint"] is not None  # every request carried the program's estimate
+
+
+async def test_chunks_continue_from_the_ids_the_server_generated(url):
+    """Every chunk is sent as the server's ids of the prompt + the ids of every chunk before it, and
+    every probe as those + the suffix's ids: the engine never re-tokenizes the reasoning."""
+    prompt = SELF_DOUBT_SHOTS + "Q: What is 2 + 2?\nA:"
+    program = DynasorCoT(prompt, chunk_tokens=16, max_tokens=48, sampling_params={"temperature": 0.0, "ignore_eos": True},
+                         probe_params={"temperature": 0.0})
+    async with AsyncDynasorClient(url) as client:
+        recorder = RecordingBackend(DynasorBackend(client))
+        result = await ProgramRuntime(recorder, EvenAllocation()).run_one(program)
+        prompt_ids = await client.tokenize(prompt)
+        suffix_ids = await client.tokenize(PROBE_SUFFIX, add_special_tokens=False)
+    calls = recorder.calls[program.program_id]
+    chunks = [(p, g) for p, g in calls if program.probe_reasoning(p) is None]
+    probes = [p for p, _ in calls if program.probe_reasoning(p) is not None]
+    print(f"\n[cot ids] {len(chunks)} chunks, {len(probes)} probes, prompt {len(prompt_ids)} ids, exit {result.extra['exit']}")
+    assert len(chunks) == 3 and len(probes) == 3 and all(isinstance(p, list) for p, _ in calls)
+    generated: list[int] = []
+    for sent, generation in chunks:
+        assert sent == prompt_ids + generated
+        assert len(generation.output_ids) == generation.completion_tokens == 16
+        generated += generation.output_ids
+        assert prompt_ids + generated + suffix_ids in probes
+    assert result.extra["text"] == "".join(g.text for _, g in chunks)

@@ -14,7 +14,7 @@ import pytest
 from benchmark.batch import analysis, bench_batch, curves, offline, record
 from benchmark.batch.offline import CoTTrace, Probe, RebaseTrace, Spec
 from dynasor.core.stats import quantile
-from dynasor.programs.cot import PROBE_SUFFIX
+from dynasor.programs.cot import PROBE_SUFFIX, DynasorCoT, ReasoningIds
 from dynasor.core.generation import Generation
 from dynasor.datasets.labelled import Labelled
 from dynasor.runtime.replay import Branch, Profile
@@ -164,14 +164,31 @@ def test_cot_trace_matches_probes_to_chunks():
              (prompt + "two " + PROBE_SUFFIX, Generation("3} ok", 3, "length")),
              (prompt + "two plus two ", Generation("is \\boxed{4}", 5, "stop")),
              (prompt + "two plus two " + PROBE_SUFFIX, Generation("4}", 2, "stop"))]
-    t = record.cot_trace(Labelled("q", prompt, "4", 1), prompt, calls, PROBE_SUFFIX)
+    t = record.cot_trace(Labelled("q", prompt, "4", 1), DynasorCoT(prompt), calls)
     assert t.chunk_tokens == (4, 4, 5) and t.chunk_answers == (None, None, "4") and t.level == 1
+    assert t.probes == (Probe("3", "3} ok", 3), Probe("4", "4}", 2), None)
+
+
+def test_cot_trace_matches_probes_to_chunks_by_token_ids():
+    prompt = "Q: 2+2?\nA:"
+    program = DynasorCoT(prompt)
+    program.ids = ReasoningIds(prompt=[1, 2], suffix=[9, 9])
+    calls = [([1, 2], Generation("two ", 2, "length", output_ids=(5, 6))),
+             ([1, 2, 5, 6], Generation("plus two ", 2, "length", output_ids=(7, 8))),
+             ([1, 2, 5, 6, 9, 9], Generation("3} ok", 3, "length")),
+             ([1, 2, 5, 6, 7, 8], Generation("is \\boxed{4}", 1, "stop", output_ids=(3,))),
+             ([1, 2, 5, 6, 7, 8, 9, 9], Generation("4}", 2, "stop"))]
+    t = record.cot_trace(Labelled("q", prompt, "4", 1), program, calls)
+    assert t.chunk_tokens == (2, 2, 1) and t.chunk_answers == (None, None, "4")
     assert t.probes == (Probe("3", "3} ok", 3), Probe("4", "4}", 2), None)
 
 
 class FakeEngine:
     """CoT: chunk k < 2 returns "step " (its full token budget), chunk 2 ends with an answer, every
     probe answers "4}"; Rebase steps answer "\\boxed{3}" in one 5-token step."""
+
+    async def tokenize(self, text, add_special_tokens=True):
+        return None  # no tokenizer: the program sends text
 
     async def generate(self, prompt, params, program_id, remaining_work=None, deferred=False):
         await asyncio.sleep(0)

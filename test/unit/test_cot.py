@@ -48,6 +48,9 @@ class FakeBackend:
         self.returned_tokens += generation.completion_tokens
         return generation
 
+    async def tokenize(self, text, add_special_tokens=True):
+        return None  # no tokenizer: the program sends text
+
     async def generate(self, prompt, params, program_id, remaining_work=None, deferred=False):
         assert program_id == self.program.program_id
         if prompt.endswith(PROBE_SUFFIX):
@@ -216,3 +219,53 @@ def test_certaindex_is_the_agreeing_fraction_of_the_window():
 def test_bad_knobs():
     with pytest.raises(ValueError, match="chunk_tokens"):
         DynasorCoT("q", chunk_tokens=0)
+
+
+class TokenizingBackend:
+    """Tokenizes one id per character (plus a BOS id 1 with special tokens); chunk k generates the ids
+    10k+1 .. 10k+n (text "<k>" repeated); probes answer "4}". Keeps every prompt as sent."""
+
+    def __init__(self, drop_ids_at=None):
+        self.prompts, self.chunks, self.drop_ids_at = [], 0, drop_ids_at
+
+    async def tokenize(self, text, add_special_tokens=True):
+        return ([1] if add_special_tokens else []) + [ord(c) for c in text]
+
+    async def generate(self, prompt, params, program_id, remaining_work=None, deferred=False):
+        self.prompts.append(prompt)
+        await asyncio.sleep(0)
+        if list(prompt[-len(PROBE_SUFFIX):]) == [ord(c) for c in PROBE_SUFFIX] or str(prompt).endswith(PROBE_SUFFIX):
+            return Generation("4}", 2, "length")
+        k, self.chunks = self.chunks, self.chunks + 1
+        n = params["max_new_tokens"]
+        ids = () if k == self.drop_ids_at else tuple(10 * k + i for i in range(1, n + 1))
+        return Generation(f"<{k}>" * n, n, "length", output_ids=ids)
+
+    async def stop_program(self, program_id):
+        pass
+
+
+def test_chunks_and_probes_continue_from_the_prompt_ids_and_every_generated_id():
+    backend = TokenizingBackend()
+    program = DynasorCoT("Q?", chunk_tokens=3, max_tokens=9)
+    result = asyncio.run(ProgramRuntime(backend, EvenAllocation()).run_one(program))
+    prompt_ids, suffix_ids = [1, ord("Q"), ord("?")], [ord(c) for c in PROBE_SUFFIX]
+    chunks = [p for p in backend.prompts if p[-len(suffix_ids):] != suffix_ids]
+    probes = [p for p in backend.prompts if p[-len(suffix_ids):] == suffix_ids]
+    generated = [[], [1, 2, 3], [1, 2, 3, 11, 12, 13]]
+    assert chunks == [prompt_ids + g for g in generated]  # chunk k+1: prompt ids + the ids generated so far
+    assert probes == [prompt_ids + g + suffix_ids for g in [*generated[1:], [1, 2, 3, 11, 12, 13, 21, 22, 23]]]
+    assert all(isinstance(p, list) for p in backend.prompts)
+    assert result.extra["text"] == "<0>" * 3 + "<1>" * 3 + "<2>" * 3 and result.extra["exit"] == "budget"
+
+
+def test_a_chunk_without_ids_or_a_backend_without_a_tokenizer_falls_back_to_text():
+    backend = TokenizingBackend(drop_ids_at=1)
+    asyncio.run(ProgramRuntime(backend, EvenAllocation()).run_one(DynasorCoT("Q?", chunk_tokens=3, max_tokens=9)))
+    chunks = [p for p in backend.prompts if not (isinstance(p, str) and p.endswith(PROBE_SUFFIX))
+              and not (isinstance(p, list) and p[-len(PROBE_SUFFIX):] == [ord(c) for c in PROBE_SUFFIX])]
+    assert isinstance(chunks[1], list) and chunks[2] == "Q?" + "<0>" * 3 + "<1>" * 3
+    backend = TokenizingBackend()
+    asyncio.run(ProgramRuntime(backend, EvenAllocation()).run_one(
+        DynasorCoT("Q?", chunk_tokens=3, max_tokens=9, token_ids=False)))
+    assert all(isinstance(p, str) for p in backend.prompts)

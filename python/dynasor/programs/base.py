@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from dynasor.core.generation import Generation
+from dynasor.core.generation import Generation, Prompt
 from dynasor.core.result import ProgramResult
 from dynasor.core.tag import new_program_id
 
@@ -25,7 +25,7 @@ class ProgramRunner(Protocol):
         """The allocation policy's decision at one of the program's decision points."""
         ...
 
-    async def generate(self, program: ReasoningProgram, prompt: str, params: Mapping[str, Any],
+    async def generate(self, program: ReasoningProgram, prompt: Prompt, params: Mapping[str, Any],
                        deferred: bool = False) -> Generation:
         """One request of the program (tagged with it and its remaining-work estimate); ``deferred``:
         optional work, which the server queues behind everything else while the program has other work."""
@@ -33,6 +33,10 @@ class ProgramRunner(Protocol):
 
     async def stop(self, program: ReasoningProgram) -> None:
         """Abort everything the program still has outstanding in the engine (one call)."""
+        ...
+
+    async def tokenize(self, text: str, add_special_tokens: bool = True) -> list[int] | None:
+        """The engine's token ids of ``text``, or None when the backend cannot tell."""
         ...
 
 

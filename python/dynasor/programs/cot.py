@@ -13,6 +13,13 @@ empty or has a hesitation word never agrees (and C_k = 0 if the latest one is su
 ``StaticThreshold(1.0)`` is the public code's rule (τ = 1, w = N) and a threshold τ < 1 stops once
 ⌈τ·w⌉ probes of the window agree with the latest.
 
+Each chunk continues from token ids, not text (``token_ids``, the default, when the backend can
+tokenize): the prompt is tokenized once, and chunk k+1 is sent as prompt ids + every id generated so
+far, a probe as those + the suffix's ids (tokenized once, without special tokens). So the server
+never re-tokenizes a growing reasoning (quadratic work on a long chain of thought), and the model
+continues from exactly the tokens it generated, which re-tokenized text need not reproduce. A
+backend that cannot tokenize, or a chunk that comes back without ids, falls back to text.
+
 ``exit``: "probe" (the probes agreed and the policy stopped the program), "policy" (the policy
 stopped it without agreement, e.g. ``LengthCap``), "finished" (the model ended its output),
 "budget" (``max_tokens`` or the runtime's chunk grant was reached), "aborted" (someone else aborted
@@ -25,11 +32,12 @@ import asyncio
 import math
 from collections import deque
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from dynasor.certaindex import answers_equivalent, extract_answer, extract_probe_answer, probe_consistent
 from dynasor.certaindex.signals import has_hesitation
-from dynasor.core.generation import Generation
+from dynasor.core.generation import Generation, Prompt
 from dynasor.core.result import ProgramResult
 from dynasor.programs.base import ProgramRunner, ReasoningProgram
 
@@ -37,6 +45,21 @@ PROBE_SUFFIX = "... Oh, I suddenly got the answer to the whole problem, **Final 
 DEFAULT_SAMPLING = {"temperature": 0.6, "top_p": 0.95}
 DEFAULT_PROBE = {"max_new_tokens": 20, "temperature": 0.6, "top_p": 0.95}
 STOPPED_BY_PROGRAM = ("probe", "policy")
+
+
+@dataclass
+class ReasoningIds:
+    """The token ids a chunk continues from: the prompt's, then every generated one."""
+
+    prompt: list[int]
+    suffix: list[int]
+    generated: list[int] = field(default_factory=list)
+
+    def chunk_prompt(self) -> list[int]:
+        return self.prompt + self.generated
+
+    def probe_prompt(self) -> list[int]:
+        return self.prompt + self.generated + self.suffix
 
 
 class DynasorCoT(ReasoningProgram):
@@ -49,7 +72,8 @@ class DynasorCoT(ReasoningProgram):
 
     def __init__(self, prompt: str, chunk_tokens: int = 64, window: int = 3, max_tokens: int = 16384,
                  sampling_params: Mapping[str, Any] | None = None,
-                 probe_params: Mapping[str, Any] | None = None, probe_suffix: str = PROBE_SUFFIX) -> None:
+                 probe_params: Mapping[str, Any] | None = None, probe_suffix: str = PROBE_SUFFIX,
+                 token_ids: bool = True) -> None:
         super().__init__()
         if chunk_tokens < 1 or window < 1 or max_tokens < 1:
             raise ValueError(f"chunk_tokens, window and max_tokens must be >= 1, got "
@@ -59,6 +83,8 @@ class DynasorCoT(ReasoningProgram):
         self.sampling_params = {**DEFAULT_SAMPLING, **(sampling_params or {})}
         self.probe_params = {**DEFAULT_PROBE, **(probe_params or {})}
         self.max_chunks = math.ceil(max_tokens / chunk_tokens)
+        self.token_ids = token_ids
+        self.ids: ReasoningIds | None = None  # set at the start of execute when continuing from ids
         self.state = {"text": "", "reasoning_tokens": 0, "probe_tokens": 0, "tokens": 0,
                       "probe_answers": [], "probe_texts": []}
 
@@ -92,12 +118,36 @@ class DynasorCoT(ReasoningProgram):
             return 0
         return max(self.max_tokens - self.state["reasoning_tokens"], 0)
 
+    async def _tokenize(self, runtime: ProgramRunner) -> None:
+        if not self.token_ids:
+            return
+        prompt = await runtime.tokenize(self.prompt)
+        suffix = await runtime.tokenize(self.probe_suffix, add_special_tokens=False)
+        if prompt is not None and suffix is not None:
+            self.ids = ReasoningIds(prompt, suffix)
+
+    def probe_reasoning(self, prompt: Prompt) -> str | tuple[int, ...] | None:
+        """The reasoning a probe's prompt carries (text, or generated ids), None for a chunk's prompt:
+        how a recording tells probes from chunks and matches each probe to its chunk."""
+        if isinstance(prompt, str):
+            suffix = self.probe_suffix
+            return prompt[len(self.prompt):len(prompt) - len(suffix)] if prompt.endswith(suffix) else None
+        ids = self.ids
+        if ids is None or len(prompt) < len(ids.prompt) + len(ids.suffix) \
+                or list(prompt[len(prompt) - len(ids.suffix):]) != ids.suffix:
+            return None
+        return tuple(prompt[len(ids.prompt):len(prompt) - len(ids.suffix)])
+
     def _spawn_chunk(self, runtime: ProgramRunner) -> asyncio.Task[Generation]:
         params = {**self.sampling_params, "max_new_tokens": min(self.chunk_tokens, self._budget_left())}
-        return asyncio.create_task(runtime.generate(self, self.prompt + self.state["text"], params))
+        prompt = self.ids.chunk_prompt() if self.ids is not None else self.prompt + self.state["text"]
+        return asyncio.create_task(runtime.generate(self, prompt, params))
 
     def _spawn_probe(self, runtime: ProgramRunner) -> asyncio.Task[Generation]:
-        prompt = self.prompt + self.state["text"] + self.probe_suffix
+        if self.ids is not None:
+            prompt: Prompt = self.ids.probe_prompt()
+        else:
+            prompt = self.prompt + self.state["text"] + self.probe_suffix
         return asyncio.create_task(runtime.generate(self, prompt, self.probe_params))
 
     def _count(self, generation: Generation, kind: str) -> None:
@@ -120,6 +170,11 @@ class DynasorCoT(ReasoningProgram):
         if generation.aborted:
             return "aborted"
         self.state["text"] += generation.text
+        if self.ids is not None:
+            if len(generation.output_ids) == generation.completion_tokens:
+                self.ids.generated += generation.output_ids
+            else:  # the backend returned no ids: the rest continues from the text
+                self.ids = None
         self.knob += 1
         if generation.finish_reason == "stop":
             return "finished"
@@ -131,6 +186,7 @@ class DynasorCoT(ReasoningProgram):
         self.max_chunks = runtime.grant(self, self.max_chunks)
         if self._budget_left() == 0:
             return "budget"
+        await self._tokenize(runtime)
         chunk.append(self._spawn_chunk(runtime))
         while True:
             head = [probes[0]] if probes else []

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from dynasor.core.abort import abort_when_dispatched, dispatched_by
-from dynasor.core.generation import Backend, Generation
+from dynasor.core.generation import Backend, Generation, Prompt
 from dynasor.core.tag import ProgramTag, tag_sampling_params
 
 if TYPE_CHECKING:
@@ -29,6 +29,11 @@ if TYPE_CHECKING:
 
 def _tag(program_id: str, remaining_work: float | None, deferred: bool) -> ProgramTag:
     return ProgramTag(program_id, remaining_work=remaining_work, deferred=deferred)
+
+
+def _sendable(prompt: Prompt) -> str | list[int]:
+    """Text as it is; token ids as the JSON list SGLang's ``input_ids`` takes."""
+    return prompt if isinstance(prompt, str) else list(prompt)
 
 
 class _LiveRids:
@@ -57,10 +62,13 @@ class DynasorBackend:
     def __init__(self, client: AsyncDynasorClient) -> None:
         self.client = client
 
-    async def generate(self, prompt: str, params: Mapping[str, Any], program_id: str,
+    async def generate(self, prompt: Prompt, params: Mapping[str, Any], program_id: str,
                        remaining_work: float | None = None, deferred: bool = False) -> Generation:
-        out = await self.client.generate(prompt, params, program=_tag(program_id, remaining_work, deferred))
+        out = await self.client.generate(_sendable(prompt), params, program=_tag(program_id, remaining_work, deferred))
         return Generation.from_response(out)
+
+    async def tokenize(self, text: str, add_special_tokens: bool = True) -> list[int] | None:
+        return await self.client.tokenize(text, add_special_tokens)
 
     async def stop_program(self, program_id: str) -> None:
         await self.client.abort_program(program_id)
@@ -73,13 +81,16 @@ class StockSGLangBackend:
         self.client = client
         self._live = _LiveRids()
 
-    async def generate(self, prompt: str, params: Mapping[str, Any], program_id: str,
+    async def generate(self, prompt: Prompt, params: Mapping[str, Any], program_id: str,
                        remaining_work: float | None = None, deferred: bool = False) -> Generation:
         rid = self._live.add(program_id)
         try:
-            return Generation.from_response(await self.client.generate(prompt, params, rid=rid))
+            return Generation.from_response(await self.client.generate(_sendable(prompt), params, rid=rid))
         finally:
             self._live.discard(program_id, rid)
+
+    async def tokenize(self, text: str, add_special_tokens: bool = True) -> list[int] | None:
+        return await self.client.tokenize(text, add_special_tokens)
 
     async def stop_program(self, program_id: str) -> None:
         await asyncio.gather(*[self.client.abort_request(rid) for rid in self._live.of(program_id)])
@@ -89,7 +100,8 @@ class InProcessEngine(Protocol):
     """What ``EngineBackend`` needs of an engine: ``sglang.Engine`` has it, and so has the server's
     TokenizerManager behind ``dynasor.srt.tokenizer_engine``."""
 
-    async def async_generate(self, prompt: str, sampling_params: Mapping[str, Any], rid: str) -> Mapping[str, Any]: ...
+    async def async_generate(self, prompt: str | None = None, sampling_params: Mapping[str, Any] | None = None,
+                             input_ids: list[int] | None = None, rid: str | None = None) -> Mapping[str, Any]: ...
 
     @property
     def tokenizer_manager(self) -> Any: ...
@@ -115,17 +127,25 @@ class EngineBackend:
         self._live = _LiveRids()
         self._stopped: OrderedDict[str, None] = OrderedDict()
 
-    async def generate(self, prompt: str, params: Mapping[str, Any], program_id: str,
+    async def generate(self, prompt: Prompt, params: Mapping[str, Any], program_id: str,
                        remaining_work: float | None = None, deferred: bool = False) -> Generation:
         if program_id in self._stopped:
             return Generation("", 0, "abort")
         sampling = tag_sampling_params(params, _tag(program_id, remaining_work, deferred)) if self.tag else dict(params)
         rid = self._live.add(program_id)
         try:
-            out = await self.engine.async_generate(prompt=prompt, sampling_params=sampling, rid=rid)
+            text, ids = (prompt, None) if isinstance(prompt, str) else (None, list(prompt))
+            out = await self.engine.async_generate(prompt=text, sampling_params=sampling, input_ids=ids, rid=rid)
         finally:
             self._live.discard(program_id, rid)
         return Generation.from_response(out)
+
+    async def tokenize(self, text: str, add_special_tokens: bool = True) -> list[int] | None:
+        """With the engine's own tokenizer (None when it runs without one, ``skip_tokenizer_init``)."""
+        tokenizer = getattr(self.engine.tokenizer_manager, "tokenizer", None)
+        if tokenizer is None:
+            return None
+        return list(tokenizer.encode(text, add_special_tokens=add_special_tokens))
 
     async def stop_program(self, program_id: str) -> None:
         self._stopped[program_id] = None
@@ -143,13 +163,16 @@ class RecordingBackend:
 
     def __init__(self, inner: Backend) -> None:
         self.inner = inner
-        self.calls: dict[str, list[tuple[str, Generation]]] = {}
+        self.calls: dict[str, list[tuple[Prompt, Generation]]] = {}
 
-    async def generate(self, prompt: str, params: Mapping[str, Any], program_id: str,
+    async def generate(self, prompt: Prompt, params: Mapping[str, Any], program_id: str,
                        remaining_work: float | None = None, deferred: bool = False) -> Generation:
         out = await self.inner.generate(prompt, params, program_id, remaining_work=remaining_work, deferred=deferred)
         self.calls.setdefault(program_id, []).append((prompt, out))
         return out
+
+    async def tokenize(self, text: str, add_special_tokens: bool = True) -> list[int] | None:
+        return await self.inner.tokenize(text, add_special_tokens)
 
     async def stop_program(self, program_id: str) -> None:
         await self.inner.stop_program(program_id)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dynasor.core.generation import Backend, Generation
+from dynasor.core.generation import Backend, Generation, Prompt
 from dynasor.core.result import ProgramResult
 from dynasor.programs.base import ReasoningProgram
 from dynasor.runtime.allocation import AllocationPolicy, EvenAllocation
@@ -41,7 +41,7 @@ class ProgramRuntime:
         work = program.remaining_work()
         return None if work is None else max(float(work), 0.0)
 
-    async def generate(self, program: ReasoningProgram, prompt: str, params: Mapping[str, Any],
+    async def generate(self, program: ReasoningProgram, prompt: Prompt, params: Mapping[str, Any],
                        deferred: bool = False) -> Generation:
         return await self.backend.generate(prompt, params, program.program_id,
                                            remaining_work=self.remaining_work(program), deferred=deferred)
@@ -49,6 +49,9 @@ class ProgramRuntime:
     async def stop(self, program: ReasoningProgram) -> None:
         """Abort everything the program still has outstanding in the engine (one call)."""
         await self.backend.stop_program(program.program_id)
+
+    async def tokenize(self, text: str, add_special_tokens: bool = True) -> list[int] | None:
+        return await self.backend.tokenize(text, add_special_tokens)
 
     async def run_one(self, program: ReasoningProgram) -> ProgramResult:
         async with self._slots:

@@ -20,8 +20,9 @@ class TokenizerManagerEngine:
         self.tokenizer_manager = tokenizer_manager
         self.raw_request = raw_request
 
-    async def async_generate(self, prompt: str, sampling_params: Mapping[str, Any], rid: str) -> dict[str, Any]:
+    async def async_generate(self, prompt: str | None = None, sampling_params: Mapping[str, Any] | None = None,
+                             input_ids: list[int] | None = None, rid: str | None = None) -> dict[str, Any]:
         from sglang.srt.managers.io_struct import GenerateReqInput
 
-        obj = GenerateReqInput(text=prompt, sampling_params=dict(sampling_params), rid=rid)
+        obj = GenerateReqInput(text=prompt, input_ids=input_ids, sampling_params=dict(sampling_params or {}), rid=rid)
         return await self.tokenizer_manager.generate_request(obj, self.raw_request).__anext__()

@@ -20,7 +20,7 @@ GOOD_ID = "good-program-id-0001"
         ("program", "custom_params.dynasor must be an object"),
         ({"program_id": GOOD_ID, "stop_below_confidence": -1}, "custom_params.dynasor.stop_below_confidence must be"),
         ({"program_id": GOOD_ID, "stop_below_confidence": 2, "return_entropy": False},
-         "custom_params.dynasor.stop_below_confidence needs custom_params.dynasor.return_entropy true"),
+         "custom_params.dynasor.stop_below_confidence needs sampling_params.custom_params.dynasor.return_entropy"),
         ({"program_id": GOOD_ID, "confidence_window": 0}, "custom_params.dynasor.confidence_window must be between"),
     ],
 )

@@ -156,7 +156,7 @@ class FakeEngine:
         self.dispatch = asyncio.Event()
         self.finish = asyncio.Event()
 
-    async def async_generate(self, prompt=None, sampling_params=None, rid=None):
+    async def async_generate(self, prompt=None, sampling_params=None, input_ids=None, rid=None):
         state = SimpleNamespace(dispatched=False, done=asyncio.Event())
         self.tokenizer_manager.rid_to_state[rid] = state
         self.calls.append((prompt, sampling_params, rid))

@@ -291,6 +291,9 @@ class FakeClient:
     async def __aexit__(self, *exc):
         return None
 
+    async def tokenize(self, text, add_special_tokens=True):
+        return None  # this fake answers by prompt text: CoT falls back to sending text
+
     async def generate(self, prompt, sampling_params=None, program=None, **kwargs):
         await asyncio.sleep(0)
         if kwargs.get("return_logprob"):

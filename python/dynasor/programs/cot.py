@@ -49,11 +49,14 @@ STOPPED_BY_PROGRAM = ("probe", "policy")
 
 @dataclass
 class ReasoningIds:
-    """The token ids a chunk continues from: the prompt's, then every generated one."""
+    """The token ids a chunk continues from: the prompt's, then every generated one. ``complete``
+    turns False when a chunk came back without ids: the rest continues from text (the ids stay, so
+    a recording can still tell the probes sent before)."""
 
     prompt: list[int]
     suffix: list[int]
     generated: list[int] = field(default_factory=list)
+    complete: bool = True
 
     def chunk_prompt(self) -> list[int]:
         return self.prompt + self.generated
@@ -140,11 +143,12 @@ class DynasorCoT(ReasoningProgram):
 
     def _spawn_chunk(self, runtime: ProgramRunner) -> asyncio.Task[Generation]:
         params = {**self.sampling_params, "max_new_tokens": min(self.chunk_tokens, self._budget_left())}
-        prompt = self.ids.chunk_prompt() if self.ids is not None else self.prompt + self.state["text"]
+        ids = self.ids
+        prompt = ids.chunk_prompt() if ids is not None and ids.complete else self.prompt + self.state["text"]
         return asyncio.create_task(runtime.generate(self, prompt, params))
 
     def _spawn_probe(self, runtime: ProgramRunner) -> asyncio.Task[Generation]:
-        if self.ids is not None:
+        if self.ids is not None and self.ids.complete:
             prompt: Prompt = self.ids.probe_prompt()
         else:
             prompt = self.prompt + self.state["text"] + self.probe_suffix
@@ -170,11 +174,11 @@ class DynasorCoT(ReasoningProgram):
         if generation.aborted:
             return "aborted"
         self.state["text"] += generation.text
-        if self.ids is not None:
+        if self.ids is not None and self.ids.complete:
             if len(generation.output_ids) == generation.completion_tokens:
                 self.ids.generated += generation.output_ids
             else:  # the backend returned no ids: the rest continues from the text
-                self.ids = None
+                self.ids.complete = False
         self.knob += 1
         if generation.finish_reason == "stop":
             return "finished"

@@ -71,13 +71,13 @@ async def test_self_consistency_stops_easy_programs_and_runs_hard_ones_to_the_ca
     assert sum(r.extra["aborted_branches"] for r in stopped) > 0
 
 
-async def test_staged_launch_sends_the_rest_only_when_the_program_goes_on(url):
-    """launch="staged": the engine sees detect_at requests of a program that stops, cap of one that goes on."""
-    cap, detect_at = 8, 3
+async def easy_and_hard(url, launch, cap=8, detect_at=3):
+    """An easy program (temperature 0.1: its samples agree, certaindex stops it) and a hard one (1.5: they
+    scatter, it goes on) under ``launch``; each program's result and the engine's view of it."""
     (easy, _), (hard, _) = one_step_problems(2, seed=11)
-    programs = [SelfConsistency(THREE_SHOT + question, cap=cap, detect_at=detect_at, launch="staged", sampling_params={
-        "max_new_tokens": 24, "stop": ["\n"], "temperature": temperature})
-        for question, temperature in ((easy, 0.1), (hard, 1.5))]
+    programs = [SelfConsistency(THREE_SHOT + question, cap=cap, detect_at=detect_at, launch=launch,
+                                sampling_params={"max_new_tokens": 24, "stop": ["\n"], "temperature": temperature})
+                for question, temperature in ((easy, 0.1), (hard, 1.5))]
     async with AsyncDynasorClient(url) as client:
         runtime = ProgramRuntime(DynasorBackend(client), StaticThreshold(0.7))
 
@@ -85,8 +85,15 @@ async def test_staged_launch_sends_the_rest_only_when_the_program_goes_on(url):
             return await runtime.run_one(program), await client.program(program.program_id)
 
         (stop, stop_engine), (go, go_engine) = await asyncio.gather(*[run_and_read(p) for p in programs])
-    print(f"\n[sc staged] easy: stopped {stop.stopped_early}, engine {stop_engine['requests']}; "
+    print(f"\n[sc {launch}] easy: stopped {stop.stopped_early}, engine {stop_engine['requests']}; "
           f"hard: certaindex@{detect_at} {go.extra['certaindex_at_detection']}, engine {go_engine['requests']}")
+    return (stop, stop_engine), (go, go_engine)
+
+
+async def test_staged_launch_sends_the_rest_only_when_the_program_goes_on(url):
+    """launch="staged": the engine sees detect_at requests of a program that stops, cap of one that goes on."""
+    cap, detect_at = 8, 3
+    (stop, stop_engine), (go, go_engine) = await easy_and_hard(url, "staged", cap, detect_at)
     assert stop.stopped_early and stop.knob_used == detect_at and stop.extra["aborted_branches"] == 0
     assert stop_engine["requests"]["total"] == detect_at and stop_engine["requests"]["aborted"] == 0
     assert not go.stopped_early and go.knob_used == cap
@@ -97,20 +104,8 @@ async def test_deferred_launch_sends_every_branch_and_a_stop_ends_the_deferred_o
     """launch="deferred": the engine sees all cap requests of both programs at once; the one that stops
     leaves none running (its deferred branches finished or were aborted), the one that goes on
     finishes every branch without a second round."""
-    cap, detect_at = 8, 3
-    (easy, _), (hard, _) = one_step_problems(2, seed=11)
-    programs = [SelfConsistency(THREE_SHOT + question, cap=cap, detect_at=detect_at, launch="deferred",
-                                sampling_params={"max_new_tokens": 24, "stop": ["\n"], "temperature": temperature})
-                for question, temperature in ((easy, 0.1), (hard, 1.5))]
-    async with AsyncDynasorClient(url) as client:
-        runtime = ProgramRuntime(DynasorBackend(client), StaticThreshold(0.7))
-
-        async def run_and_read(program):
-            return await runtime.run_one(program), await client.program(program.program_id)
-
-        (stop, stop_engine), (go, go_engine) = await asyncio.gather(*[run_and_read(p) for p in programs])
-    print(f"\n[sc deferred] easy: stopped {stop.stopped_early}, engine {stop_engine['requests']}; "
-          f"hard: certaindex@{detect_at} {go.extra['certaindex_at_detection']}, engine {go_engine['requests']}")
+    cap = 8
+    (stop, stop_engine), (go, go_engine) = await easy_and_hard(url, "deferred", cap)
     assert stop.stopped_early and stop_engine["requests"]["total"] == cap
     assert stop_engine["requests"]["running"] == stop_engine["requests"]["waiting"] == 0
     assert stop_engine["requests"]["aborted"] == stop.extra["aborted_branches"]

@@ -150,7 +150,8 @@ def test_a_passed_starvation_bound_escalates_without_any_other_event():
     """The kept order re-keys a group when its bound passes: the long program, queued first, goes
     to the front, and the table counts the escalation."""
     table = ProgramTable()
-    guard = StarvationGuard(factor=0.0, floor_s=0.05, cap_s=0.05)
+    # the bound must outlast building the queue and the first step on a loaded CI machine (0.05 s did not)
+    guard = StarvationGuard(factor=0.0, floor_s=0.5, cap_s=0.5)
     orderer = QueueOrderer(table, QueuePolicy.GANG_SJF, guard, RateMeter())
     queue = []
     table.on_arrival("long", "program-LONG-000000001", 4, now=time.time(), max_new_tokens=4096)
@@ -160,7 +161,7 @@ def test_a_passed_starvation_bound_escalates_without_any_other_event():
         queue.append(req(f"s{i}", 4))
     orderer.reorder(queue, set())
     assert queue[-1].rid == "long"
-    time.sleep(0.08)
+    time.sleep(0.6)
     orderer.reorder(queue, set())
     assert queue[0].rid == "long" and table.get("program-LONG-000000001").escalations == 1
     assert orderer.full_reranks == 1

@@ -112,7 +112,7 @@ class RecordingBackend:
     def __init__(self):
         self.remaining = []
 
-    async def generate(self, prompt, params, program_id, remaining_work=None, deferred=False):
+    async def generate(self, prompt, params, program_id, remaining_work=None, hints=None):
         self.remaining.append(remaining_work)
         return Generation("\\boxed{1}", 3, "stop")
 

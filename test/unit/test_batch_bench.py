@@ -190,7 +190,7 @@ class FakeEngine:
     async def tokenize(self, text, add_special_tokens=True):
         return None  # no tokenizer: the program sends text
 
-    async def generate(self, prompt, params, program_id, remaining_work=None, deferred=False):
+    async def generate(self, prompt, params, program_id, remaining_work=None, hints=None):
         await asyncio.sleep(0)
         if prompt.endswith(PROBE_SUFFIX):
             return Generation("4} done", 3, "length")

@@ -141,7 +141,7 @@ class FakeBackend:
     def __init__(self, answers):
         self.answers, self.counters, self.stopped = answers, {}, set()
 
-    async def generate(self, prompt, params, program_id, remaining_work=None, deferred=False):
+    async def generate(self, prompt, params, program_id, remaining_work=None, hints=None):
         i = next(self.counters.setdefault(program_id, itertools.count()))
         await asyncio.sleep(0.03 * (len(self.answers[prompt]) - i))
         if program_id in self.stopped:

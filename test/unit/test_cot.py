@@ -51,7 +51,7 @@ class FakeBackend:
     async def tokenize(self, text, add_special_tokens=True):
         return None  # no tokenizer: the program sends text
 
-    async def generate(self, prompt, params, program_id, remaining_work=None, deferred=False):
+    async def generate(self, prompt, params, program_id, remaining_work=None, hints=None):
         assert program_id == self.program.program_id
         if prompt.endswith(PROBE_SUFFIX):
             return self._returned(await self._probe(prompt, params, remaining_work))
@@ -231,7 +231,7 @@ class TokenizingBackend:
     async def tokenize(self, text, add_special_tokens=True):
         return ([1] if add_special_tokens else []) + [ord(c) for c in text]
 
-    async def generate(self, prompt, params, program_id, remaining_work=None, deferred=False):
+    async def generate(self, prompt, params, program_id, remaining_work=None, hints=None):
         self.prompts.append(prompt)
         await asyncio.sleep(0)
         if list(prompt[-len(PROBE_SUFFIX):]) == [ord(c) for c in PROBE_SUFFIX] or str(prompt).endswith(PROBE_SUFFIX):

@@ -77,6 +77,11 @@ def test_preset_detect_at_is_clamped_to_an_explicit_n():
     ({"mode": "cot", "probe_interval": 0}, "dynasor.probe_interval"),
     ({"mode": "cot", "n": 4}, "dynasor.n"),
     ({"mode": "sc", "window": 2}, "dynasor.window"),
+    ({"mode": "sc", "confidence": "always"}, "dynasor.confidence"),
+    ({"mode": "sc", "eta": 0}, "dynasor.eta"),
+    ({"mode": "sc", "eta": "0.1"}, "dynasor.eta"),
+    ({"mode": "sc", "n": 4, "warmup": 5}, "dynasor.warmup"),
+    ({"mode": "cot", "confidence": "filter"}, "dynasor.confidence"),
 ])
 def test_invalid_options_name_the_field(raw, field):
     with pytest.raises(DynasorOptionError) as err:
@@ -308,3 +313,9 @@ async def test_sc_run_stops_at_detection_and_aborts_the_rest():
     assert outcome.text == "x \\boxed{7}" and outcome.usage["baseline_tokens"] == 8 * 24
     assert outcome.usage["completion_tokens"] == 3 * 24 + 5
     assert all(o.sampling_params["max_new_tokens"] == 24 for o in tm.objs)
+
+
+def test_sc_confidence_options():
+    sc = parse_options({"mode": "sc", "confidence": "online", "eta": 0.9, "warmup": 2})
+    assert (sc.confidence, sc.eta, sc.warmup) == ("online", 0.9, 2)
+    assert parse_options({"mode": "sc"}).confidence == "off"

@@ -263,7 +263,7 @@ class FakeBackend:
         self.stops = {}
         self.stopped = []
 
-    async def generate(self, prompt, params, program_id, remaining_work=None, deferred=False):
+    async def generate(self, prompt, params, program_id, remaining_work=None, hints=None):
         stop = self.stops.setdefault(program_id, asyncio.Event())
         delay = next((d for q, d in self.delays.items() if prompt.endswith(f"Q: {q}\nA:")), self.default)
         try:

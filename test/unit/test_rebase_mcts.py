@@ -27,7 +27,7 @@ class ScriptedBackend:
         self.counts, self.calls, self.stop_calls = {}, [], 0
         self.in_flight = self.max_in_flight = 0
 
-    async def generate(self, prompt, params, program_id, remaining_work=None, deferred=False):
+    async def generate(self, prompt, params, program_id, remaining_work=None, hints=None):
         assert prompt.startswith(PROMPT) and params["stop"] == ["\n"]
         steps = tuple(prompt[len(PROMPT):].split("\n")[:-1])
         self.calls.append((program_id, steps))

@@ -24,7 +24,7 @@ class FakeBackend:
         self.stopped = set()
         self.stop_calls = 0
 
-    async def generate(self, prompt, params, program_id, remaining_work=None, deferred=False):
+    async def generate(self, prompt, params, program_id, remaining_work=None, hints=None):
         i = next(self.counters.setdefault(program_id, itertools.count()))
         await asyncio.sleep(0.025 * (i + 1))
         if program_id in self.stopped:
@@ -77,11 +77,11 @@ class LaunchCountingBackend(FakeBackend):
         super().__init__(answers_by_prompt)
         self.launched = 0
         self.launched_when_finished = []  # launches so far, as each branch finishes
-        self.deferred_flags = []  # the deferred flag of each launch, in launch order
+        self.hints = []  # the request hints of each launch, in launch order
 
-    async def generate(self, prompt, params, program_id, remaining_work=None, deferred=False):
+    async def generate(self, prompt, params, program_id, remaining_work=None, hints=None):
         self.launched += 1
-        self.deferred_flags.append(deferred)
+        self.hints.append(hints)
         generation = await super().generate(prompt, params, program_id, remaining_work)
         self.launched_when_finished.append(self.launched)
         return generation
@@ -116,7 +116,7 @@ def test_staged_even_allocation_runs_every_branch():
 
 def test_deferred_launch_sends_every_branch_at_once_the_rest_tagged_deferred():
     result, backend = run_staged(["4"] * 5 + ["9"] * 5, StaticThreshold(0.7), launch="deferred")
-    assert backend.deferred_flags == [False] * 5 + [True] * 5
+    assert [h.deferred for h in backend.hints] == [False] * 5 + [True] * 5
     assert backend.launched_when_finished[0] == 10  # no second round: all ten were out before any finished
     assert result.stopped_early and backend.stop_calls == 1 and result.extra["aborted_branches"] == 5
     answers = ["4", "5", "6", "7", "8"] + ["9"] * 5

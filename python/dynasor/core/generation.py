@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeAlias
 
+from dynasor.core.tag import NO_HINTS, RequestHints
+
 # What a request continues from: text, or token ids (SGLang's ``input_ids``) that are sent as they are.
 Prompt: TypeAlias = str | Sequence[int]
 
@@ -38,8 +40,8 @@ class Backend(Protocol):
     stock server) and stop a program by aborting whatever it still has in the engine."""
 
     async def generate(self, prompt: Prompt, params: Mapping[str, Any], program_id: str,
-                       remaining_work: float | None = None, deferred: bool = False) -> Generation:
-        """One request of the program; ``deferred``: optional work (the tag's ``deferred``)."""
+                       remaining_work: float | None = None, hints: RequestHints = NO_HINTS) -> Generation:
+        """One request of the program; ``hints``: what else its tag asks (deferred, confidence stop)."""
         ...
 
     async def tokenize(self, text: str, add_special_tokens: bool = True) -> list[int] | None:

@@ -90,6 +90,23 @@ class ProgramTag:
         return {TAG_KEY: self.to_json()}
 
 
+@dataclass(frozen=True)
+class RequestHints:
+    """What one request of a program asks beyond the program: ``deferred`` (optional work) and the
+    confidence stop (``stop_below_confidence`` over windows of ``confidence_window`` tokens)."""
+
+    deferred: bool = False
+    stop_below_confidence: float | None = None
+    confidence_window: int | None = None
+
+    def tag(self, program_id: str, remaining_work: float | None) -> ProgramTag:
+        return ProgramTag(program_id, remaining_work=remaining_work, deferred=self.deferred,
+                          stop_below_confidence=self.stop_below_confidence, confidence_window=self.confidence_window)
+
+
+NO_HINTS = RequestHints()
+
+
 def new_program_id() -> str:
     """A fresh program id with 128 random bits (32 hex characters)."""
     return secrets.token_hex(16)

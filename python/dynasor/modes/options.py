@@ -8,12 +8,18 @@ the program run ``runner.py``, the answer ``outcome.py`` and ``responses.py``.
 Request::
 
     {"mode": "cot", "effort": "mid", "probe_interval": 64, "window": 3}
-    {"mode": "sc",  "effort": "mid", "n": 16, "detect_at": 5, "threshold": 0.7}
+    {"mode": "sc",  "effort": "mid", "n": 16, "detect_at": 5, "threshold": 0.7,
+     "confidence": "online", "eta": 0.1, "warmup": 4}
 
 - ``mode`` (default "cot"): "cot" runs Dynasor-CoT (the reasoning in chunks of ``probe_interval``
   tokens, a probe after each, exit once the last ``window`` probes agree: ``StaticThreshold(1.0)``);
   "sc" runs self-consistency over at most ``n`` samples and stops at ``detect_at`` finished samples
   if the answer certaindex is ≥ ``threshold`` (``StaticThreshold``, paper Table 3).
+  ``confidence`` (sc only, default "off") adds DeepConf (``dynasor.programs.deepconf``): "filter"
+  votes among the ``eta`` share (default 0.1) of samples with the highest lowest-window token
+  confidence, weighted by it; "online" also runs ``warmup`` samples (default 4, at most n) first and
+  has the engine stop every later sample whose window confidence falls below the warm-up's
+  ``1 - eta`` quantile.
 - ``effort`` (default "mid"; ``saving_effort``, the public dynasor-openai proxy's name, is an alias)
   is how hard Dynasor tries to *save* tokens, as in the public Dynasor repo: "high" exits earliest.
   It fills the fields not given explicitly (``EFFORT_PRESETS``). cot values are the public repo's
@@ -51,9 +57,12 @@ EFFORT_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "sc": {"low": {"n": 16, "detect_at": 8, "threshold": 0.8}, "mid": {"n": 16, "detect_at": 5, "threshold": 0.7},
            "high": {"n": 16, "detect_at": 3, "threshold": 0.6}},
 }
-MODE_FIELDS = {"cot": ("probe_interval", "window"), "sc": ("n", "detect_at", "threshold")}
+MODE_FIELDS = {"cot": ("probe_interval", "window"),
+               "sc": ("n", "detect_at", "threshold", "confidence", "eta", "warmup")}
+CONFIDENCE_OPTIONS = ("off", "filter", "online")
+DEFAULT_ETA, DEFAULT_WARMUP = 0.1, 4
 COMMON_FIELDS = ("mode", "effort", "saving_effort")
-INT_LIMITS = {"probe_interval": 8192, "window": 64, "n": 128, "detect_at": 128}  # server protection
+INT_LIMITS = {"probe_interval": 8192, "window": 64, "n": 128, "detect_at": 128, "warmup": 128}  # server protection
 DEFAULT_BUDGET = 16384  # the paper's CoT budget (App. F.1)
 PROBE_MAX_TOKENS, PROBE_TEMPERATURE, PROBE_TOP_P = 20, 0.6, 0.95
 CONSTRAINED = ("regex", "ebnf", "json_schema", "structural_tag")
@@ -84,6 +93,9 @@ class ScOptions:
     threshold: float
     effort: str | None = None
     mode: str = "sc"
+    confidence: str = "off"
+    eta: float = DEFAULT_ETA
+    warmup: int = DEFAULT_WARMUP
 
 
 ModeOptions = CotOptions | ScOptions
@@ -141,7 +153,16 @@ def parse_options(raw: Any) -> ModeOptions:
     if detect_at > n:
         raise DynasorOptionError("dynasor.detect_at", f"must be <= n ({n}), got {detect_at}")
     threshold = _threshold(raw["threshold"]) if "threshold" in raw else preset["threshold"]
-    return ScOptions(n, detect_at, threshold, effort)
+    confidence = raw.get("confidence", "off")
+    if confidence not in CONFIDENCE_OPTIONS:
+        raise DynasorOptionError("dynasor.confidence", f"must be one of {list(CONFIDENCE_OPTIONS)}, got {confidence!r}")
+    eta = raw.get("eta", DEFAULT_ETA)
+    if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0 < eta <= 1:
+        raise DynasorOptionError("dynasor.eta", f"must be a number in (0, 1], got {eta!r}")
+    warmup = _int(raw, "warmup") if "warmup" in raw else DEFAULT_WARMUP  # the program clamps it to n
+    if "warmup" in raw and warmup > n:
+        raise DynasorOptionError("dynasor.warmup", f"must be <= n ({n}), got {warmup}")
+    return ScOptions(n, detect_at, threshold, effort, confidence=confidence, eta=float(eta), warmup=warmup)
 
 
 def check_request(request: Any, endpoint: str) -> None:

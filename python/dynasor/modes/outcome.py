@@ -76,6 +76,9 @@ def sc_outcome(options: ScOptions, result: ProgramResult, generations: Sequence[
               "answer": result.answer, "certaindex": result.certaindex,
               "certaindex_at_detection": result.extra["certaindex_at_detection"], "max_tokens": budget,
               "samples": samples, "aborted_requests": _aborted(generations)}
+    if options.confidence != "off":
+        report.update(low_confidence_stops=result.extra.get("low_confidence_stops", 0),
+                      confidence_threshold=result.extra.get("confidence_threshold"))
     text = chosen["text"] if chosen else ""
     finish = chosen["finish_reason"] if chosen and chosen["finish_reason"] in ("stop", "length") else "stop"
     return ModeOutcome(text, finish, _usage(generations, result.generated_tokens, 0, baseline), report)

@@ -23,6 +23,7 @@ from dynasor.modes.outcome import ModeOutcome, cot_outcome, sc_outcome
 from dynasor.programs import DynasorCoT, SelfConsistency
 from dynasor.programs.base import ReasoningProgram
 from dynasor.programs.cot import PROBE_SUFFIX
+from dynasor.programs.deepconf import DeepConf
 from dynasor.runtime.allocation import StaticThreshold
 from dynasor.runtime.backends import EngineBackend, InProcessEngine, RecordingBackend
 from dynasor.runtime.runtime import ProgramRuntime
@@ -55,8 +56,9 @@ def mode_program(job: ModeJob, on_text: Callable[[str], None] | None = None) -> 
         if on_text is None:
             return DynasorCoT(job.prompt, **kwargs)
         return _StreamingCoT(job.prompt, on_text=on_text, **kwargs)
+    confidence = None if options.confidence == "off" else DeepConf(options.confidence, options.eta, options.warmup)
     return SelfConsistency(job.prompt, cap=options.n, detect_at=options.detect_at,
-                           sampling_params={**params, "max_new_tokens": job.budget})
+                           sampling_params={**params, "max_new_tokens": job.budget}, confidence=confidence)
 
 
 class ProgramModeRunner:

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from dynasor.core.generation import Generation, Prompt
 from dynasor.core.result import ProgramResult
-from dynasor.core.tag import new_program_id
+from dynasor.core.tag import NO_HINTS, RequestHints, new_program_id
 
 
 class ProgramRunner(Protocol):
@@ -26,9 +26,9 @@ class ProgramRunner(Protocol):
         ...
 
     async def generate(self, program: ReasoningProgram, prompt: Prompt, params: Mapping[str, Any],
-                       deferred: bool = False) -> Generation:
-        """One request of the program (tagged with it and its remaining-work estimate); ``deferred``:
-        optional work, which the server queues behind everything else while the program has other work."""
+                       hints: RequestHints = NO_HINTS) -> Generation:
+        """One request of the program (tagged with it and its remaining-work estimate); ``hints``:
+        what else the tag asks (``dynasor.core.tag.RequestHints``)."""
         ...
 
     async def stop(self, program: ReasoningProgram) -> None:

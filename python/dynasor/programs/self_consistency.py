@@ -16,7 +16,10 @@ certaindex is read and the runtime's policy decides: stop, or run to the cap. Th
   finds them queued with the prompt cached, or already running.
 
 The answer is the majority vote of the branches that finished (after a stop, branches that were
-already done before the abort reached the engine still vote).
+already done before the abort reached the engine still vote). With ``confidence`` (a ``DeepConf``)
+it is DeepConf's confidence-filtered, weighted vote, and in its ``online`` mode the first
+``warmup`` branches run first and set the confidence threshold the later ones are stopped at in
+the engine (``deepconf.py``).
 """
 
 from __future__ import annotations
@@ -27,8 +30,11 @@ from typing import Any
 
 from dynasor.certaindex import answer_certaindex, extract_answer, majority_vote
 from dynasor.core.generation import Generation
+from dynasor.core.tag import LOW_CONFIDENCE as LOW
 from dynasor.core.result import ProgramResult
+from dynasor.core.tag import NO_HINTS, RequestHints
 from dynasor.programs.base import ProgramRunner, ReasoningProgram
+from dynasor.programs.deepconf import DeepConf
 
 
 def at_detection(answered: int, detect_at: int, cap: int) -> bool:
@@ -42,15 +48,18 @@ LAUNCH_ORDERS = ("together", "staged", "deferred")
 
 class SelfConsistency(ReasoningProgram):
     def __init__(self, prompt: str, cap: int = 10, detect_at: int = 5,
-                 sampling_params: Mapping[str, Any] | None = None, launch: str = "together") -> None:
+                 sampling_params: Mapping[str, Any] | None = None, launch: str = "together",
+                 confidence: DeepConf | None = None) -> None:
         super().__init__()
         if not 1 <= detect_at <= cap:
             raise ValueError(f"need 1 <= detect_at <= cap, got detect_at={detect_at}, cap={cap}")
         if launch not in LAUNCH_ORDERS:
             raise ValueError(f"launch must be one of {LAUNCH_ORDERS}, got {launch!r}")
         self.prompt, self.cap, self.detect_at, self.launch = prompt, cap, detect_at, launch
+        self.confidence = confidence
         self.sampling_params = dict(sampling_params or {"temperature": 0.8, "max_new_tokens": 128})
-        self.state = {"answers": [], "tokens": 0, "aborted": 0}
+        self.state = {"answers": [], "confidences": [], "tokens": 0, "aborted": 0, "low_confidence": 0,
+                      "threshold": None}
 
     def update_certaindex(self) -> float:
         self.certaindex = answer_certaindex(self.state["answers"])
@@ -66,38 +75,68 @@ class SelfConsistency(ReasoningProgram):
         self.state["tokens"] += generation.completion_tokens
         if generation.aborted:
             self.state["aborted"] += 1
+            self.state["low_confidence"] += generation.meta_info.get("finish_reason", {}).get("message") == LOW
             return False
         self.state["answers"].append(extract_answer(generation.text))
+        self.state["confidences"].append(self.confidence.confidence(generation) if self.confidence else None)
         self.knob = len(self.state["answers"])
         return True
 
-    def _launch(self, runtime: ProgramRunner, deferred: bool = False) -> asyncio.Task[Generation]:
-        return asyncio.create_task(runtime.generate(self, self.prompt, self.sampling_params, deferred=deferred))
+    def _launch(self, runtime: ProgramRunner, hints: RequestHints = NO_HINTS) -> asyncio.Task[Generation]:
+        return asyncio.create_task(runtime.generate(self, self.prompt, self.sampling_params, hints=hints))
+
+    def _first_round(self, granted: int) -> int:
+        """Branches launched at the start: the warm-up of DeepConf-online, the detection round when
+        staged, else all."""
+        if self.confidence is not None and self.confidence.online:
+            return min(self.confidence.warmup, granted)
+        return min(self.detect_at, granted) if self.launch == "staged" else granted
+
+    def _rest_hints(self) -> RequestHints:
+        """Hints of the branches launched after DeepConf-online's warm-up: its threshold."""
+        conf, threshold = self.confidence, self.state["threshold"]
+        if conf is None or threshold is None:
+            return NO_HINTS
+        return RequestHints(stop_below_confidence=threshold, confidence_window=conf.window)
 
     async def execute(self, runtime: ProgramRunner) -> ProgramResult:
         granted = runtime.grant(self, self.cap)
         first = min(self.detect_at, granted)
-        launched = first if self.launch == "staged" else granted
-        pending = {self._launch(runtime, deferred=self.launch == "deferred" and i >= first) for i in range(launched)}
-        stopped, detected = False, None
+        launched = self._first_round(granted)
+        warmup = launched if self.confidence is not None and self.confidence.online else 0
+        deferred = RequestHints(deferred=True)
+        pending = {self._launch(runtime, deferred if self.launch == "deferred" and i >= first else NO_HINTS)
+                   for i in range(launched)}
+        # staged (and not DeepConf-online, whose warm-up is the first round): the rest waits for detection
+        stopped, detected, waiting_for_decision = False, None, self.launch == "staged" and not warmup
         try:
             while pending:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
-                    if not self._record(task.result()) or not at_detection(self.knob, self.detect_at, granted):
+                    if self._record(task.result()) and at_detection(self.knob, self.detect_at, granted):
+                        detected = self.update_certaindex()
+                        waiting_for_decision = False
+                        if not runtime.should_continue(self):
+                            stopped = True
+                            if pending:
+                                await runtime.stop(self)
+                    if stopped or launched >= granted or waiting_for_decision:
                         continue
-                    detected = self.update_certaindex()
-                    if not runtime.should_continue(self):
-                        stopped = True
-                        if pending:
-                            await runtime.stop(self)
-                    elif launched < granted:
-                        pending |= {self._launch(runtime) for _ in range(granted - launched)}
-                        launched = granted
+                    if warmup and len(self.state["answers"]) + self.state["aborted"] >= warmup:
+                        conf = self.confidence
+                        assert conf is not None
+                        self.state["threshold"] = conf.threshold([c for c in self.state["confidences"] if c is not None])
+                    elif warmup:
+                        continue
+                    pending |= {self._launch(runtime, self._rest_hints()) for _ in range(granted - launched)}
+                    launched = granted
         finally:  # cancelled or failed: closing the branches' streams aborts them in the engine
             for task in pending:
                 task.cancel()
         self.update_certaindex()
-        return ProgramResult(majority_vote(self.state["answers"]), self.knob, self.state["tokens"], stopped,
-                             self.certaindex, {"aborted_branches": self.state["aborted"],
-                                               "answers": self.state["answers"], "certaindex_at_detection": detected})
+        answers = self.state["answers"]
+        answer = self.confidence.vote(answers, self.state["confidences"]) if self.confidence else majority_vote(answers)
+        return ProgramResult(answer, self.knob, self.state["tokens"], stopped, self.certaindex, {
+            "aborted_branches": self.state["aborted"], "answers": answers, "certaindex_at_detection": detected,
+            "confidences": self.state["confidences"], "low_confidence_stops": self.state["low_confidence"],
+            "confidence_threshold": self.state["threshold"]})

@@ -21,14 +21,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from dynasor.core.abort import abort_when_dispatched, dispatched_by
 from dynasor.core.generation import Backend, Generation, Prompt
-from dynasor.core.tag import ProgramTag, tag_sampling_params
+from dynasor.core.tag import NO_HINTS, RequestHints, tag_sampling_params
 
 if TYPE_CHECKING:
     from dynasor.client import AsyncDynasorClient
-
-
-def _tag(program_id: str, remaining_work: float | None, deferred: bool) -> ProgramTag:
-    return ProgramTag(program_id, remaining_work=remaining_work, deferred=deferred)
 
 
 def _sendable(prompt: Prompt) -> str | list[int]:
@@ -63,8 +59,8 @@ class DynasorBackend:
         self.client = client
 
     async def generate(self, prompt: Prompt, params: Mapping[str, Any], program_id: str,
-                       remaining_work: float | None = None, deferred: bool = False) -> Generation:
-        out = await self.client.generate(_sendable(prompt), params, program=_tag(program_id, remaining_work, deferred))
+                       remaining_work: float | None = None, hints: RequestHints = NO_HINTS) -> Generation:
+        out = await self.client.generate(_sendable(prompt), params, program=hints.tag(program_id, remaining_work))
         return Generation.from_response(out)
 
     async def tokenize(self, text: str, add_special_tokens: bool = True) -> list[int] | None:
@@ -82,7 +78,7 @@ class StockSGLangBackend:
         self._live = _LiveRids()
 
     async def generate(self, prompt: Prompt, params: Mapping[str, Any], program_id: str,
-                       remaining_work: float | None = None, deferred: bool = False) -> Generation:
+                       remaining_work: float | None = None, hints: RequestHints = NO_HINTS) -> Generation:
         rid = self._live.add(program_id)
         try:
             return Generation.from_response(await self.client.generate(_sendable(prompt), params, rid=rid))
@@ -128,10 +124,10 @@ class EngineBackend:
         self._stopped: OrderedDict[str, None] = OrderedDict()
 
     async def generate(self, prompt: Prompt, params: Mapping[str, Any], program_id: str,
-                       remaining_work: float | None = None, deferred: bool = False) -> Generation:
+                       remaining_work: float | None = None, hints: RequestHints = NO_HINTS) -> Generation:
         if program_id in self._stopped:
             return Generation("", 0, "abort")
-        sampling = tag_sampling_params(params, _tag(program_id, remaining_work, deferred)) if self.tag else dict(params)
+        sampling = tag_sampling_params(params, hints.tag(program_id, remaining_work)) if self.tag else dict(params)
         rid = self._live.add(program_id)
         try:
             text, ids = (prompt, None) if isinstance(prompt, str) else (None, list(prompt))
@@ -166,8 +162,8 @@ class RecordingBackend:
         self.calls: dict[str, list[tuple[Prompt, Generation]]] = {}
 
     async def generate(self, prompt: Prompt, params: Mapping[str, Any], program_id: str,
-                       remaining_work: float | None = None, deferred: bool = False) -> Generation:
-        out = await self.inner.generate(prompt, params, program_id, remaining_work=remaining_work, deferred=deferred)
+                       remaining_work: float | None = None, hints: RequestHints = NO_HINTS) -> Generation:
+        out = await self.inner.generate(prompt, params, program_id, remaining_work=remaining_work, hints=hints)
         self.calls.setdefault(program_id, []).append((prompt, out))
         return out
 

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dynasor.core.generation import Backend, Generation, Prompt
+from dynasor.core.tag import NO_HINTS, RequestHints
 from dynasor.core.result import ProgramResult
 from dynasor.programs.base import ReasoningProgram
 from dynasor.runtime.allocation import AllocationPolicy, EvenAllocation
@@ -42,9 +43,9 @@ class ProgramRuntime:
         return None if work is None else max(float(work), 0.0)
 
     async def generate(self, program: ReasoningProgram, prompt: Prompt, params: Mapping[str, Any],
-                       deferred: bool = False) -> Generation:
+                       hints: RequestHints = NO_HINTS) -> Generation:
         return await self.backend.generate(prompt, params, program.program_id,
-                                           remaining_work=self.remaining_work(program), deferred=deferred)
+                                           remaining_work=self.remaining_work(program), hints=hints)
 
     async def stop(self, program: ReasoningProgram) -> None:
         """Abort everything the program still has outstanding in the engine (one call)."""

@@ -70,6 +70,27 @@ async def test_sc_mode_stops_early_on_an_easy_problem(url):
     assert usage.model_extra["probe_tokens"] == 0
 
 
+
+async def test_sc_mode_with_deepconf_online_reports_the_threshold_and_the_engine_stops(url):
+    """``dynasor.confidence: "online"``: the warm-up samples set the threshold, the engine ends later
+    samples below it (detect_at = n, so certaindex never stops the program: every abort is a
+    low-confidence stop)."""
+    _, client, model = _clients(url)
+    n = 12
+    out = await client.completions.create(
+        model=model, prompt=THREE_SHOT + "Q: What is 4821 + 7759?\nA:", max_tokens=24, temperature=1.5,
+        extra_body={"ignore_eos": True,
+                    "dynasor": {"mode": "sc", "n": n, "detect_at": n, "confidence": "online", "eta": 0.05,
+                                "warmup": 3, "confidence_window": 8}})
+    report = out.model_extra["dynasor"]
+    print(f"\n[openai sc deepconf] threshold {report['confidence_threshold']}, "
+          f"{report['low_confidence_stops']} low-confidence stops, {len(report['samples'])} samples")
+    assert (report["confidence"], report["eta"], report["warmup"], report["confidence_window"]) == ("online", 0.05, 3, 8)
+    assert isinstance(report["confidence_threshold"], float) and report["exit"] == "cap"
+    assert report["low_confidence_stops"] == report["aborted_requests"]
+    assert len(report["samples"]) + report["aborted_requests"] == n and len(report["samples"]) >= 3
+    assert report["answer"] in [s["answer"] for s in report["samples"]]
+
 def test_cot_streaming_yields_incremental_chunks_then_the_answer_and_usage(url):
     client, _, model = _clients(url)
     stream = client.completions.create(
@@ -109,6 +130,10 @@ def test_chat_streaming_with_an_effort_preset(url):
     ({"dynasor": {"mode": "sc", "n": 0}}, "dynasor.n"),
     ({"dynasor": {"mode": "sc", "n": 4, "detect_at": 5}}, "dynasor.detect_at"),
     ({"dynasor": {"mode": "sc", "threshold": 1.5}}, "dynasor.threshold"),
+    ({"dynasor": {"mode": "sc", "confidence": "high"}}, "dynasor.confidence"),
+    ({"dynasor": {"mode": "sc", "confidence": "online", "eta": 0}}, "dynasor.eta"),
+    ({"dynasor": {"mode": "sc", "n": 4, "confidence": "online", "warmup": 5}}, "dynasor.warmup"),
+    ({"dynasor": {"mode": "sc", "confidence": "online", "confidence_window": 0}}, "dynasor.confidence_window"),
     ({"dynasor": {"effort": "max"}}, "dynasor.effort"),
     ({"dynasor": {"mode": "cot", "window": "3"}}, "dynasor.window"),
     ({"dynasor": {"mode": "cot", "banana": 1}}, "dynasor.banana"),

@@ -8,9 +8,14 @@ mechanism and not the small model's luck, the trivial problems are sampled at te
 import asyncio
 import random
 
+import pytest
+
 from dynasor.client import AsyncDynasorClient
+from dynasor.core.stats import quantile
+from dynasor.core.tag import LOW_CONFIDENCE
 from dynasor.programs import SelfConsistency
-from dynasor.runtime.backends import DynasorBackend
+from dynasor.programs.deepconf import DeepConf
+from dynasor.runtime.backends import DynasorBackend, RecordingBackend
 from dynasor.runtime.allocation import StaticThreshold
 from dynasor.runtime.runtime import ProgramRuntime
 
@@ -111,3 +116,34 @@ async def test_deferred_launch_sends_every_branch_and_a_stop_ends_the_deferred_o
     assert stop_engine["requests"]["aborted"] == stop.extra["aborted_branches"]
     assert not go.stopped_early and go.knob_used == cap
     assert go_engine["requests"]["total"] == go_engine["requests"]["finished"] == cap
+
+
+async def test_deepconf_online_warmup_sets_the_threshold_and_the_engine_stops_less_confident_branches(url):
+    """DeepConf-online on a hard problem at temperature 1.5 (confidence varies from sample to sample):
+    the warm-up branches run to the end and set the threshold (their 0.95 quantile, near their
+    maximum); every later branch carries it, and the engine ends those whose window confidence falls
+    below it with finish reason abort "low_confidence". With 9 later branches exchangeable with the 3
+    warm-up ones, the chance that none falls below is about 1 in 200."""
+    cap, warmup = 12, 3
+    conf = DeepConf("online", eta=0.05, warmup=warmup, window=8)
+    (_, _), (hard, _) = one_step_problems(2, seed=11)
+    program = SelfConsistency(THREE_SHOT + hard, cap=cap, detect_at=cap, confidence=conf,
+                              sampling_params={"max_new_tokens": 24, "temperature": 1.5, "ignore_eos": True})
+    async with AsyncDynasorClient(url) as client:
+        backend = RecordingBackend(DynasorBackend(client))
+        result = await ProgramRuntime(backend, StaticThreshold(0.7)).run_one(program)
+        engine = await client.program(program.program_id)
+    generations = [g for _, g in backend.calls[program.program_id]]
+    confidences, threshold = result.extra["confidences"], result.extra["confidence_threshold"]
+    print(f"\n[deepconf online] threshold {threshold:.4f} from {[round(c, 4) for c in confidences[:warmup]]}; "
+          f"{result.extra['low_confidence_stops']} of {cap - warmup} later branches stopped, engine {engine['requests']}")
+    assert threshold == pytest.approx(quantile(confidences[:warmup], 0.95))
+    stopped = [g for g in generations if g.aborted]
+    assert result.extra["low_confidence_stops"] == len(stopped) == engine["low_confidence_stops"] >= 1
+    assert all(g.meta_info["finish_reason"]["message"] == LOW_CONFIDENCE and g.completion_tokens < 24
+               for g in stopped)
+    assert engine["requests"]["total"] == cap and engine["requests"]["aborted"] == len(stopped)
+    assert result.knob_used + len(stopped) == cap
+    # a later branch that ran to the end never had a window below the threshold
+    assert all(c >= threshold - 1e-4 for c in confidences[warmup:])
+    assert result.answer == conf.vote(result.extra["answers"], confidences)

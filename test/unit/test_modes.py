@@ -81,6 +81,8 @@ def test_preset_detect_at_is_clamped_to_an_explicit_n():
     ({"mode": "sc", "eta": 0}, "dynasor.eta"),
     ({"mode": "sc", "eta": "0.1"}, "dynasor.eta"),
     ({"mode": "sc", "n": 4, "warmup": 5}, "dynasor.warmup"),
+    ({"mode": "sc", "confidence_window": 0}, "dynasor.confidence_window"),
+    ({"mode": "sc", "confidence_window": 70000}, "dynasor.confidence_window"),
     ({"mode": "cot", "confidence": "filter"}, "dynasor.confidence"),
 ])
 def test_invalid_options_name_the_field(raw, field):
@@ -316,6 +318,7 @@ async def test_sc_run_stops_at_detection_and_aborts_the_rest():
 
 
 def test_sc_confidence_options():
-    sc = parse_options({"mode": "sc", "confidence": "online", "eta": 0.9, "warmup": 2})
-    assert (sc.confidence, sc.eta, sc.warmup) == ("online", 0.9, 2)
+    sc = parse_options({"mode": "sc", "confidence": "online", "eta": 0.9, "warmup": 2, "confidence_window": 16})
+    assert (sc.confidence, sc.eta, sc.warmup, sc.confidence_window) == ("online", 0.9, 2, 16)
+    assert parse_options({"mode": "sc"}).confidence_window == 2048
     assert parse_options({"mode": "sc"}).confidence == "off"

@@ -9,7 +9,7 @@ Request::
 
     {"mode": "cot", "effort": "mid", "probe_interval": 64, "window": 3}
     {"mode": "sc",  "effort": "mid", "n": 16, "detect_at": 5, "threshold": 0.7,
-     "confidence": "online", "eta": 0.1, "warmup": 4}
+     "confidence": "online", "eta": 0.1, "warmup": 4, "confidence_window": 2048}
 
 - ``mode`` (default "cot"): "cot" runs Dynasor-CoT (the reasoning in chunks of ``probe_interval``
   tokens, a probe after each, exit once the last ``window`` probes agree: ``StaticThreshold(1.0)``);
@@ -19,7 +19,9 @@ Request::
   votes among the ``eta`` share (default 0.1) of samples with the highest lowest-window token
   confidence, weighted by it; "online" also runs ``warmup`` samples (default 4, at most n) first and
   has the engine stop every later sample whose window confidence falls below the warm-up's
-  ``1 - eta`` quantile.
+  ``1 - eta`` quantile. ``confidence_window`` (tokens, default 2048, DeepConf's group size) is the
+  sliding window the confidence is the lowest mean over; the engine checks a sample only once it
+  has generated a full window, so short answers need a smaller one.
 - ``effort`` (default "mid"; ``saving_effort``, the public dynasor-openai proxy's name, is an alias)
   is how hard Dynasor tries to *save* tokens, as in the public Dynasor repo: "high" exits earliest.
   It fills the fields not given explicitly (``EFFORT_PRESETS``). cot values are the public repo's
@@ -58,11 +60,12 @@ EFFORT_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
            "high": {"n": 16, "detect_at": 3, "threshold": 0.6}},
 }
 MODE_FIELDS = {"cot": ("probe_interval", "window"),
-               "sc": ("n", "detect_at", "threshold", "confidence", "eta", "warmup")}
+               "sc": ("n", "detect_at", "threshold", "confidence", "eta", "warmup", "confidence_window")}
 CONFIDENCE_OPTIONS = ("off", "filter", "online")
-DEFAULT_ETA, DEFAULT_WARMUP = 0.1, 4
+DEFAULT_ETA, DEFAULT_WARMUP, DEFAULT_CONFIDENCE_WINDOW = 0.1, 4, 2048
 COMMON_FIELDS = ("mode", "effort", "saving_effort")
-INT_LIMITS = {"probe_interval": 8192, "window": 64, "n": 128, "detect_at": 128, "warmup": 128}  # server protection
+INT_LIMITS = {"probe_interval": 8192, "window": 64, "n": 128, "detect_at": 128, "warmup": 128,
+              "confidence_window": 65536}  # server protection (the tag's limit for the window)
 DEFAULT_BUDGET = 16384  # the paper's CoT budget (App. F.1)
 PROBE_MAX_TOKENS, PROBE_TEMPERATURE, PROBE_TOP_P = 20, 0.6, 0.95
 CONSTRAINED = ("regex", "ebnf", "json_schema", "structural_tag")
@@ -96,6 +99,7 @@ class ScOptions:
     confidence: str = "off"
     eta: float = DEFAULT_ETA
     warmup: int = DEFAULT_WARMUP
+    confidence_window: int = DEFAULT_CONFIDENCE_WINDOW
 
 
 ModeOptions = CotOptions | ScOptions
@@ -162,7 +166,9 @@ def parse_options(raw: Any) -> ModeOptions:
     warmup = _int(raw, "warmup") if "warmup" in raw else DEFAULT_WARMUP  # the program clamps it to n
     if "warmup" in raw and warmup > n:
         raise DynasorOptionError("dynasor.warmup", f"must be <= n ({n}), got {warmup}")
-    return ScOptions(n, detect_at, threshold, effort, confidence=confidence, eta=float(eta), warmup=warmup)
+    window = _int(raw, "confidence_window") if "confidence_window" in raw else DEFAULT_CONFIDENCE_WINDOW
+    return ScOptions(n, detect_at, threshold, effort, confidence=confidence, eta=float(eta), warmup=warmup,
+                     confidence_window=window)
 
 
 def check_request(request: Any, endpoint: str) -> None:

@@ -56,7 +56,8 @@ def mode_program(job: ModeJob, on_text: Callable[[str], None] | None = None) -> 
         if on_text is None:
             return DynasorCoT(job.prompt, **kwargs)
         return _StreamingCoT(job.prompt, on_text=on_text, **kwargs)
-    confidence = None if options.confidence == "off" else DeepConf(options.confidence, options.eta, options.warmup)
+    confidence = None if options.confidence == "off" else DeepConf(options.confidence, options.eta, options.warmup,
+                                                                   options.confidence_window)
     return SelfConsistency(job.prompt, cap=options.n, detect_at=options.detect_at,
                            sampling_params={**params, "max_new_tokens": job.budget}, confidence=confidence)
 

@@ -61,6 +61,6 @@ class DeepConf:
         scored = [(c, i) for i, (a, c) in enumerate(zip(answers, confidences)) if a is not None and c is not None]
         if not scored:
             return majority_vote(answers)
-        kept = dict((i, c) for c, i in sorted(scored, reverse=True)[:max(1, math.ceil(self.eta * len(scored)))])
+        kept = {i: c for c, i in sorted(scored, reverse=True)[:max(1, math.ceil(self.eta * len(scored)))]}
         return weighted_vote([answers[i] if i in kept else None for i in range(len(answers))],
                              [kept.get(i, 0.0) for i in range(len(answers))])

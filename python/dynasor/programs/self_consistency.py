@@ -30,8 +30,8 @@ from typing import Any
 
 from dynasor.certaindex import answer_certaindex, extract_answer, majority_vote
 from dynasor.core.generation import Generation
-from dynasor.core.tag import LOW_CONFIDENCE as LOW
 from dynasor.core.result import ProgramResult
+from dynasor.core.tag import LOW_CONFIDENCE as LOW
 from dynasor.core.tag import NO_HINTS, RequestHints
 from dynasor.programs.base import ProgramRunner, ReasoningProgram
 from dynasor.programs.deepconf import DeepConf
@@ -125,7 +125,8 @@ class SelfConsistency(ReasoningProgram):
                     if warmup and len(self.state["answers"]) + self.state["aborted"] >= warmup:
                         conf = self.confidence
                         assert conf is not None
-                        self.state["threshold"] = conf.threshold([c for c in self.state["confidences"] if c is not None])
+                        known = [c for c in self.state["confidences"] if c is not None]
+                        self.state["threshold"] = conf.threshold(known)
                     elif warmup:
                         continue
                     pending |= {self._launch(runtime, self._rest_hints()) for _ in range(granted - launched)}

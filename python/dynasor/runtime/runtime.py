@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dynasor.core.generation import Backend, Generation, Prompt
-from dynasor.core.tag import NO_HINTS, RequestHints
 from dynasor.core.result import ProgramResult
+from dynasor.core.tag import NO_HINTS, RequestHints
 from dynasor.programs.base import ReasoningProgram
 from dynasor.runtime.allocation import AllocationPolicy, EvenAllocation
 

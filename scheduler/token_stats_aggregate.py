@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from dynasor.core.window import LowestWindowMean
@@ -47,3 +48,15 @@ class TokenStatsAggregate:
             "mean_entropy": self.mean_entropy,
             "lowest_window_confidence": self.lowest_window_confidence,
         }
+
+
+def first_window_below(confidences: Iterable[float], window: int, stop_below: float) -> int | None:
+    """The token (1-based) at which a request with ``stop_below_confidence`` = ``stop_below``
+    crosses it (``below_threshold`` first true), None if it never does: the rule the scheduler
+    applies token by token, for offline replays of recorded confidences."""
+    aggregate = TokenStatsAggregate(window, stop_below)
+    for value in confidences:
+        aggregate.add(0.0, value)
+        if aggregate.below_threshold:
+            return aggregate.tokens
+    return None

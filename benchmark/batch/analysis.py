@@ -9,6 +9,7 @@ with other thresholds or caps without a server.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from benchmark.batch.curves import best_saving, evaluate, savings
@@ -18,6 +19,7 @@ from benchmark.batch.offline import (
     Spec,
     cot_result,
     cot_specs,
+    deepconf_specs,
     detection_tokens,
     rebase_result,
     rebase_specs,
@@ -26,6 +28,11 @@ from benchmark.batch.offline import (
 )
 from dynasor.core.stats import quantile
 from dynasor.runtime.replay import Profile
+
+DEEPCONF_REPLAY = ("recorded branches in arrival order; warm-up = the first `warmup`; a later branch is cut where the "
+                   "scheduler's per-token check first finds its window confidence below the threshold, charged "
+                   "crossing + 1 tokens, no answer; a cut branch keeps its recorded arrival position; partial tokens "
+                   "of branches a certaindex stop would abort are not charged")
 
 
 def by_seed(rows: Sequence[Mapping[str, Any]], parse: Callable[[Mapping[str, Any]], Any]) -> dict[int, list[Any]]:
@@ -39,13 +46,19 @@ def levels_of(groups: Mapping[int, Sequence[Any]]) -> list[int]:
     return sorted({r.level for records in groups.values() for r in records if r.level is not None})
 
 
+def best_by_family(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The best point at matched accuracy of every stopping family (the headline rows per level)."""
+    families = dict.fromkeys(r["family"] for r in rows)
+    return {f: best for f in families if (best := best_saving(rows, f)) is not None}
+
+
 def workload(groups: Mapping[int, Sequence[Any]], knobs: Sequence[int], specs: Sequence[Spec],
              result: Callable[[Any, int, Spec], Any], knob_name: str, config: Mapping[str, Any]) -> dict[str, Any]:
     """Points and savings over all problems, and per difficulty level when levels are mixed."""
     points = evaluate(groups, knobs, specs, result)
     rows = savings(points)
     out: dict[str, Any] = {"knob": knob_name, "config": dict(config), "points": points, "savings": rows,
-                           "best": best_saving(rows), "by_level": {}}
+                           "best": best_saving(rows), "best_by_family": best_by_family(rows), "by_level": {}}
     levels = levels_of(groups)
     if len(levels) > 1:
         for level in levels:
@@ -54,12 +67,25 @@ def workload(groups: Mapping[int, Sequence[Any]], knobs: Sequence[int], specs: S
             lpoints = evaluate(sub, knobs, specs, result)
             lrows = savings(lpoints)
             out["by_level"][str(level)] = {"programs": sum(len(r) for r in sub.values()), "points": lpoints,
-                                           "savings": lrows, "best": best_saving(lrows)}
+                                           "savings": lrows, "best": best_saving(lrows),
+                                           "best_by_family": best_by_family(lrows)}
     return out
 
 
+@dataclass(frozen=True)
+class DeepConfGrid:
+    """The DeepConf policies of the SC analysis: ``etas`` for offline, online and certaindex +
+    online, the online ``warmup`` branches and the confidence ``window`` in tokens."""
+
+    etas: tuple[float, ...]
+    warmup: int
+    window: int
+
+
 def analyse_sc(rows: Sequence[Mapping[str, Any]], caps: Sequence[int], detect_at: int, thresholds: Sequence[float],
-               length_quantiles: Sequence[float], resamples: int) -> dict[str, Any]:
+               length_quantiles: Sequence[float], resamples: int,
+               deepconf: DeepConfGrid | None = None) -> dict[str, Any]:
+    """DeepConf policies only when every recorded branch carries its token confidences."""
     groups = by_seed(rows, Profile.from_json)
     recorded = min(len(p.branches) for ps in groups.values() for p in ps)
     knobs = sorted({c for c in caps if c <= recorded})
@@ -69,7 +95,15 @@ def analyse_sc(rows: Sequence[Mapping[str, Any]], caps: Sequence[int], detect_at
               "length_quantiles": list(length_quantiles), "length_thresholds": lengths, "resamples": resamples,
               "programs": sum(len(p) for p in groups.values()),
               "branches": sum(len(p.branches) for ps in groups.values() for p in ps)}
-    return workload(groups, knobs, sc_specs(thresholds, lengths, detect_at),
+    specs = sc_specs(thresholds, lengths, detect_at)
+    with_stats = all(b.confidences for ps in groups.values() for p in ps for b in p.branches)
+    if deepconf is not None and with_stats:
+        specs += deepconf_specs(deepconf.etas, deepconf.warmup, deepconf.window, thresholds, detect_at)
+        config["deepconf"] = {"etas": list(deepconf.etas), "warmup": deepconf.warmup, "window": deepconf.window,
+                              "replay": DEEPCONF_REPLAY}
+    elif deepconf is not None:
+        config["deepconf"] = "not replayed: the recording has no per-token confidences"
+    return workload(groups, knobs, specs,
                     lambda p, k, s: sc_result(p, k, s, resamples), "cap", config)
 
 

@@ -73,6 +73,9 @@ class BatchPreset:
     rebase_thresholds: str
     rebase_max_depth: int
     live_n: int
+    deepconf_etas: str
+    deepconf_warmup: int
+    confidence_window: int
 
 
 # SC thresholds at 4 samples: H~ >= 0.4 stops on a 2-2 split or better, >= 0.55 on 3-1 or better, >= 0.7 only
@@ -82,12 +85,14 @@ PRESETS: dict[str, BatchPreset] = {
                          thresholds="0.4,0.55,0.7", length_quantiles="0.5", resamples=20, max_new_tokens=48,
                          parts="sc,cot,rebase", cot_n=4, cot_chunk=8, cot_budget=48, cot_windows="2,3",
                          cot_probe_tokens=8, rebase_n=3, rebase_widths="4", rebase_detect=2,
-                         rebase_thresholds="0.5,0.7,0.9", rebase_max_depth=3, live_n=0),
+                         rebase_thresholds="0.5,0.7,0.9", rebase_max_depth=3, live_n=0,
+                         deepconf_etas="0.1,0.9", deepconf_warmup=4, confidence_window=8),
     "full": BatchPreset(n=100, seeds="0,1,2", levels="1:0.25,2:0.25,3:0.25,4:0.25", caps="5,10,15,20,25,30",
                         detect_at=5, temperature=0.8, thresholds="0.4,0.55,0.7", length_quantiles="0.25,0.5,0.75",
                         resamples=20, max_new_tokens=64, parts="sc,cot,rebase", cot_n=30, cot_chunk=32,
                         cot_budget=320, cot_windows="2,3,4", cot_probe_tokens=20, rebase_n=30, rebase_widths="16,32",
-                        rebase_detect=8, rebase_thresholds="0.5,0.7,0.9,0.99", rebase_max_depth=8, live_n=20),
+                        rebase_detect=8, rebase_thresholds="0.5,0.7,0.9,0.99", rebase_max_depth=8, live_n=20,
+                        deepconf_etas="0.1,0.9", deepconf_warmup=5, confidence_window=16),
 }
 
 
@@ -178,7 +183,9 @@ def analyse(records: Mapping[str, Any], args: argparse.Namespace) -> dict[str, d
     workloads: dict[str, dict[str, Any]] = {}
     if records.get("sc"):
         workloads["sc"] = analysis.analyse_sc(records["sc"], _ints(args.caps), args.detect_at, _floats(args.thresholds),
-                                              _floats(args.length_quantiles), args.resamples)
+                                              _floats(args.length_quantiles), args.resamples,
+                                              analysis.DeepConfGrid(tuple(_floats(args.deepconf_etas)),
+                                                                    args.deepconf_warmup, args.confidence_window))
         if records.get("live_sc"):
             workloads["sc"]["live"] = [records["live_sc"]]
     if records.get("cot"):
@@ -198,6 +205,11 @@ POLICIES = {
                   "agree (probe tokens counted); Rebase max judge reward >= t (judge tokens counted)",
     "length": "LengthCap at the detection step: stop if the program has generated >= l tokens "
               "(l = quantiles of the recorded tokens at detection)",
+    "deepconf-offline": "DeepConf offline: every branch runs; vote weighted by lowest window confidence among the "
+                        "eta share of most confident branches",
+    "deepconf-online": "DeepConf online: the first `warmup` branches set the threshold (their 1-eta quantile), the "
+                       "engine cuts later branches whose window confidence falls below it; the offline vote",
+    "certaindex+online": "DeepConf online plus the certaindex stop at the detection step",
 }
 TITLES = {"sc": "Self-consistency", "cot": "Dynasor-CoT (probing)", "rebase": "Rebase (LLM judge)"}
 KNOB_NAMES = {"sc": "cap = branches per program", "cot": "budget = reasoning tokens", "rebase": "width = paths"}
@@ -214,6 +226,12 @@ def print_report(report: Mapping[str, Any]) -> None:
         for level, lw in w["by_level"].items():
             print(f"\n-- savings at matched accuracy, level {level} ({lw['programs']} programs) --")
             print(curves.format_savings(lw["savings"], w["knob"]))
+        for scope, best in [("all", w.get("best_by_family", {})),
+                            *((f"level {lv}", lw.get("best_by_family", {})) for lv, lw in w["by_level"].items())]:
+            for family, row in best.items():
+                print(f"best {family} ({scope}): {row['policy']} at {w['knob']} {row['knob']}: accuracy "
+                      f"{row['accuracy']:.3f}, {row['tokens']:.1f} tokens, saved {100 * row['saved_matched']:+.1f}% "
+                      "at matched accuracy")
         for live in w.get("live", []):
             print(f"\nlive: {live['policy']}: accuracy {live['accuracy']:.3f}, {live['tokens']:.1f} tokens/program, "
                   f"{live['stopped']:.0%} stopped, {live['aborted_branches']} branches aborted in the engine")
@@ -248,6 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--thresholds", help="SC certaindex thresholds H~ (StaticThreshold)")
     ap.add_argument("--length-quantiles", help="length baseline: ℓ = these quantiles of tokens at detection")
     ap.add_argument("--resamples", type=int, help="random branch subsets per program below the recorded cap")
+    ap.add_argument("--deepconf-etas", help="DeepConf kept share eta, comma separated (0.1: DeepConf-low, 0.9: -high)")
+    ap.add_argument("--deepconf-warmup", type=int, help="DeepConf-online warm-up branches that set the threshold")
+    ap.add_argument("--confidence-window", type=int,
+                    help="DeepConf window (tokens) of the lowest group confidence; the paper's 2048 is for 10k+ token "
+                         "traces, the presets keep about a third of a branch")
     ap.add_argument("--live-n", type=int, help="SC problems of the first seed also run live under StaticThreshold")
     ap.add_argument("--live-threshold", type=float, default=0.7, help="threshold of the live SC point")
     add_sampling_flags(ap, temperature=None, max_new_tokens=None, temperature_help=(

@@ -30,10 +30,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from benchmark.batch.offline_deepconf import replay_deepconf
 from dynasor.certaindex import is_correct, majority_vote, probe_consistent, weighted_vote
+from dynasor.programs.deepconf import DeepConf
 from dynasor.runtime.replay import Profile, ReplayOutcome, simulate
 
-FAMILIES = ("even", "certaindex", "length")
+FAMILIES = ("even", "certaindex", "length", "deepconf-offline", "deepconf-online", "certaindex+online")
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class Spec:
     label: str
     value: float | None = None
     detect_at: int | None = None
+    confidence: DeepConf | None = None  # the DeepConf families' settings
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,18 @@ def sc_specs(thresholds: Sequence[float], lengths: Sequence[float], detect_at: i
             + [Spec("length", f"length >={ell:g} tok@{detect_at}", ell, detect_at) for ell in lengths])
 
 
+def deepconf_specs(etas: Sequence[float], warmup: int, window: int, thresholds: Sequence[float],
+                   detect_at: int) -> list[Spec]:
+    """DeepConf-offline and -online per ``eta``, and certaindex + online per (threshold, eta)."""
+    specs = [Spec("deepconf-offline", f"deepconf-offline eta={e:g}", e, None, DeepConf("filter", e, warmup, window))
+             for e in etas]
+    specs += [Spec("deepconf-online", f"deepconf-online eta={e:g} w{warmup}", e, None,
+                   DeepConf("online", e, warmup, window)) for e in etas]
+    specs += [Spec("certaindex+online", f"H>={t:g}@{detect_at}+online eta={e:g}", t, detect_at,
+                   DeepConf("online", e, warmup, window)) for t in thresholds for e in etas]
+    return specs
+
+
 def subsample(profile: Profile, k: int, rng: random.Random) -> Profile:
     """k branches drawn without replacement, in their recorded arrival order."""
     if k >= len(profile.branches):
@@ -88,6 +103,10 @@ def simulate_length(profile: Profile, max_tokens: float, detect_at: int) -> Repl
 
 
 def _sc_once(profile: Profile, spec: Spec) -> ReplayOutcome:
+    if spec.confidence is not None:
+        with_certaindex = spec.family == "certaindex+online"
+        out = replay_deepconf(profile, spec.confidence, spec.value if with_certaindex else None, spec.detect_at or 0)
+        return ReplayOutcome(out.answer, out.correct, out.tokens, out.stopped)
     if spec.family == "even":
         return simulate(profile, None, 0)
     if spec.family == "certaindex":

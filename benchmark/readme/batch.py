@@ -75,11 +75,20 @@ def render_batch(path: Path, data: Mapping[str, Any], readme: Path) -> list[str]
             rows += [(f"level {level}", r) for r in _largest_knob_rows(lw.get("savings", []))
                      if r["family"] == "certaindex"]
         out += _savings_table(rows, knob)
-        best = w.get("best")
-        if best:
-            out += ["", f"Best certaindex point (of {sum(r['family'] == 'certaindex' for r in w.get('savings', []))}): "
-                        f"{best['policy']} at {knob} {best['knob']}: accuracy {num(best['accuracy'], '.3f')}, "
-                        f"{pct(best['saved_matched'])} tokens at matched accuracy."]
+        best_rows = w.get("best_by_family") or ({"certaindex": w["best"]} if w.get("best") else {})
+        for family, best in best_rows.items():
+            count = sum(r["family"] == family for r in w.get("savings", []))
+            out += ["", f"Best {family} point (of {count}): {best['policy']} at {knob} {best['knob']}: accuracy "
+                        f"{num(best['accuracy'], '.3f')}, {pct(best['saved_matched'])} tokens at matched accuracy."]
+        levels = [(level, lw["best_by_family"]) for level, lw in w.get("by_level", {}).items()
+                  if lw.get("best_by_family")]
+        if levels and any(f != "certaindex" for _, b in levels for f in b):
+            out += ["", "Best point per level and family (saved at matched accuracy):", "",
+                    "| level | family | policy | " + knob + " | accuracy | tokens/program | saved |",
+                    "|---|---|---|---|---|---|---|"]
+            out += [f"| {level} | {family} | {b['policy']} | {b['knob']} | {num(b['accuracy'], '.3f')} | "
+                    f"{num(b['tokens'])} | {pct(b['saved_matched'])} |"
+                    for level, best in levels for family, b in best.items()]
         for live in w.get("live", []):
             out += ["", f"Live: {live['policy']}: accuracy {num(live['accuracy'], '.3f')}, "
                         f"{num(live['tokens'])} tokens/program, {live.get('aborted_branches', 0)} branches aborted "

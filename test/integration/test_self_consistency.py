@@ -16,6 +16,7 @@ from dynasor.core.tag import LOW_CONFIDENCE
 from dynasor.programs import SelfConsistency
 from dynasor.programs.deepconf import DeepConf
 from dynasor.runtime.backends import DynasorBackend, RecordingBackend
+from dynasor.scheduler.token_stats_aggregate import first_window_below
 from dynasor.runtime.allocation import StaticThreshold
 from dynasor.runtime.runtime import ProgramRuntime
 
@@ -142,6 +143,9 @@ async def test_deepconf_online_warmup_sets_the_threshold_and_the_engine_stops_le
     assert result.extra["low_confidence_stops"] == len(stopped) == engine["low_confidence_stops"] >= 1
     assert all(g.meta_info["finish_reason"]["message"] == LOW_CONFIDENCE and g.completion_tokens < 24
                for g in stopped)
+    # the engine ends a branch one token after the one whose window crossed (what the batch replay charges)
+    crossings = [first_window_below(g.meta_info["topk_confidence"], 8, threshold) for g in stopped]
+    assert [c + 1 if c is not None else None for c in crossings] == [g.completion_tokens for g in stopped]
     assert engine["requests"]["total"] == cap and engine["requests"]["aborted"] == len(stopped)
     assert result.knob_used + len(stopped) == cap
     # a later branch that ran to the end never had a window below the threshold

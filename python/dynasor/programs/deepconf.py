@@ -49,7 +49,10 @@ class DeepConf:
 
     def confidence(self, generation: Generation) -> float | None:
         """The branch's lowest group confidence, None when the server returned no token stats."""
-        values = generation.meta_info.get("topk_confidence")
+        return self.confidence_of(generation.meta_info.get("topk_confidence"))
+
+    def confidence_of(self, values: Sequence[float] | None) -> float | None:
+        """Lowest group confidence of a branch's per-token ``topk_confidence`` (None: no stats)."""
         return lowest_window_mean(values, self.window) if values else None
 
     def threshold(self, confidences: Sequence[float]) -> float | None:

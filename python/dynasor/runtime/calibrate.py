@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from dynasor.certaindex import extract_answer
-from dynasor.core.generation import Backend
+from dynasor.core.generation import Backend, Generation
 from dynasor.core.result import ProgramResult
 from dynasor.datasets.labelled import Labelled, read_labelled_jsonl
 from dynasor.runtime.allocation import AllocationPolicy
@@ -36,8 +36,15 @@ def profile_of(recorder: RecordingBackend, program_id: str, item: Labelled) -> P
     """The recorded program as a replayable profile: finished branches in completion order."""
     gens = recorder.generations(program_id)
     done = [g for g in gens if not g.aborted]
-    return Profile(item.id, item.gold, tuple(Branch(extract_answer(g.text), g.completion_tokens) for g in done),
+    return Profile(item.id, item.gold, tuple(Branch(extract_answer(g.text), g.completion_tokens, _confidences(g))
+                                             for g in done),
                    item.level, item.source, len(gens) - len(done), sum(g.completion_tokens for g in gens if g.aborted))
+
+
+def _confidences(generation: Generation) -> tuple[float, ...] | None:
+    """Per-token top-k confidence when the server returned it (5 decimals: a recording stays small)."""
+    values = generation.meta_info.get("topk_confidence")
+    return tuple(round(float(v), 5) for v in values) if values else None
 
 
 @dataclass

@@ -30,8 +30,12 @@ from dynasor.runtime.allocation import StaticThreshold
 
 @dataclass(frozen=True)
 class Branch:
+    """A finished branch; ``confidences``: its per-token ``topk_confidence`` when the server
+    returned token stats (what DeepConf's offline replay reads)."""
+
     answer: str | None
     tokens: int
+    confidences: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,12 @@ class Profile:
 
     @classmethod
     def from_json(cls, row: Mapping[str, Any]) -> Profile:
-        return cls(**{**row, "branches": tuple(Branch(**b) for b in row["branches"])})
+        return cls(**{**row, "branches": tuple(Branch(b["answer"], b["tokens"], _floats(b.get("confidences")))
+                                               for b in row["branches"])})
+
+
+def _floats(values: Sequence[float] | None) -> tuple[float, ...] | None:
+    return tuple(values) if values is not None else None
 
 
 def save_profiles(path: str | Path, profiles: Sequence[Profile]) -> None:

@@ -8,6 +8,7 @@ CPU still varies with batch composition, and a chunk that happens to end the ans
 "finished" instead); the default probe sampling (0.6 / 0.95) is covered by the unit tests. Budget: 10 chunks of 32 tokens (~20 s
 of decode on 2 CPU cores even if the probes never agreed)."""
 
+from dynasor.certaindex import answers_equivalent
 from dynasor.client import AsyncDynasorClient
 from dynasor.programs import DynasorCoT
 from dynasor.programs.cot import PROBE_SUFFIX
@@ -68,3 +69,41 @@ async def test_chunks_continue_from_the_ids_the_server_generated(url):
         generated += generation.output_ids
         assert prompt_ids + generated + suffix_ids in probes
     assert result.extra["text"] == "".join(g.text for _, g in chunks)
+
+
+COUNTING_SHOTS = (
+    "Q: Count up from 3 by adding 2.\nA: 3 + 2 = 5. 5 + 2 = 7. 7 + 2 = 9. The last line is \\boxed{7 + 2 = 9}.\n\n"
+    "Q: Count up from 10 by adding 10.\nA: 10 + 10 = 20. 20 + 10 = 30. The last line is \\boxed{20 + 10 = 30}.\n\n"
+)
+
+
+def _truth_value_equal(a: str, b: str) -> bool:
+    """math-verify on the equations as written: it evaluates each relation to a truth value (the trap)."""
+    from math_verify import parse, verify
+
+    return bool(verify(parse(f"${a}$"), parse(f"${b}$")))
+
+
+async def test_cot_does_not_exit_on_probes_that_disagree_as_equations(url):
+    """A counting chain with equation answers in the shots: the greedy probes answer with equations
+    of the chain (``5 + 2 = 7``, ``11 + 11 = 22``, ...). Compared by truth value they all agree and
+    the program would exit at the third probe; compared by value (the final right-hand side) they
+    disagree, and the program goes on. It may only exit "probe" on a window that agrees by value."""
+    window = 3
+    program = DynasorCoT(COUNTING_SHOTS + "Q: Count up from 2 by adding 3.\nA:", chunk_tokens=16, window=window,
+                         max_tokens=128, sampling_params={"temperature": 0.0, "ignore_eos": True},
+                         probe_params={"temperature": 0.0})
+    async with AsyncDynasorClient(url) as client:
+        result = await ProgramRuntime(DynasorBackend(client), StaticThreshold(1.0)).run_one(program)
+    answers, extra = result.extra["probe_answers"], result.extra
+    print(f"\n[cot equations] exit {extra['exit']} after {extra['chunks']} chunks, probes {answers}")
+    trapped = [i for i in range(window, len(answers) + 1)
+               if all("=" in a for a in answers[i - window:i])
+               and all(_truth_value_equal(answers[i - window], a) for a in answers[i - window + 1:i])
+               and not all(answers_equivalent(answers[i - window], a) for a in answers[i - window + 1:i])]
+    assert trapped, "the probes no longer give disagreeing equations: the case this test is about did not occur"
+    # the program went past the first such window (a truth-value comparison would have exited there) ...
+    assert len(answers) > trapped[0] and not (extra["exit"] == "probe" and len(answers) == trapped[0])
+    # ... and if it exited on probes at all, its last window agrees by value
+    if extra["exit"] == "probe":
+        assert all(answers_equivalent(answers[-window], a) for a in answers[-window + 1:])

@@ -12,7 +12,8 @@ import torch
 
 from dynasor.srt.config import DynasorServerConfig
 from dynasor.srt.context import SchedulerContext, activate_context
-from dynasor.srt.eviction_hooks import DONE, LIVE, UNTAGGED, hold_path, wrap_eviction_strategy
+from dynasor.scheduler.eviction_rank import DONE, LIVE, UNTAGGED
+from dynasor.srt.eviction_hooks import hold_path, wrap_eviction_strategy
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 

@@ -2,17 +2,11 @@
 
 SGLang evicts cached prefixes leaf first, in the order of its eviction strategy (``lru`` by
 default, ``--radix-eviction-policy``). Dynasor wraps that strategy so a leaf is ranked first by
-who holds it, then by SGLang's own key inside a class:
-
-  0. only programs that are done (finished or aborted, or already expired from the table),
-  1. no program (untagged traffic),
-  2. at least one live program (a request of it waits or runs).
-
-So the prefix a live program's next branches will hit outlives the leftovers of finished ones.
-Holders are recorded when a request's KV enters the tree (``checkpoint_into_tree``, on every
-chunk and at the end of a request): each node on the path from its last node to the root holds
-the request's program id. Sets are pruned of dead programs when a node is ranked, so they stay
-small.
+the class of who holds it (``dynasor.scheduler.eviction_rank``: done programs, then untagged,
+then live programs), then by SGLang's own key inside a class. Holders are recorded when a
+request's KV enters the tree (``checkpoint_into_tree``, on every chunk and at the end of a
+request): each node on the path from its last node to the root holds the request's program id.
+Sets are pruned of dead programs when a node is ranked, so they stay small.
 
 This needs SGLang's Python TreeCore, whose leaf heap calls ``eviction_strategy.get_priority``;
 the Rust TreeCore ranks leaves in native code. Dynasor servers therefore select the Python core
@@ -26,12 +20,12 @@ from collections.abc import Callable
 from typing import Any
 
 from dynasor.core.tag import program_id_of
+from dynasor.scheduler.eviction_rank import DONE, holder_class
 from dynasor.srt.context import current_context
 
 logger = logging.getLogger(__name__)
 
 HOLDERS_ATTR = "_dynasor_programs"
-DONE, UNTAGGED, LIVE = 0, 1, 2
 MAX_HOLDERS_BEFORE_PRUNE = 64
 
 
@@ -44,12 +38,10 @@ class ProgramAwareEviction:
 
     def holder_class(self, node: Any) -> int:
         holders: set[str] | None = getattr(node, HOLDERS_ATTR, None)
-        if holders is None:
-            return UNTAGGED
-        if any(self.is_live(pid) for pid in holders):
-            return LIVE
-        holders.clear()  # every holder is done: keep the marker, drop the ids
-        return DONE
+        rank = holder_class(holders, self.is_live)
+        if rank == DONE and holders:
+            holders.clear()  # every holder is done: keep the marker, drop the ids
+        return rank
 
     def get_priority(self, node: Any) -> tuple:
         return (self.holder_class(node), self.inner.get_priority(node))

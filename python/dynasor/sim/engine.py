@@ -1,0 +1,271 @@
+"""A discrete-event model of one SGLang engine (sglang==0.5.23's scheduler rules, one device).
+
+One iteration at a time, as SGLang's event loop runs them:
+
+1. **Prefill first**: if requests wait and the running batch is not marked full, the queue is put
+   in policy order (``queue_policy``) and ``PrefillAdder``'s rules pick a batch: a chunked request
+   in progress first, then requests in order until one does not fit (no skipping): the running
+   cap, the input budget (``max_prefill_tokens``), the chunk budget (``chunked_prefill_size``: a
+   request longer than what is left is chunked) and the KV budget: free + evictable KV minus what
+   running requests reserve (``new_token_ratio`` × their remaining ``max_new_tokens``) must exceed
+   the request's uncached input + its ``max_new_tokens`` (clipped) + 1. A request that does not
+   fit marks the batch full until a request ends or is retracted. A cached prefix is not
+   recomputed. The iteration takes ``StepCost.prefill_seconds``; a request whose prefill completes
+   samples its first token; its prompt prefix enters the cache (a duplicate computed in the same
+   batch is freed).
+2. Otherwise **decode**: every running request gains a token in ``StepCost.decode_seconds``. If
+   the KV pool has no room for one token each, unlocked cached prefixes are evicted, then requests
+   are retracted (fewest output tokens first, ties: longest input; at least one stays): their KV
+   is freed, they go to the queue's tail and will re-prefill prompt + output.
+3. Idle: the clock moves to the next event.
+
+Not modelled: the overlap scheduler's one-step-old state, mixed chunks, page sizes above 1,
+priority preemption, and the host-side cost of scheduling itself (see DESIGN, simulator).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dynasor.scheduler.ordering import QueuePolicy, StarvationGuard
+from dynasor.scheduler.program_table import ProgramTable
+from dynasor.scheduler.rate import RateMeter
+from dynasor.sim.prefix_cache import PrefixCache
+from dynasor.sim.queue_policy import SimQueue
+from dynasor.sim.request import EngineLimits, SimRequest
+from dynasor.sim.step_cost import StepCost
+
+
+@dataclass
+class StepRecord:
+    kind: str  # "prefill" or "decode"
+    start: float
+    seconds: float
+    requests: int
+    tokens: int
+
+
+class SimEngine:
+    def __init__(self, cost: StepCost, limits: EngineLimits, policy: QueuePolicy,
+                 program_eviction: bool = True, guard: StarvationGuard | None = None,
+                 keep_steps: bool = False) -> None:
+        self.cost, self.limits, self.policy = cost, limits, policy
+        self.now = 0.0
+        self.table = ProgramTable(ttl=float("inf"))
+        self.rate = RateMeter()
+        self.cache = PrefixCache(self.table.is_live, program_aware=program_eviction and not policy.is_stock)
+        self.queue = SimQueue(policy, limits, self.table, self.cache.cached, lambda: self.rate.rate(default=100.0),
+                              guard)
+        self.running: list[SimRequest] = []
+        self.chunked: SimRequest | None = None
+        self.batch_full = False
+        self.ratio = limits.init_new_token_ratio
+        self.on_finish: Callable[[SimRequest], None] = lambda req: None
+        self.steps: list[StepRecord] | None = [] if keep_steps else None
+        self.busy_seconds = 0.0
+        self.retractions = 0
+        self.recomputed_tokens = 0
+
+    # --- requests in and out ----------------------------------------------------------------
+    def submit(self, req: SimRequest) -> None:
+        """The request reaches the scheduler now."""
+        req.arrived_at = req.queued_at = self.now
+        if req.program_id is not None:
+            self.table.on_arrival(req.rid, req.program_id, req.prefix_tokens + req.own_tokens, self.now,
+                                  max_new_tokens=req.max_new_tokens, remaining_work=req.remaining_work_hint,
+                                  deferred=req.deferred)
+        self.queue.add(req)
+
+    def abort(self, req: SimRequest) -> None:
+        """End a waiting or running request now (a program stop); a finished one is left alone."""
+        if req.done:
+            return
+        if req in self.running:
+            self.running.remove(req)
+        elif req is self.chunked:
+            self.chunked = None
+        else:
+            self.queue.remove(req)
+        req.aborted = True
+        self._end(req)
+
+    def _end(self, req: SimRequest) -> None:
+        self._release(req)
+        req.finished_at = self.now
+        self.batch_full = False
+        if req.program_id is not None:
+            self.table.on_finished(req.rid, req.aborted, self.now)
+        self.on_finish(req)
+
+    def _release(self, req: SimRequest) -> None:
+        if req.shared and req.prefix_key is not None:
+            self.cache.unlock(req.prefix_key, self.now)
+        req.computed = req.shared = 0
+
+    # --- KV accounting ---------------------------------------------------------------------
+    def kv_used(self) -> int:
+        held = sum(r.private_kv for r in self.running)
+        return self.cache.tokens + held + (self.chunked.private_kv if self.chunked else 0)
+
+    def kv_free(self) -> int:
+        return self.limits.kv_tokens - self.kv_used()
+
+    def _take(self, tokens: int) -> None:
+        """Allocate KV, evicting unlocked prefixes lazily as SGLang's allocator does."""
+        short = tokens - self.kv_free()
+        if short > 0:
+            self.cache.evict(short)
+
+    # --- one iteration --------------------------------------------------------------------
+    @property
+    def idle(self) -> bool:
+        return not self.running and not len(self.queue) and self.chunked is None
+
+    def step(self) -> float:
+        """Run one iteration from ``now``; returns its duration (0.0: nothing to run)."""
+        if (len(self.queue) and not self.batch_full) or self.chunked is not None:
+            batch = self._admit()
+            if batch:
+                return self._prefill(batch)
+        if self.running:
+            return self._decode()
+        self.ratio = self.limits.init_new_token_ratio  # SGLang's on_idle
+        return 0.0
+
+    def _admit(self) -> list[tuple[SimRequest, int]]:
+        limits, cache = self.limits, self.cache
+        reserved = sum(min(r.max_new_tokens - r.generated, limits.clip_max_new_tokens) for r in self.running)
+        rem_total = self.kv_free() + cache.evictable_tokens - reserved * self.ratio
+        rem_input, rem_chunk = limits.max_prefill_tokens, limits.chunked_prefill_size
+        batch: list[tuple[SimRequest, int]] = []
+        if self.chunked is not None:
+            req = self.chunked
+            extend = min(req.to_prefill, rem_chunk)
+            batch.append((req, extend))
+            rem_chunk -= extend
+            rem_input -= extend
+        for req in list(self.queue.order(self.now)):
+            if rem_input <= 0 or rem_chunk <= 0:
+                break
+            if len(self.running) + len(batch) >= limits.max_running_requests:
+                self.batch_full = True
+                break
+            cached = min(cache.cached(req.prefix_key), req.prefix_tokens, req.input_tokens - 1)
+            unlocked = cached if cached and cache.entries[req.prefix_key].locks == 0 else 0  # type: ignore[index]
+            extend = req.input_tokens - cached
+            total = extend + min(req.max_new_tokens - req.generated, limits.clip_max_new_tokens) + 1
+            if total >= rem_total - unlocked:
+                self.batch_full = True
+                break
+            self.queue.remove(req)
+            req.matched = req.shared = cached
+            if cached:
+                cache.lock(req.prefix_key, self.now)  # type: ignore[arg-type]
+            req.computed, req.to_prefill = cached, extend
+            req.admitted_at = self.now if req.admitted_at is None else req.admitted_at
+            if req.program_id is not None:
+                self.table.on_admitted(req.rid, self.now)
+            rem_total -= unlocked + total
+            if extend > rem_chunk:
+                batch.append((req, rem_chunk))
+                self.chunked = req
+                break
+            batch.append((req, extend))
+            rem_chunk -= extend
+            rem_input -= extend
+        return batch
+
+    def _prefill(self, batch: list[tuple[SimRequest, int]]) -> float:
+        seconds = self.cost.prefill_seconds([(extend, req.computed) for req, extend in batch])
+        start = self.now
+        self._take(sum(extend for _, extend in batch))
+        self.now += seconds
+        self._record("prefill", start, seconds, len(batch), sum(e for _, e in batch))
+        done: list[SimRequest] = []
+        for req, extend in batch:
+            req.computed += extend
+            req.to_prefill -= extend
+            self._checkpoint(req)
+            if req.to_prefill > 0:
+                continue
+            if req is self.chunked:
+                self.chunked = None
+            req.generated += 1  # the prefill samples the first output token
+            req.first_token_at = req.first_token_at or self.now
+            self._progress(req)
+            if req.generated >= req.target_tokens:
+                done.append(req)
+            else:
+                self.running.append(req)
+        self.rate.add(sum(1 for r, _ in batch if r.to_prefill == 0), self.now)
+        for req in done:
+            self._end(req)
+        return seconds
+
+    def _checkpoint(self, req: SimRequest) -> None:
+        """The prompt prefix computed so far enters the cache; a duplicate of it is freed."""
+        if req.prefix_key is None:
+            return
+        prefix = min(req.computed, req.prefix_tokens)
+        if prefix <= req.shared:
+            return
+        if not req.shared:
+            self.cache.insert(req.prefix_key, prefix, req.program_id, self.now)
+        else:
+            self.cache.entries[req.prefix_key].tokens = max(self.cache.entries[req.prefix_key].tokens, prefix)
+        req.shared = prefix
+
+    def _decode(self) -> float:
+        self._make_room(len(self.running))
+        batch = self.running
+        kv = sum(r.computed for r in batch)
+        seconds = self.cost.decode_seconds(len(batch), kv)
+        start = self.now
+        self.now += seconds
+        self._record("decode", start, seconds, len(batch), len(batch))
+        finished: list[SimRequest] = []
+        for req in batch:
+            req.computed += 1
+            req.generated += 1
+            self._progress(req)
+            if req.generated >= req.target_tokens:
+                finished.append(req)
+        self.rate.add(len(batch), self.now)
+        self.ratio = max(self.ratio - self.limits.new_token_ratio_decay, self.limits.min_new_token_ratio)
+        for req in finished:
+            self.running.remove(req)
+            self._end(req)
+        return seconds
+
+    def _make_room(self, tokens: int) -> None:
+        """SGLang's check_decode_mem: evict, then retract until one token each fits."""
+        self._take(tokens)
+        if self.kv_free() >= len(self.running):
+            return
+        victims = sorted(self.running, key=lambda r: (r.generated, -r.input_tokens), reverse=True)
+        while len(self.running) > 1 and self.kv_free() < len(self.running):
+            req = victims.pop()
+            self.running.remove(req)
+            self.recomputed_tokens += req.computed
+            self._release(req)
+            req.retractions += 1
+            self.retractions += 1
+            self.batch_full = False
+            req.queued_at = self.now
+            if req.program_id is not None:
+                self.table.on_requeued(req.rid, self.now)
+            self.queue.add(req)
+            self.cache.evict(len(self.running) - self.kv_free())
+        out = sum(r.generated for r in self.running)
+        budget = sum(r.max_new_tokens for r in self.running)
+        self.ratio = min(1.0, (out + self.limits.retract_decode_steps * len(self.running)) / (budget + 1))
+
+    def _progress(self, req: SimRequest) -> None:
+        if req.program_id is not None:
+            self.table.on_progress(req.rid, req.generated, self.now)
+
+    def _record(self, kind: str, start: float, seconds: float, requests: int, tokens: int) -> None:
+        self.busy_seconds += seconds
+        if self.steps is not None:
+            self.steps.append(StepRecord(kind, start, seconds, requests, tokens))

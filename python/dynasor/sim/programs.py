@@ -1,0 +1,77 @@
+"""Reasoning programs driven in simulated time: self-consistency as ``SelfConsistency`` runs it.
+
+A program's behaviour is data (``ScProgram``): its prompt length, the output length of each of its
+branches (recorded live or drawn from a stated distribution) and whether the certaindex check at
+``detect_at`` answers stops it. The driver reproduces the live program's control flow with the
+live rule (``at_detection``): ``together`` submits every branch at once; ``staged`` the first
+``detect_at``, and the rest only if the program goes on; a stop aborts what is still in the
+engine. Branches share the prompt as their prefix (one cache entry per program).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dynasor.programs.self_consistency import at_detection
+from dynasor.sim.engine import SimEngine
+from dynasor.sim.request import SimRequest
+
+
+@dataclass(frozen=True)
+class ScProgram:
+    program_id: str
+    arrival: float
+    prompt_tokens: int
+    branch_tokens: tuple[int, ...]  # output length of each branch, in launch order
+    max_new_tokens: int
+    detect_at: int
+    stops: bool  # the certaindex check at detect_at says stop
+    level: int = 0
+
+
+@dataclass
+class ProgramRun:
+    """One program's run in the engine; ``finished_at`` once its last request ended."""
+
+    program: ScProgram
+    certaindex: bool
+    launch: str = "together"
+    tag: bool = True  # tagged requests (Dynasor systems); stock SGLang sees untagged ones
+    requests: list[SimRequest] = field(default_factory=list)
+    answered: int = 0
+    stopped: bool = False
+    finished_at: float | None = None
+    tokens: int = 0
+
+    @property
+    def latency(self) -> float | None:
+        return None if self.finished_at is None else self.finished_at - self.program.arrival
+
+    def start(self, engine: SimEngine) -> None:
+        p = self.program
+        first = min(p.detect_at, len(p.branch_tokens)) if self.launch == "staged" else len(p.branch_tokens)
+        self._launch(engine, range(first))
+
+    def _launch(self, engine: SimEngine, indices: range) -> None:
+        p = self.program
+        for i in indices:
+            req = SimRequest(f"{p.program_id}-{i}", p.program_id if self.tag else None, p.program_id,
+                             p.prompt_tokens, 0, p.branch_tokens[i], p.max_new_tokens, source=p.program_id)
+            self.requests.append(req)
+            engine.submit(req)
+
+    def on_request_end(self, req: SimRequest, engine: SimEngine) -> None:
+        p, cap = self.program, len(self.program.branch_tokens)
+        self.tokens += req.generated
+        if not req.aborted:
+            self.answered += 1
+            if at_detection(self.answered, p.detect_at, cap):
+                if self.certaindex and p.stops:
+                    self.stopped = True
+                    for other in self.requests:
+                        if not other.done:
+                            engine.abort(other)
+                elif self.launch == "staged":
+                    self._launch(engine, range(len(self.requests), cap))
+        if all(r.done for r in self.requests) and self.finished_at is None:
+            self.finished_at = engine.now

@@ -1,0 +1,106 @@
+"""The waiting-queue order of the simulated engine, per policy.
+
+- ``fcfs``: SGLang's default, no sort: the queue in the order requests were put into it (a
+  retracted request goes to the tail).
+- ``lpm``: SGLang's longest-prefix-match: with at most ``prefix_match_max_waiting`` waiting
+  requests, a stable sort by cached prefix (longest first), requests held back for in-batch prefix
+  sharing last; above it the queue keeps its last order (SGLang falls back to fcfs for that pass).
+- program policies (``gang``, ``gang-sjf``, ...): SGLang's ``lpm`` matching and in-batch check run
+  first, then the order comes from ``dynasor.scheduler`` (``GroupOrder`` over the ``ProgramTable``
+  views), kept between steps and fed what changed, as the server's ``QueueOrderer`` does.
+
+In-batch prefix sharing (SGLang's ``_compute_prefix_matches``): walking the queue in order, a
+request whose cached prefix is at most the threshold and whose prefix an earlier walked request
+also needs (at least the threshold long) is held back for this pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from dynasor.scheduler.group_order import GroupOrder, deprioritized_last
+from dynasor.scheduler.ordering import QueuePolicy, StarvationGuard, WaitingRequest
+from dynasor.scheduler.program_table import ProgramTable
+from dynasor.sim.request import EngineLimits, SimRequest
+
+
+def held_for_prefix_sharing(queue: list[SimRequest], cached: Callable[[str | None], int],
+                            threshold: int) -> set[str]:
+    seen: set[str] = set()
+    held: set[str] = set()
+    for req in queue:
+        if req.prefix_key is None or cached(req.prefix_key) > threshold:
+            continue
+        if req.prefix_key in seen and req.prefix_tokens >= threshold:
+            held.add(req.rid)
+        else:
+            seen.add(req.prefix_key)
+    return held
+
+
+class SimQueue:
+    """The waiting queue and its policy; ``order(now)`` returns it in admission order."""
+
+    def __init__(self, policy: QueuePolicy, limits: EngineLimits, table: ProgramTable,
+                 cached: Callable[[str | None], int], rate: Callable[[], float],
+                 guard: StarvationGuard | None = None) -> None:
+        self.policy, self.limits, self.table, self.cached, self.rate = policy, limits, table, cached, rate
+        self.waiting: list[SimRequest] = []
+        self.groups: GroupOrder[SimRequest] | None = None
+        if not policy.is_stock:
+            self.groups = GroupOrder(policy, guard or StarvationGuard())
+        self._placed: dict[str, int] = {}  # rid -> cached length its in-group place was given for
+        self.escalations = 0
+
+    def __len__(self) -> int:
+        return len(self.waiting)
+
+    def add(self, req: SimRequest) -> None:
+        self.waiting.append(req)
+        if self.groups is not None:
+            self._track(req)
+
+    def remove(self, req: SimRequest) -> None:
+        self.waiting.remove(req)
+        if self.groups is not None:
+            self.groups.remove(req.rid)
+            self._placed.pop(req.rid, None)
+
+    def _track(self, req: SimRequest) -> None:
+        assert self.groups is not None
+        rec = self.table.requests.get(req.rid)
+        cached = self.cached(req.prefix_key)
+        if rec is not None:
+            row = WaitingRequest(req.rid, rec.program_id, rec.queued_at, cached, deferred=rec.deferred)
+        else:
+            prior = self.table.expected_output_tokens_prior()
+            row = WaitingRequest(req.rid, None, req.queued_at, cached, False, min(prior, req.max_new_tokens))
+        self.groups.add(row, req)
+        self._placed[req.rid] = cached
+
+    def order(self, now: float) -> list[SimRequest]:
+        limits = self.limits
+        matching = self.policy is not QueuePolicy.FCFS and len(self.waiting) <= limits.prefix_match_max_waiting
+        held = held_for_prefix_sharing(self.waiting, self.cached, limits.in_batch_prefix_threshold) \
+            if matching else set()
+        if self.policy is QueuePolicy.LPM:
+            if matching:
+                self.waiting.sort(key=lambda r: float("inf") if r.rid in held else -self.cached(r.prefix_key))
+            return self.waiting
+        if self.groups is None:
+            return self.waiting
+        groups = self.groups
+        if matching:  # cached lengths moved: the member takes its new place in its group
+            for req in self.waiting:
+                if self._placed[req.rid] != self.cached(req.prefix_key):
+                    groups.remove(req.rid)
+                    self._track(req)
+        for pid in self.table.drain_changed():
+            groups.touch(pid)
+        for pid in groups.refresh(now, self.table.view, self.rate()):
+            self.escalations += self.table.on_escalated(pid)
+        order = groups.items()
+        if held:
+            order = deprioritized_last(order, [r.rid in held for r in order])
+        self.waiting[:] = order
+        return self.waiting

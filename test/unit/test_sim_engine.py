@@ -1,0 +1,106 @@
+"""The simulated engine on hand-computable cases: every expected time below is worked out from
+the step costs (prefill 10 ms + 1 ms per new token; decode 20 ms + 1 ms per request)."""
+
+import pytest
+
+from dynasor.scheduler.ordering import QueuePolicy
+from dynasor.sim.engine import SimEngine
+from dynasor.sim.programs import ScProgram
+from dynasor.sim.request import EngineLimits, SimRequest
+from dynasor.sim.simulation import SYSTEMS, SystemSpec, run
+from dynasor.sim.step_cost import LinearStepCost
+
+COST = LinearStepCost("test", prefill_fixed_s=0.010, prefill_per_token_s=0.001, prefill_per_token_context_s=0.0,
+                      decode_fixed_s=0.020, decode_per_request_s=0.001, decode_per_kv_token_s=0.0)
+
+
+def drain(engine, until_idle=True):
+    while not engine.idle:
+        engine.step()
+
+
+def request(rid, prompt=100, output=5, max_new=64, prefix=None, program=None):
+    return SimRequest(rid, program, prefix or rid, prompt, 0, output, max_new, source=program)
+
+
+def test_one_request_is_one_prefill_then_a_decode_step_per_token():
+    engine = SimEngine(COST, EngineLimits(), QueuePolicy.FCFS, keep_steps=True)
+    req = request("r", prompt=100, output=5)
+    engine.submit(req)
+    drain(engine)
+    # prefill 0.010 + 100 x 0.001 = 0.110 (samples token 1), then 4 decode steps of 0.021
+    assert req.admitted_at == 0.0 and req.first_token_at == pytest.approx(0.110)
+    assert req.finished_at == pytest.approx(0.110 + 4 * 0.021) and req.generated == 5
+    assert [s.kind for s in engine.steps] == ["prefill"] + ["decode"] * 4
+
+
+def test_a_cached_prefix_skips_its_prefill():
+    engine = SimEngine(COST, EngineLimits(), QueuePolicy.LPM, keep_steps=True)
+    first = request("a", prompt=100, output=2, prefix="prompt")
+    engine.submit(first)
+    drain(engine)
+    second = request("b", prompt=100, output=2, prefix="prompt")
+    engine.submit(second)
+    engine.step()
+    # the whole prompt is cached but one token (a prefill computes at least one): 0.010 + 0.001
+    assert second.matched == 99 and engine.steps[-1].seconds == pytest.approx(0.011)
+
+
+def sjf_case(system):
+    """C (one branch of 20 tokens) arrives at 0 and is prefilled alone; A (4 branches) and B (1
+    branch) arrive at 0.001; at most 4 requests run."""
+    programs = [ScProgram("C", 0.0, 100, (20,), 64, 1, False), ScProgram("A", 0.001, 100, (50,) * 4, 64, 4, False),
+                ScProgram("B", 0.001, 100, (50,), 64, 1, False)]
+    result = run(programs, system, COST, EngineLimits(max_running_requests=4))
+    return {r.program.program_id: r for r in result.runs}
+
+
+def test_shortest_program_first_admits_the_one_branch_program_before_the_four_branch_one():
+    # gang-sjf at t = 0.110 (after C's prefill): B's remaining work 64 < A's 4 x 64, so B goes first
+    sjf = sjf_case(SYSTEMS["gang-sjf"])
+    assert sjf["B"].requests[0].admitted_at == pytest.approx(0.110)
+    # fcfs: A0-A2 fill the 4 slots at 0.110 (prefill 0.310 -> t = 0.420); C ends after 19 decode
+    # steps of 4 requests (0.024 each); A3, ahead of B in the queue, takes its slot with a 1-token
+    # prefill (its prompt is cached: 0.011); B waits for A0-A2's 30 remaining tokens
+    fcfs = sjf_case(SYSTEMS["sglang-fcfs"])
+    assert [r.admitted_at for r in fcfs["A"].requests[:3]] == [pytest.approx(0.110)] * 3
+    c_ends = 0.420 + 19 * 0.024
+    assert fcfs["A"].requests[3].admitted_at == pytest.approx(c_ends)
+    assert fcfs["B"].requests[0].admitted_at == pytest.approx(c_ends + 0.011 + 30 * 0.024)
+    assert fcfs["B"].latency > sjf["B"].latency
+
+
+def test_kv_exhaustion_retracts_the_request_with_the_fewest_output_tokens():
+    # 3 requests of 10-token prompts and 40 output tokens in a 100-token pool; max_new 200 clipped
+    # to 20 by the admission estimate, so all 3 are admitted (each reserves 10 + 20 + 1 = 31)
+    limits = EngineLimits(kv_tokens=100, clip_max_new_tokens=20)
+    engine = SimEngine(COST, limits, QueuePolicy.FCFS)
+    reqs = [request(f"r{i}", prompt=10, output=40, max_new=200) for i in range(3)]
+    for r in reqs:
+        engine.submit(r)
+    drain(engine)
+    # KV after k decode steps: 30 + 3k; the 24th step finds 1 free token for 3 requests and
+    # retracts the last of three equal candidates, at 0.040 + 23 x 0.023
+    assert engine.retractions == 1 and [r.retractions for r in reqs] == [0, 0, 1]
+    assert reqs[2].arrived_at == 0.0 and reqs[2].queued_at == pytest.approx(0.040 + 23 * 0.023)
+    assert all(r.generated == 40 and not r.aborted for r in reqs)
+    assert engine.recomputed_tokens == 10 + 23  # its prompt and 23 of its tokens were dropped
+
+
+def test_a_certaindex_stop_aborts_the_branches_still_in_the_engine():
+    program = ScProgram("P", 0.0, 50, (5, 5, 30, 30), 64, 2, True)
+    stopped = {r.program.program_id: r for r in run([program], SYSTEMS["gang-sjf+certaindex"], COST,
+                                                       EngineLimits(max_running_requests=2)).runs}["P"]
+    kept = {r.program.program_id: r for r in run([program], SYSTEMS["gang-sjf"], COST,
+                                                    EngineLimits(max_running_requests=2)).runs}["P"]
+    assert stopped.stopped and stopped.answered == 2 and sum(r.aborted for r in stopped.requests) == 2
+    assert kept.answered == 4 and stopped.latency < kept.latency and stopped.tokens < kept.tokens
+
+
+def test_staged_launch_submits_the_rest_only_when_the_program_goes_on():
+    stop = ScProgram("S", 0.0, 50, (5, 5, 30, 30), 64, 2, True)
+    go = ScProgram("G", 0.0, 50, (5, 5, 30, 30), 64, 2, False)
+    staged = SystemSpec("staged", QueuePolicy.GANG_SJF, certaindex=True, launch="staged")
+    runs = {r.program.program_id: r for r in run([stop, go], staged, COST, EngineLimits()).runs}
+    assert len(runs["S"].requests) == 2 and runs["S"].stopped
+    assert len(runs["G"].requests) == 4 and runs["G"].answered == 4

@@ -12,21 +12,19 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmark.online.bootstrap import attainment_interval, rate_ratio_intervals
 from benchmark.online.metrics import (
     ProgramRecord,
-    RateBound,
     attainment,
     cdf_points,
     fairness_values,
-    max_sustained_rate,
     met,
-    rate_ratio,
     tightest_slo_scale,
     window_stats,
 )
 from benchmark.online.systems import BASELINES
 from benchmark.online.workload import DeadlineModel
+from dynasor.core.rate_bootstrap import attainment_interval, rate_ratio_intervals
+from dynasor.core.rate_curve import RateBound, max_sustained_rate, rate_ratio
 
 
 def rate_key(rate: float) -> str:

@@ -9,24 +9,22 @@ from pathlib import Path
 
 import pytest
 
-from dynasor.datasets.loaders import Problem
 from benchmark.online import bench_online, loadgen, report, systems, workload
 from benchmark.online.metrics import (
     INF,
     Attainment,
     ProgramRecord,
-    RateBound,
     attainment,
     cdf_points,
     fairness_values,
-    max_sustained_rate,
     met,
     nearest_rank,
-    rate_ratio,
     tightest_slo_scale,
     window_stats,
 )
 from dynasor.core.generation import Generation
+from dynasor.core.rate_curve import RateBound, max_sustained_rate, rate_ratio
+from dynasor.datasets.loaders import Problem
 from dynasor.runtime.allocation import EvenAllocation, StaticThreshold
 
 

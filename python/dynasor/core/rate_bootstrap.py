@@ -1,4 +1,5 @@
-"""Bootstrap intervals for the online benchmark (pure, no server).
+"""Bootstrap intervals of attainment and maximum-rate ratios (pure; the online benchmark and the
+simulator use them).
 
 Every system plays the same seeded trace at every rate, so program ``i`` of a window is the same
 problem arriving at the same scaled time for every system: a replicate resamples program indices
@@ -20,7 +21,7 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from benchmark.online.metrics import max_sustained_rate
+from dynasor.core.rate_curve import max_sustained_rate
 
 MIN_DEFINED = 0.8
 Outcomes = Mapping[float, Sequence[bool | None]]  # rate -> each program's outcome, in trace order

@@ -1,0 +1,78 @@
+"""Fit the simulator's ``cpu-smollm2`` iteration-time profile on this machine's live server.
+
+    python -m benchmark.sim.profile_cpu            # ~3 min on 2 cores: starts and stops its own server
+
+A Dynasor server runs with ``--dynasor-step-log``; a sweep sends, for every batch size in
+``--batches`` and prompt length in ``--prompts``, that many concurrent requests of random token ids
+(distinct prompts: nothing cached) generating ``--output`` tokens each, ignoring EOS. The step
+log then holds prefills of 1 to batch x prompt tokens and decode steps over the batch sizes and
+context lengths the sweep passes; ``dynasor.sim.fit`` fits the linear form to them and reports its
+error. Writes benchmark/results/sim_cpu_profile.json (the profile ``dynasor simulate --profile``
+reads, with the fit errors and the ranges it covers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import time
+from pathlib import Path
+
+from benchmark.common import RESULTS, add_server_flags, display_path, dynasor_server, machine_info
+from dynasor.sim.fit import fit_linear, read_steps
+
+
+async def sweep(url: str, batches: list[int], prompts: list[int], output: int, seed: int) -> int:
+    import httpx
+
+    rng = random.Random(seed)
+    sent = 0
+    async with httpx.AsyncClient(base_url=url, timeout=600) as http:
+        for prompt in prompts:
+            for batch in batches:
+                bodies = [{"input_ids": [rng.randrange(100, 20000) for _ in range(prompt)],
+                           "sampling_params": {"max_new_tokens": output, "ignore_eos": True, "temperature": 0.0}}
+                          for _ in range(batch)]
+                replies = await asyncio.gather(*(http.post("/generate", json=b) for b in bodies))
+                for reply in replies:
+                    reply.raise_for_status()
+                sent += batch
+                print(f"prompt {prompt:>5} x batch {batch:>3}: done ({sent} requests)", flush=True)
+    return sent
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_server_flags(ap, url=False)
+    ap.add_argument("--batches", default="1,2,4,8,16,32")
+    ap.add_argument("--prompts", default="32,256,1024")
+    ap.add_argument("--output", type=int, default=24, help="tokens per request")
+    ap.add_argument("--max-running", type=int, default=32)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=RESULTS / "sim_cpu_profile.json")
+    args = ap.parse_args(argv)
+    batches, prompts = [int(x) for x in args.batches.split(",")], [int(x) for x in args.prompts.split(",")]
+    log = RESULTS / "tmp" / "sim_cpu_profile.steps.jsonl"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.unlink(missing_ok=True)
+    started = time.perf_counter()
+    with dynasor_server(args, "sim_cpu_profile_server",
+                        ["--dynasor-step-log", str(log), "--max-running-requests", str(args.max_running)]) as served:
+        sent = asyncio.run(sweep(served.url, batches, prompts, args.output, args.seed))
+        server = served.info
+    profile, fit = fit_linear(read_steps([log]), "cpu-smollm2", "fitted by benchmark.sim.profile_cpu")
+    report = {"benchmark": "sim_cpu_profile", "machine": machine_info(), "server": server,
+              "sweep": {"batches": batches, "prompts": prompts, "output_tokens": args.output, "requests": sent,
+                        "max_running_requests": args.max_running},
+              "profile": profile.describe(), "fit": fit, "step_log": display_path(log),
+              "wall_seconds": time.perf_counter() - started}
+    args.out.write_text(json.dumps(report, indent=1))
+    print(json.dumps({"profile": report["profile"], "fit": fit}, indent=1))
+    print(f"wrote {display_path(args.out)}")
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""Fit a ``LinearStepCost`` to a live server's step log (``--dynasor-step-log`` JSON lines).
+
+A step's time is what the scheduler loop spent on it: scheduling + forward pass + result
+processing (on a CPU the Python scheduler is a visible share). Least squares per kind, on the
+form of ``LinearStepCost``: prefill on (1, new tokens, Σ new × (cached + new / 2) / 1000), decode
+on (1, batch size, context tokens). The fit reports its own error (median and P90 of
+|fitted − measured| / measured per kind), which goes with every result that uses the profile.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from dynasor.sim.step_cost import LinearStepCost
+
+STEP_PHASES = ("schedule_s", "run_s", "result_s")
+
+
+def read_steps(paths: Iterable[Path]) -> list[dict[str, Any]]:
+    steps = []
+    for path in paths:
+        with open(path) as f:
+            steps += [row for row in map(json.loads, filter(str.strip, f)) if "context_tokens" in row]
+    return steps
+
+
+def step_seconds(row: dict[str, Any]) -> float:
+    return sum(float(row[k]) for k in STEP_PHASES)
+
+
+def _solve(features: Sequence[Sequence[float]], seconds: Sequence[float]) -> tuple[list[float], dict[str, float]]:
+    import numpy as np
+
+    x, y = np.array(features, dtype=float), np.array(seconds, dtype=float)
+    coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+    coef = np.maximum(coef, 0.0)  # a negative cost would be a fitting artefact
+    error = np.abs(x @ coef - y) / y
+    return [float(c) for c in coef], {"n": len(y), "median_error": float(np.median(error)),
+                                      "p90_error": float(np.quantile(error, 0.9))}
+
+
+def fit_linear(steps: Sequence[dict[str, Any]], name: str, source: str) -> tuple[LinearStepCost, dict[str, Any]]:
+    prefill = [s for s in steps if s["mode"] == "prefill"]
+    decode = [s for s in steps if s["mode"] == "decode"]
+    if len(prefill) < 3 or len(decode) < 3:
+        raise ValueError(f"need at least 3 prefill and 3 decode steps, got {len(prefill)} and {len(decode)}")
+    p, p_err = _solve([[1.0, s["new_tokens"], s["new_tokens"] * (s["cached_tokens"] + s["new_tokens"] / 2) / 1000]
+                       for s in prefill], [step_seconds(s) for s in prefill])
+    d, d_err = _solve([[1.0, s["batch_size"], s["context_tokens"]] for s in decode], [step_seconds(s) for s in decode])
+    cost = LinearStepCost(name, p[0], p[1], p[2], d[0], d[1], d[2], source)
+    ranges = {"decode_batch": [min(s["batch_size"] for s in decode), max(s["batch_size"] for s in decode)],
+              "decode_context_tokens": [min(s["context_tokens"] for s in decode),
+                                        max(s["context_tokens"] for s in decode)],
+              "prefill_new_tokens": [min(s["new_tokens"] for s in prefill), max(s["new_tokens"] for s in prefill)]}
+    return cost, {"prefill": p_err, "decode": d_err, "ranges": ranges}
+
+
+def load_linear(path: Path) -> LinearStepCost:
+    """A profile JSON written by ``dynasor simulate fit`` (its ``profile`` object)."""
+    data = json.loads(Path(path).read_text())
+    fields = {k: v for k, v in data["profile"].items() if k != "form"}
+    return LinearStepCost(**fields)

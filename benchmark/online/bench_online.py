@@ -91,6 +91,13 @@ PRESETS: dict[str, OnlinePreset] = {
                                 detect_at=2, max_new_tokens=24, temperature=0.3, levels="0:0.5,1:0.5", oracle_runs=3,
                                 slo_scales="1,1.5,2,3,4", arrivals="scaled", max_running_requests=16,
                                 systems="sglang-fcfs,sglang-lpm,gang-sjf,gang-sjf+certaindex"),
+    # --preset sim-validation: the live run the simulator is checked against (benchmark.sim.validate): every
+    # request recorded, the cpu-powered program shape, 24 programs per rate (per-program latencies are compared,
+    # so a few windows suffice), rates from light to the knee. About 20 minutes.
+    "sim-validation": OnlinePreset(rates="0.3,0.45,0.6", duration=None, programs_per_rate=24, drain_max=10.0, cap=4,
+                                   detect_at=2, max_new_tokens=24, temperature=0.3, levels="0:0.5,1:0.5",
+                                   oracle_runs=2, slo_scales="1,1.5,2,3,4", arrivals="scaled", max_running_requests=16,
+                                   systems="sglang-fcfs,sglang-lpm,gang-sjf,gang-sjf+certaindex"),
     "full": OnlinePreset(rates="0.5,1,2,4,8", duration=300.0, programs_per_rate=None, drain_max=300.0, cap=20,
                          detect_at=5, max_new_tokens=256, temperature=0.8, levels="1:0.25,2:0.25,3:0.25,4:0.25",
                          oracle_runs=5, slo_scales="0.5,1,1.5,2,2.5,3,4", arrivals="poisson", max_running_requests=0),
@@ -154,7 +161,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     preset = "quick" if args.quick else (args.preset or "full")
     args.quick = preset == "quick"
     args.given = apply_preset(args, PRESETS[preset])
-    args.tag = args.tag or {"cpu-powered": "cpu"}.get(preset, preset)
+    args.tag = args.tag or {"cpu-powered": "cpu", "sim-validation": "sim_validation"}.get(preset, preset)
     args.preset = preset
     if args.oracle and args.base_deadline is not None:
         ap.error("--oracle and --base-deadline exclude each other")

@@ -20,6 +20,7 @@ from benchmark.online.metrics import ProgramRecord
 from benchmark.online.systems import System, make_backend, make_policy
 from benchmark.online.workload import Workload
 from dynasor.certaindex import is_correct
+from dynasor.core.generation import Generation
 from dynasor.datasets.arithmetic import make_prompt
 from dynasor.datasets.loaders import Problem
 
@@ -84,8 +85,14 @@ def _outcome(task: asyncio.Task[ProgramResult]) -> tuple[ProgramResult | None, s
     return (None, repr(error)) if error is not None else (task.result(), None)
 
 
+def request_rows(generations: Sequence[Generation]) -> list[list[int]]:
+    """What the simulator replays of a program's requests (``benchmark.sim.validate``)."""
+    return [[int(g.meta_info.get("prompt_tokens", 0)), g.completion_tokens, int(g.aborted)] for g in generations]
+
+
 def _record(index: int, problem: Problem, arrival: float, latency: float | None, censored_at: float | None,
-            result: ProgramResult | None, error: str | None) -> ProgramRecord:
+            result: ProgramResult | None, error: str | None,
+            requests: list[list[int]] | None = None) -> ProgramRecord:
     done = result is not None and latency is not None
     answer = result.answer if result is not None and done else None
     return ProgramRecord(
@@ -94,7 +101,7 @@ def _record(index: int, problem: Problem, arrival: float, latency: float | None,
         correct=is_correct(answer, problem.answer) if done else None,
         stopped_early=bool(result and result.stopped_early), answer=answer,
         certaindex_at_detection=result.extra.get("certaindex_at_detection") if result is not None else None,
-        error=error)
+        error=error, requests=requests)
 
 
 async def run_window(url: str, system: System, workload: Workload, shape: ProgramShape, limits: WindowLimits,
@@ -103,12 +110,14 @@ async def run_window(url: str, system: System, workload: Workload, shape: Progra
     from tqdm import tqdm
 
     from dynasor.client import AsyncDynasorClient
+    from dynasor.runtime.backends import RecordingBackend
     from dynasor.runtime.runtime import ProgramRuntime
 
     loop = asyncio.get_running_loop()
     arrivals = workload.arrivals
     async with AsyncDynasorClient(url, max_connections=CLIENT_CONNECTIONS) as client:
-        runtime = ProgramRuntime(make_backend(system, client), make_policy(system, shape.threshold),
+        recorder = RecordingBackend(make_backend(system, client))
+        runtime = ProgramRuntime(recorder, make_policy(system, shape.threshold),
                                  max_concurrent_programs=max(1, len(arrivals)))
         programs: dict[int, SelfConsistency] = {}
         finished_at: dict[int, float] = {}
@@ -149,11 +158,13 @@ async def run_window(url: str, system: System, workload: Workload, shape: Progra
     for a in arrivals:
         result, error = _outcome(tasks[a.index])
         scheduled = t0 + a.time
+        program = programs.get(a.index)
+        requests = request_rows(recorder.generations(program.program_id)) if program is not None else None
         if a.index in unfinished:
-            records.append(_record(a.index, a.problem, a.time, None, cut - scheduled, result, None))
+            records.append(_record(a.index, a.problem, a.time, None, cut - scheduled, result, None, requests))
         else:
             latency = finished_at[a.index] - scheduled if error is None else None
-            records.append(_record(a.index, a.problem, a.time, latency, None, result, error))
+            records.append(_record(a.index, a.problem, a.time, latency, None, result, error, requests))
     return records, wall
 
 

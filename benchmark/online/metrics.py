@@ -45,6 +45,8 @@ class ProgramRecord:
     answer: str | None = None
     certaindex_at_detection: float | None = None
     error: str | None = None
+    # each request of the program in launch order: [prompt tokens, completion tokens, aborted (0/1)]
+    requests: list[list[int]] | None = None
 
     @property
     def finished(self) -> bool:

@@ -11,6 +11,7 @@ commands:
   model      materialize the embedded default model and print its folder
   calibrate  choose a certaindex threshold from labelled problems (records on a server, or --profiles)
   chat       chat with a running server, streaming, with the tokens each answer saved (pipe prompts for scripts)
+  simulate   SIMULATED attainment-vs-rate sweeps of serving systems on a CPU or GPU profile (no server)
 """
 
 
@@ -32,6 +33,10 @@ def main(argv: list[str] | None = None) -> None:
         from dynasor.chat import main as chat
 
         chat(rest)
+    elif command == "simulate":
+        from dynasor.sim.cli import main as simulate
+
+        simulate(rest)
     elif command == "model":
         from dynasor.model import main as model
 

@@ -91,12 +91,19 @@ class SimEngine:
         self._end(req)
 
     def _end(self, req: SimRequest) -> None:
-        self._release(req)
-        req.finished_at = self.now
-        self.batch_full = False
-        if req.program_id is not None:
-            self.table.on_finished(req.rid, req.aborted, self.now)
-        self.on_finish(req)
+        self._end_all([req])
+
+    def _end_all(self, reqs: list[SimRequest]) -> None:
+        """Requests that ended in one step: all are done before any owner hears of one (a program
+        stopped by the first does not abort the others)."""
+        for req in reqs:
+            req.finished_at = self.now
+        self.batch_full = self.batch_full and not reqs
+        for req in reqs:
+            self._release(req)
+            if req.program_id is not None:
+                self.table.on_finished(req.rid, req.aborted, self.now)
+            self.on_finish(req)
 
     def _release(self, req: SimRequest) -> None:
         if req.shared and req.prefix_key is not None:
@@ -199,8 +206,7 @@ class SimEngine:
             else:
                 self.running.append(req)
         self.rate.add(sum(1 for r, _ in batch if r.to_prefill == 0), self.now)
-        for req in done:
-            self._end(req)
+        self._end_all(done)
         return seconds
 
     def _checkpoint(self, req: SimRequest) -> None:
@@ -233,9 +239,9 @@ class SimEngine:
                 finished.append(req)
         self.rate.add(len(batch), self.now)
         self.ratio = max(self.ratio - self.limits.new_token_ratio_decay, self.limits.min_new_token_ratio)
-        for req in finished:
-            self.running.remove(req)
-            self._end(req)
+        if finished:
+            self.running = [r for r in self.running if r.generated < r.target_tokens]
+            self._end_all(finished)
         return seconds
 
     def _make_room(self, tokens: int) -> None:

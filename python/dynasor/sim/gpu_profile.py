@@ -5,7 +5,8 @@ linear and element-wise operator of one layer, tensor parallelism 1. What it lac
 and every assumption is returned by ``describe`` so it travels with the results:
 
 - operators: Σ per-layer medians × layers + the embedding, linear between profiled token counts
-  and extrapolated from the last two points beyond the largest;
+  and proportional to the token count beyond the largest (compute-bound there; the last two
+  measured points are too close and too noisy to give a slope);
 - attention, prefill: FLOPs 4 × heads × head_dim × Σ new × (context + new / 2) per layer at
   ``peak_flops × flops_efficiency``; decode: reading the KV cache, 2 × layers × KV heads × head_dim
   × 2 bytes per cached token, at ``hbm_bandwidth × bandwidth_efficiency``;
@@ -69,7 +70,9 @@ class GpuStepCost:
         xs, ys = self.tokens, self.op_seconds
         if tokens <= xs[0]:
             return ys[0]
-        i = min(bisect_left(xs, tokens), len(xs) - 1)
+        if tokens > xs[-1]:  # compute-bound there: proportional to the tokens
+            return ys[-1] * tokens / xs[-1]
+        i = bisect_left(xs, tokens)
         x0, x1, y0, y1 = xs[i - 1], xs[i], ys[i - 1], ys[i]
         return y0 + (y1 - y0) * (tokens - x0) / (x1 - x0)
 

@@ -15,7 +15,9 @@ from typing import Any, Protocol
 
 
 class StepCost(Protocol):
-    name: str
+    @property
+    def name(self) -> str:
+        ...
 
     def prefill_seconds(self, extends: Sequence[tuple[int, int]]) -> float:
         """One prefill iteration over requests given as (new tokens, tokens already in context)."""

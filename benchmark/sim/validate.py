@@ -1,0 +1,134 @@
+"""Does the simulator predict the live CPU engine? Replay a recorded online run and compare.
+
+    python -m benchmark.online.bench_online --preset sim-validation     # live, records every request
+    python -m benchmark.sim.validate                                    # replay + compare (seconds)
+
+Input: an online benchmark result (``online_sim_validation.json``) whose records carry every
+request of every program (prompt tokens, completion tokens, aborted). Each system's every rate
+window is replayed in the simulated engine with the CPU profile (``sim_cpu_profile.json``) and the
+live server's limits: the same arrival times, prompts, branch lengths and stop decisions, the
+same queue policy (the real ``dynasor.scheduler`` code for program policies) and launch order.
+Reported: per-program latency error |sim − live| / live (median and P90 over programs that
+finished live, also per system), and attainment per rate at the live run's own deadlines, live and
+simulated side by side (target: median error <= 10%, attainment within 0.1 at every rate).
+Writes benchmark/results/sim_validation.json (and a PNG of the attainment curves).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmark.common import RESULTS, display_path
+from dynasor.core.stats import quantile
+from dynasor.sim.fit import load_linear
+from dynasor.sim.programs import ScProgram
+from dynasor.sim.request import EngineLimits
+from dynasor.sim.simulation import SYSTEMS, SystemSpec, run
+
+LABEL = "SIMULATED vs live"
+
+
+def programs_of(records: Sequence[Mapping[str, Any]], cap: int, detect_at: int, max_new_tokens: int) -> list[ScProgram]:
+    """The window's programs as the simulator replays them. A branch never launched (a staged
+    program that stopped) gets the mean length of the others: it is never submitted."""
+    out = []
+    for r in records:
+        requests = r.get("requests") or []
+        if not requests:
+            continue
+        lengths = [c for _, c, _ in requests]
+        mean = round(sum(lengths) / len(lengths)) or 1
+        branches = tuple(lengths + [mean] * (cap - len(lengths)))[:cap]
+        out.append(ScProgram(f"p{r['index']}", float(r["arrival"]), int(requests[0][0]), branches, max_new_tokens,
+                             detect_at, bool(r.get("stopped_early")), int(r.get("level") or 0)))
+    return out
+
+
+def deadline(record: Mapping[str, Any], deadlines: Mapping[str, Any], scale: float) -> float:
+    factors = deadlines.get("factors") or {}
+    return scale * float(deadlines["base_deadline"]) * float(factors.get(str(record.get("level") or 0), 1.0))
+
+
+def compare_window(records: Sequence[Mapping[str, Any]], system: SystemSpec, live: Mapping[str, Any],
+                   limits: EngineLimits, cost: Any, scale: float) -> dict[str, Any]:
+    program = live["program"]
+    programs = programs_of(records, program["cap"], program["detect_at"], program["sampling_params"]["max_new_tokens"])
+    result = run(programs, system, cost, limits)
+    sim_latency = {r.program.program_id: r.latency for r in result.runs}
+    errors, pairs = [], []
+    met_live = met_sim = 0
+    for r in records:
+        d = deadline(r, live["deadlines"], scale)
+        sim = sim_latency.get(f"p{r['index']}")
+        met_live += r.get("latency") is not None and r["latency"] <= d
+        met_sim += sim is not None and sim <= d
+        if r.get("latency") and sim is not None and not r.get("error"):
+            errors.append(abs(sim - r["latency"]) / r["latency"])
+            pairs.append((r["latency"], sim))
+    n = len(records)
+    return {"programs": n, "attainment_live": met_live / n, "attainment_sim": met_sim / n, "errors": errors,
+            "latency_pairs": pairs, "simulated_seconds": result.simulated_seconds}
+
+
+def validate(live: Mapping[str, Any], cost: Any, limits: EngineLimits, scale: float) -> dict[str, Any]:
+    per_system: dict[str, Any] = {}
+    all_errors: list[float] = []
+    for name, entry in live["systems"].items():
+        base = SYSTEMS[name]
+        launch = live["program"].get("launch", "staged") if base.certaindex else "together"
+        system = SystemSpec(base.name, base.policy, base.certaindex, launch, base.program_eviction)
+        rows, errors = [], []
+        for window in entry["windows"]:
+            row = compare_window(window["records"], system, live, limits, cost, scale)
+            errors += row.pop("errors")
+            rows.append({"rate": window["workload"]["rate"], **row,
+                         "median_error": statistics.median(e for a, b in row["latency_pairs"] for e in [abs(b - a) / a])
+                         if row["latency_pairs"] else None})
+        all_errors += errors
+        per_system[name] = {"launch": launch, "rates": rows,
+                            "median_latency_error": statistics.median(errors) if errors else None,
+                            "p90_latency_error": quantile(errors, 0.9) if errors else None,
+                            "max_attainment_gap": max(abs(r["attainment_live"] - r["attainment_sim"]) for r in rows)}
+    return {"median_latency_error": statistics.median(all_errors), "p90_latency_error": quantile(all_errors, 0.9),
+            "programs_compared": len(all_errors), "slo_scale": scale, "systems": per_system,
+            "max_attainment_gap": max(s["max_attainment_gap"] for s in per_system.values())}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--live", type=Path, default=RESULTS / "online_sim_validation.json")
+    ap.add_argument("--profile-json", type=Path, default=RESULTS / "sim_cpu_profile.json")
+    ap.add_argument("--kv-tokens", type=int, default=32768,
+                    help="the live server's KV pool (its log: max_total_num_tokens)")
+    ap.add_argument("--chunked-prefill", type=int, default=4096, help="the live server's chunked_prefill_size")
+    ap.add_argument("--slo-scale", type=float, default=2.0)
+    ap.add_argument("--out", type=Path, default=RESULTS / "sim_validation.json")
+    args = ap.parse_args(argv)
+    live = json.loads(args.live.read_text())
+    cost = load_linear(args.profile_json)
+    server_args = live.get("server_args") or []
+    flag = "--max-running-requests"
+    running = int(server_args[server_args.index(flag) + 1]) if flag in server_args else 16
+    limits = EngineLimits(max_running_requests=running, kv_tokens=args.kv_tokens,
+                          chunked_prefill_size=args.chunked_prefill)
+    report = {"label": LABEL, "live": display_path(args.live), "profile": cost.describe(),
+              "profile_fit": json.loads(args.profile_json.read_text()).get("fit"), "limits": limits.__dict__,
+              **validate(live, cost, limits, args.slo_scale)}
+    args.out.write_text(json.dumps(report, indent=1))
+    print(f"[{LABEL}] median latency error {report['median_latency_error']:.3f}, P90 {report['p90_latency_error']:.3f} "
+          f"over {report['programs_compared']} programs; max attainment gap {report['max_attainment_gap']:.3f}")
+    for name, entry in report["systems"].items():
+        for row in entry["rates"]:
+            print(f"  {name:<22} rate {row['rate']:<5} attainment live {row['attainment_live']:.2f} "
+                  f"sim {row['attainment_sim']:.2f}  median error {row['median_error']}")
+    print(f"wrote {display_path(args.out)}")
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""Simulator workloads and sweeps end to end, small (seconds)."""
+
+import json
+
+from benchmark.sim.validate import programs_of
+from dynasor.sim import cli
+from dynasor.sim.workload import PAPER_SC, at_rate, programs_from_records, unit_arrivals
+
+
+def test_stated_distributions_are_seeded_and_capped():
+    a, b = PAPER_SC.shapes(50, seed=1), PAPER_SC.shapes(50, seed=1)
+    assert a == b and a != PAPER_SC.shapes(50, seed=2)
+    assert all(len(s.branch_tokens) == 16 and max(s.branch_tokens) <= 512 for s in a)
+    assert 0.3 < sum(s.stops for s in a) / 50 < 0.9
+    unit = unit_arrivals(50, 3)
+    fast, slow = at_rate(a, unit, 4.0, 5, 512), at_rate(a, unit, 1.0, 5, 512)
+    assert [p.arrival * 4 for p in fast] == [p.arrival for p in slow]  # one trace, time-scaled
+
+
+def test_recorded_programs_stop_where_the_live_rule_stops_them(tmp_path):
+    agree = [{"answer": "4", "tokens": 10}] * 4
+    split = [{"answer": str(i), "tokens": 12} for i in range(4)]
+    rows = [{"seed": 0, "problem_id": "a", "gold": "4", "branches": agree},
+            {"seed": 0, "problem_id": "b", "gold": "4", "branches": split}]
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"sc": rows}))
+    shapes, meta = programs_from_records(path, 0.7, 2, 100, 48)
+    assert [s.stops for s in shapes] == [True, False] and shapes[0].branch_tokens == (10,) * 4
+    assert meta["programs"] == 2
+
+
+def test_the_cli_writes_a_labelled_sweep_with_ratio_intervals(tmp_path):
+    out = tmp_path / "sim.json"
+    report = cli.main(["--profile", "h100-llama2-7b", "--programs", "40", "--rates", "4,16,64", "--slo-scales", "3",
+                       "--systems", "sglang-fcfs,sglang-lpm,gang-sjf+certaindex", "--replicates", "50",
+                       "--out", str(out)])
+    assert report["label"] == "SIMULATED" and json.loads(out.read_text())["programs"] == 40
+    assert out.with_suffix(".png").exists()
+    rows = report["systems"]["gang-sjf+certaindex"]["rows"]
+    base = report["systems"]["sglang-fcfs"]["rows"]
+    assert all(r["tokens_per_program"] < b["tokens_per_program"] for r, b in zip(rows, base))  # stops save tokens
+    entry = report["by_scale"]["3.0"]["gang-sjf+certaindex"]
+    assert {"max_rate", "max_rate_ratio_vs_fcfs", "max_rate_ratio_vs_lpm"} <= set(entry)
+    assert report["simulated_per_wall_second"] > 0
+
+
+def test_validation_replays_each_recorded_request():
+    records = [{"index": 0, "arrival": 1.5, "level": 1, "stopped_early": True,
+                "requests": [[120, 7, 0], [120, 9, 0]]},
+               {"index": 1, "arrival": 2.0, "level": 0, "stopped_early": False, "requests": []}]
+    (program,) = programs_of(records, cap=4, detect_at=2, max_new_tokens=24)
+    assert program.arrival == 1.5 and program.prompt_tokens == 120 and program.stops
+    assert program.branch_tokens == (7, 9, 8, 8)  # never-launched branches: the mean, never submitted

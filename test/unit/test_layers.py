@@ -140,6 +140,9 @@ LAYERS = {
     "dynasor.runtime": ("dynasor.core", "dynasor.certaindex", "dynasor.programs", "dynasor.datasets", "dynasor.client"),
     "dynasor.frontend": ("dynasor.core", "dynasor.certaindex", "dynasor.client", "dynasor.runtime.allocation"),
     "dynasor.modes": ("dynasor.core", "dynasor.certaindex", "dynasor.programs", "dynasor.runtime"),
+    # the simulator: the scheduling core the server uses, the programs' rules, replay and datasets; no SGLang
+    "dynasor.sim": ("dynasor.core", "dynasor.scheduler", "dynasor.certaindex", "dynasor.programs", "dynasor.runtime",
+                    "dynasor.datasets"),
     "dynasor.srt": ("dynasor.core", "dynasor.scheduler", "dynasor.kernels", "dynasor.modes.job",
                     "dynasor.modes.options", "dynasor.modes.outcome", "dynasor.modes.responses", "dynasor.model"),
 }
@@ -158,6 +161,8 @@ def test_only_srt_touches_sglang_internals_and_the_core_stays_dependency_free():
         names = external(module)
         if not _within(module, ("dynasor.srt",)):
             assert not {n for n in names if n.startswith("sglang.srt")}, f"{module} imports SGLang internals"
+        if _within(module, ("dynasor.sim",)):
+            assert not {n for n in names if n.split(".")[0] in {"sglang", "torch", "httpx"}}, f"{module}: no engine"
         if _within(module, ("dynasor.core", "dynasor.scheduler")):
             heavy = {n for n in names if n.split(".")[0] in {"sglang", "torch", "httpx", "fastapi", "triton"}}
             assert not heavy, f"{module} must stay free of SGLang, torch and HTTP: {sorted(heavy)}"

@@ -104,3 +104,27 @@ def test_staged_launch_submits_the_rest_only_when_the_program_goes_on():
     runs = {r.program.program_id: r for r in run([stop, go], staged, COST, EngineLimits()).runs}
     assert len(runs["S"].requests) == 2 and runs["S"].stopped
     assert len(runs["G"].requests) == 4 and runs["G"].answered == 4
+
+
+def test_in_batch_prefix_sharing_holds_back_the_second_request_of_an_uncached_prompt():
+    from dynasor.sim.queue_policy import held_for_prefix_sharing
+
+    queue = [request("a0", prefix="A"), request("b0", prefix="B"), request("a1", prefix="A"),
+             request("c0", prompt=16, prefix="C"), request("c1", prompt=16, prefix="C")]
+    assert held_for_prefix_sharing(queue, lambda key: 0, 32) == {"a1"}  # C is shorter than the threshold
+    assert held_for_prefix_sharing(queue, lambda key: 100 if key == "A" else 0, 32) == set()  # A is cached
+
+
+def test_lpm_puts_the_cached_prompt_first_and_fcfs_keeps_arrival_order():
+    for policy, first in ((QueuePolicy.LPM, "warm"), (QueuePolicy.FCFS, "cold")):
+        engine = SimEngine(COST, EngineLimits(max_running_requests=1), policy)
+        engine.submit(request("seed", prompt=200, output=1, prefix="P"))
+        drain(engine)  # the prompt P is now cached
+        engine.submit(request("blocker", prompt=10, output=50, prefix="X"))
+        engine.step()  # the blocker runs, the cap is full: the next two wait
+        cold, warm = request("cold", prompt=200, output=1, prefix="Q"), request("warm", prompt=200, output=1,
+                                                                                 prefix="P")
+        engine.submit(cold)
+        engine.submit(warm)
+        drain(engine)
+        assert min((cold, warm), key=lambda r: r.admitted_at).rid == first

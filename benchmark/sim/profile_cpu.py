@@ -2,7 +2,8 @@
 
     python -m benchmark.sim.profile_cpu            # ~3 min on 2 cores: starts and stops its own server
 
-A Dynasor server runs with ``--dynasor-step-log``; a sweep sends, for every batch size in
+A Dynasor server runs with ``--dynasor-step-log`` (and ``--disable-overlap-schedule``, so each
+step's timings are its own); a sweep sends, for every batch size in
 ``--batches`` and prompt length in ``--prompts``, that many concurrent requests of random token ids
 (distinct prompts: nothing cached) generating ``--output`` tokens each, ignoring EOS. The step
 log then holds prefills of 1 to batch x prompt tokens and decode steps over the batch sizes and
@@ -58,8 +59,11 @@ def main(argv: list[str] | None = None) -> dict:
     log.parent.mkdir(parents=True, exist_ok=True)
     log.unlink(missing_ok=True)
     started = time.perf_counter()
+    # Without the overlap scheduler a step's run_s is its own forward pass; with it, a step's timings
+    # hold parts of its neighbours' (the forward runs while the next step is scheduled).
     with dynasor_server(args, "sim_cpu_profile_server",
-                        ["--dynasor-step-log", str(log), "--max-running-requests", str(args.max_running)]) as served:
+                        ["--dynasor-step-log", str(log), "--max-running-requests", str(args.max_running),
+                         "--disable-overlap-schedule"]) as served:
         sent = asyncio.run(sweep(served.url, batches, prompts, args.output, args.seed))
         server = served.info
     profile, fit = fit_linear(read_steps([log]), "cpu-smollm2", "fitted by benchmark.sim.profile_cpu")

@@ -8,6 +8,8 @@ request of every program (prompt tokens, completion tokens, aborted). Each syste
 window is replayed in the simulated engine with the CPU profile (``sim_cpu_profile.json``) and the
 live server's limits: the same arrival times, prompts, branch lengths and stop decisions, the
 same queue policy (the real ``dynasor.scheduler`` code for program policies) and launch order.
+Every prompt starts with its level's few-shot examples, which the radix cache shares across
+programs: they are one cache segment (``few_shot_headers``, measured with the server's tokenizer).
 Reported: per-program latency error |sim − live| / live (median and P90 over programs that
 finished live, also per system), and attainment per rate at the live run's own deadlines, live and
 simulated side by side (target: median error <= 10%, attainment within 0.1 at every rate).
@@ -33,7 +35,33 @@ from dynasor.sim.simulation import SYSTEMS, SystemSpec, run
 LABEL = "SIMULATED vs live"
 
 
-def programs_of(records: Sequence[Mapping[str, Any]], cap: int, detect_at: int, max_new_tokens: int) -> list[ScProgram]:
+def few_shot_headers(levels: Sequence[int]) -> dict[int, tuple[str, int]]:
+    """Per level, the token prefix every prompt of that level shares (its few-shot examples), as
+    the server's tokenizer splits it: the longest common prefix of generated prompts' ids, over
+    all levels with the same examples (those share one cache segment)."""
+    from transformers import AutoTokenizer
+
+    from dynasor.datasets.arithmetic import generate, make_prompt
+    from dynasor.model import default_model_path
+
+    tokenizer = AutoTokenizer.from_pretrained(str(default_model_path()))
+    groups: dict[str, list[int]] = {}
+    prompts: dict[str, list[list[int]]] = {}
+    for level in sorted(set(levels)):
+        texts = [make_prompt(p) for p in generate(3, 0, {level: 1.0}).problems]
+        shots = texts[0].rsplit("Q: ", 1)[0]
+        groups.setdefault(shots, []).append(level)
+        prompts.setdefault(shots, []).extend(tokenizer(t)["input_ids"] for t in texts)
+    out: dict[int, tuple[str, int]] = {}
+    for index, (shots, members) in enumerate(groups.items()):
+        ids = prompts[shots]
+        common = next((i for i in range(min(map(len, ids))) if len({row[i] for row in ids}) > 1), min(map(len, ids)))
+        out.update(dict.fromkeys(members, (f"shots-{index}", common)))
+    return out
+
+
+def programs_of(records: Sequence[Mapping[str, Any]], cap: int, detect_at: int, max_new_tokens: int,
+                headers: Mapping[int, tuple[str, int]] | None = None) -> list[ScProgram]:
     """The window's programs as the simulator replays them. A branch never launched (a staged
     program that stopped) gets the mean length of the others: it is never submitted."""
     out = []
@@ -44,8 +72,9 @@ def programs_of(records: Sequence[Mapping[str, Any]], cap: int, detect_at: int, 
         lengths = [c for _, c, _ in requests]
         mean = round(sum(lengths) / len(lengths)) or 1
         branches = tuple(lengths + [mean] * (cap - len(lengths)))[:cap]
+        level = int(r.get("level") or 0)
         out.append(ScProgram(f"p{r['index']}", float(r["arrival"]), int(requests[0][0]), branches, max_new_tokens,
-                             detect_at, bool(r.get("stopped_early")), int(r.get("level") or 0)))
+                             detect_at, bool(r.get("stopped_early")), level, (headers or {}).get(level)))
     return out
 
 
@@ -55,9 +84,11 @@ def deadline(record: Mapping[str, Any], deadlines: Mapping[str, Any], scale: flo
 
 
 def compare_window(records: Sequence[Mapping[str, Any]], system: SystemSpec, live: Mapping[str, Any],
-                   limits: EngineLimits, cost: Any, scale: float) -> dict[str, Any]:
+                   limits: EngineLimits, cost: Any, scale: float,
+                   headers: Mapping[int, tuple[str, int]] | None) -> dict[str, Any]:
     program = live["program"]
-    programs = programs_of(records, program["cap"], program["detect_at"], program["sampling_params"]["max_new_tokens"])
+    programs = programs_of(records, program["cap"], program["detect_at"], program["sampling_params"]["max_new_tokens"],
+                           headers)
     result = run(programs, system, cost, limits)
     sim_latency = {r.program.program_id: r.latency for r in result.runs}
     errors, pairs = [], []
@@ -75,7 +106,8 @@ def compare_window(records: Sequence[Mapping[str, Any]], system: SystemSpec, liv
             "latency_pairs": pairs, "simulated_seconds": result.simulated_seconds}
 
 
-def validate(live: Mapping[str, Any], cost: Any, limits: EngineLimits, scale: float) -> dict[str, Any]:
+def validate(live: Mapping[str, Any], cost: Any, limits: EngineLimits, scale: float,
+             headers: Mapping[int, tuple[str, int]] | None = None) -> dict[str, Any]:
     per_system: dict[str, Any] = {}
     all_errors: list[float] = []
     for name, entry in live["systems"].items():
@@ -84,7 +116,7 @@ def validate(live: Mapping[str, Any], cost: Any, limits: EngineLimits, scale: fl
         system = SystemSpec(base.name, base.policy, base.certaindex, launch, base.program_eviction)
         rows, errors = [], []
         for window in entry["windows"]:
-            row = compare_window(window["records"], system, live, limits, cost, scale)
+            row = compare_window(window["records"], system, live, limits, cost, scale, headers)
             errors += row.pop("errors")
             rows.append({"rate": window["workload"]["rate"], **row,
                          "median_error": statistics.median(e for a, b in row["latency_pairs"] for e in [abs(b - a) / a])
@@ -107,6 +139,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     help="the live server's KV pool (its log: max_total_num_tokens)")
     ap.add_argument("--chunked-prefill", type=int, default=4096, help="the live server's chunked_prefill_size")
     ap.add_argument("--slo-scale", type=float, default=2.0)
+    ap.add_argument("--no-shared-header", action="store_true",
+                    help="ablation: treat every program's prompt as unshared (no few-shot header segment)")
     ap.add_argument("--out", type=Path, default=RESULTS / "sim_validation.json")
     args = ap.parse_args(argv)
     live = json.loads(args.live.read_text())
@@ -116,9 +150,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     running = int(server_args[server_args.index(flag) + 1]) if flag in server_args else 16
     limits = EngineLimits(max_running_requests=running, kv_tokens=args.kv_tokens,
                           chunked_prefill_size=args.chunked_prefill)
+    levels = [int(r.get("level") or 0) for e in live["systems"].values() for w in e["windows"] for r in w["records"]]
+    headers = {} if args.no_shared_header else few_shot_headers(levels)
     report = {"label": LABEL, "live": display_path(args.live), "profile": cost.describe(),
               "profile_fit": json.loads(args.profile_json.read_text()).get("fit"), "limits": limits.__dict__,
-              **validate(live, cost, limits, args.slo_scale)}
+              "shared_header_tokens": {str(k): v[1] for k, v in headers.items()},
+              **validate(live, cost, limits, args.slo_scale, headers)}
     args.out.write_text(json.dumps(report, indent=1))
     print(f"[{LABEL}] median latency error {report['median_latency_error']:.3f}, P90 {report['p90_latency_error']:.3f} "
           f"over {report['programs_compared']} programs; max attainment gap {report['max_attainment_gap']:.3f}")

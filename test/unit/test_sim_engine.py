@@ -111,8 +111,8 @@ def test_in_batch_prefix_sharing_holds_back_the_second_request_of_an_uncached_pr
 
     queue = [request("a0", prefix="A"), request("b0", prefix="B"), request("a1", prefix="A"),
              request("c0", prompt=16, prefix="C"), request("c1", prompt=16, prefix="C")]
-    assert held_for_prefix_sharing(queue, lambda key: 0, 32) == {"a1"}  # C is shorter than the threshold
-    assert held_for_prefix_sharing(queue, lambda key: 100 if key == "A" else 0, 32) == set()  # A is cached
+    assert held_for_prefix_sharing(queue, lambda req: 0, 32) == {"a1"}  # C is shorter than the threshold
+    assert held_for_prefix_sharing(queue, lambda req: 100 if req.prefix_key == "A" else 0, 32) == set()  # cached
 
 
 def test_lpm_puts_the_cached_prompt_first_and_fcfs_keeps_arrival_order():
@@ -128,3 +128,17 @@ def test_lpm_puts_the_cached_prompt_first_and_fcfs_keeps_arrival_order():
         engine.submit(warm)
         drain(engine)
         assert min((cold, warm), key=lambda r: r.admitted_at).rid == first
+
+
+def test_a_header_every_program_shares_is_prefilled_once():
+    # two programs whose 200-token prompts start with the same 150-token header (few-shot examples):
+    # the second program's prefill computes only its own 50 tokens (0.010 + 0.050)
+    engine = SimEngine(COST, EngineLimits(), QueuePolicy.FCFS, keep_steps=True)
+    first = SimRequest("a", None, "A", 200, 0, 1, 8, header=("shots", 150))
+    engine.submit(first)
+    drain(engine)
+    second = SimRequest("b", None, "B", 200, 0, 1, 8, header=("shots", 150))
+    engine.submit(second)
+    engine.step()
+    assert second.matched == 150 and engine.steps[-1].seconds == pytest.approx(0.060)
+    assert engine.cache.entries["shots"].tokens == 150 and engine.cache.entries["A"].tokens == 50

@@ -55,8 +55,8 @@ class SimEngine:
         self.table = ProgramTable(ttl=float("inf"))
         self.rate = RateMeter()
         self.cache = PrefixCache(self.table.is_live, program_aware=program_eviction and not policy.is_stock)
-        self.queue = SimQueue(policy, limits, self.table, self.cache.cached, lambda: self.rate.rate(default=100.0),
-                              guard)
+        self.queue = SimQueue(policy, limits, self.table, lambda req: self.cache.cached(req.segments),
+                              lambda: self.rate.rate(default=100.0), guard)
         self.running: list[SimRequest] = []
         self.chunked: SimRequest | None = None
         self.batch_full = False
@@ -106,8 +106,9 @@ class SimEngine:
             self.on_finish(req)
 
     def _release(self, req: SimRequest) -> None:
-        if req.shared and req.prefix_key is not None:
-            self.cache.unlock(req.prefix_key, self.now)
+        for key in req.locked:
+            self.cache.unlock(key, self.now)
+        req.locked = []
         req.computed = req.shared = 0
 
     # --- KV accounting ---------------------------------------------------------------------
@@ -158,8 +159,10 @@ class SimEngine:
             if len(self.running) + len(batch) >= limits.max_running_requests:
                 self.batch_full = True
                 break
-            cached = min(cache.cached(req.prefix_key), req.prefix_tokens, req.input_tokens - 1)
-            unlocked = cached if cached and cache.entries[req.prefix_key].locks == 0 else 0  # type: ignore[index]
+            segments = req.segments
+            cached = min(cache.cached(segments), req.prefix_tokens, req.input_tokens - 1)
+            keys = cache.covering(segments, cached)
+            unlocked = cache.unlocked(keys)  # locked while checked: no longer evictable
             extend = req.input_tokens - cached
             total = extend + min(req.max_new_tokens - req.generated, limits.clip_max_new_tokens) + 1
             if total >= rem_total - unlocked:
@@ -167,8 +170,9 @@ class SimEngine:
                 break
             self.queue.remove(req)
             req.matched = req.shared = cached
-            if cached:
-                cache.lock(req.prefix_key, self.now)  # type: ignore[arg-type]
+            for key in keys:
+                cache.lock(key, self.now)
+            req.locked = list(keys)
             req.computed, req.to_prefill = cached, extend
             req.admitted_at = self.now if req.admitted_at is None else req.admitted_at
             if req.program_id is not None:
@@ -210,16 +214,23 @@ class SimEngine:
         return seconds
 
     def _checkpoint(self, req: SimRequest) -> None:
-        """The prompt prefix computed so far enters the cache; a duplicate of it is freed."""
-        if req.prefix_key is None:
-            return
+        """The prompt prefix computed so far enters the cache, segment by segment; a segment another
+        request already inserted is shared (the duplicate computed in the same batch is freed)."""
         prefix = min(req.computed, req.prefix_tokens)
         if prefix <= req.shared:
             return
-        if not req.shared:
-            self.cache.insert(req.prefix_key, prefix, req.program_id, self.now)
-        else:
-            self.cache.entries[req.prefix_key].tokens = max(self.cache.entries[req.prefix_key].tokens, prefix)
+        start = 0
+        for key, size in req.segments:
+            covered = min(prefix - start, size)
+            if covered <= 0:
+                break
+            if key in req.locked:
+                entry = self.cache.entries[key]
+                entry.tokens = max(entry.tokens, covered)
+            else:
+                self.cache.insert(key, covered, req.program_id, self.now)
+                req.locked.append(key)
+            start += size
         req.shared = prefix
 
     def _decode(self) -> float:

@@ -1,8 +1,10 @@
-"""The radix prefix cache, at the granularity the workloads share: whole prompts.
+"""The radix prefix cache, at the granularity the workloads share: prompt segments.
 
-Every request's input is a shared prefix (its program's prompt, keyed by ``prefix_key``) plus
-tokens of its own. A cached prefix skips its prefill; a running request locks its prefix; an
-unlocked prefix is evicted when the KV pool needs the room, least recently used first within the
+Every request's input is a shared prefix plus tokens of its own; the prefix is a chain of
+segments (``SimRequest.segments``: a workload-wide header such as few-shot examples, then its
+program's prompt), each a cache entry, matched from the start of the chain as a radix tree
+matches. A cached prefix skips its prefill; a running request locks the segments it uses; an
+unlocked segment is evicted when the KV pool needs the room, least recently used first within the
 eviction class, and the class comes from the server's own rule (``scheduler.eviction_rank``):
 prefixes held only by finished programs go first, then untagged ones, then live programs'
 (``program_aware=False`` is SGLang's plain LRU). A request's own tokens and its output are freed
@@ -12,7 +14,7 @@ tokens count as free for admission, so freeing them at once is the same to the s
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from dynasor.scheduler.eviction_rank import holder_class
@@ -41,9 +43,31 @@ class PrefixCache:
     def evictable_tokens(self) -> int:
         return sum(e.tokens for e in self.entries.values() if e.locks == 0)
 
-    def cached(self, key: str | None) -> int:
-        entry = self.entries.get(key) if key is not None else None
-        return entry.tokens if entry is not None else 0
+    def cached(self, segments: Sequence[tuple[str, int]]) -> int:
+        """Tokens of the chain found in the cache, from its start (a partly cached segment ends it)."""
+        total = 0
+        for key, tokens in segments:
+            entry = self.entries.get(key)
+            if entry is None:
+                break
+            total += min(entry.tokens, tokens)
+            if entry.tokens < tokens:
+                break
+        return total
+
+    def covering(self, segments: Sequence[tuple[str, int]], tokens: int) -> list[str]:
+        """Keys of the segments the first ``tokens`` tokens of the chain fall in."""
+        keys, start = [], 0
+        for key, size in segments:
+            if start >= tokens:
+                break
+            keys.append(key)
+            start += size
+        return keys
+
+    def unlocked(self, keys: Sequence[str]) -> int:
+        """Tokens of these cached segments nobody locks (they count as evictable)."""
+        return sum(self.entries[k].tokens for k in keys if k in self.entries and self.entries[k].locks == 0)
 
     def lock(self, key: str, now: float) -> None:
         entry = self.entries[key]

@@ -27,6 +27,7 @@ class ScProgram:
     detect_at: int
     stops: bool  # the certaindex check at detect_at says stop
     level: int = 0
+    header: tuple[str, int] | None = None  # the start of the prompt every program shares (few-shot examples)
 
 
 @dataclass
@@ -56,7 +57,8 @@ class ProgramRun:
         p = self.program
         for i in indices:
             req = SimRequest(f"{p.program_id}-{i}", p.program_id if self.tag else None, p.program_id,
-                             p.prompt_tokens, 0, p.branch_tokens[i], p.max_new_tokens, source=p.program_id)
+                             p.prompt_tokens, 0, p.branch_tokens[i], p.max_new_tokens, source=p.program_id,
+                             header=p.header)
             self.requests.append(req)
             engine.submit(req)
 

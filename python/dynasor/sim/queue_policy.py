@@ -24,17 +24,22 @@ from dynasor.scheduler.program_table import ProgramTable
 from dynasor.sim.request import EngineLimits, SimRequest
 
 
-def held_for_prefix_sharing(queue: list[SimRequest], cached: Callable[[str | None], int],
+def held_for_prefix_sharing(queue: list[SimRequest], cached: Callable[[SimRequest], int],
                             threshold: int) -> set[str]:
     seen: set[str] = set()
     held: set[str] = set()
     for req in queue:
-        if req.prefix_key is None or cached(req.prefix_key) > threshold:
+        if not req.segments or cached(req) > threshold:
             continue
-        if req.prefix_key in seen and req.prefix_tokens >= threshold:
+        shared = 0
+        for key, tokens in req.segments:  # the prefix an earlier walked request also needs
+            if key not in seen:
+                break
+            shared += tokens
+        if shared >= threshold:
             held.add(req.rid)
         else:
-            seen.add(req.prefix_key)
+            seen.update(key for key, _ in req.segments)
     return held
 
 
@@ -42,7 +47,7 @@ class SimQueue:
     """The waiting queue and its policy; ``order(now)`` returns it in admission order."""
 
     def __init__(self, policy: QueuePolicy, limits: EngineLimits, table: ProgramTable,
-                 cached: Callable[[str | None], int], rate: Callable[[], float],
+                 cached: Callable[[SimRequest], int], rate: Callable[[], float],
                  guard: StarvationGuard | None = None) -> None:
         self.policy, self.limits, self.table, self.cached, self.rate = policy, limits, table, cached, rate
         self.waiting: list[SimRequest] = []
@@ -69,7 +74,7 @@ class SimQueue:
     def _track(self, req: SimRequest) -> None:
         assert self.groups is not None
         rec = self.table.requests.get(req.rid)
-        cached = self.cached(req.prefix_key)
+        cached = self.cached(req)
         if rec is not None:
             row = WaitingRequest(req.rid, rec.program_id, rec.queued_at, cached, deferred=rec.deferred)
         else:
@@ -85,14 +90,14 @@ class SimQueue:
             if matching else set()
         if self.policy is QueuePolicy.LPM:
             if matching:
-                self.waiting.sort(key=lambda r: float("inf") if r.rid in held else -self.cached(r.prefix_key))
+                self.waiting.sort(key=lambda r: float("inf") if r.rid in held else -self.cached(r))
             return self.waiting
         if self.groups is None:
             return self.waiting
         groups = self.groups
         if matching:  # cached lengths moved: the member takes its new place in its group
             for req in self.waiting:
-                if self._placed[req.rid] != self.cached(req.prefix_key):
+                if self._placed[req.rid] != self.cached(req):
                     groups.remove(req.rid)
                     self._track(req)
         for pid in self.table.drain_changed():

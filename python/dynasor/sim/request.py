@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -28,9 +28,11 @@ class EngineLimits:
 
 @dataclass(eq=False)
 class SimRequest:
-    """One generation request. Its input is a shared prefix (``prefix_key``, e.g. its program's
-    prompt; None: nothing shared) plus ``own_tokens``; it generates ``output_tokens`` before it ends
-    by itself, or stops at ``max_new_tokens``."""
+    """One generation request. Its input is a shared prefix of ``prefix_tokens`` plus
+    ``own_tokens``: the prefix is the optional ``header`` (key, tokens), a part every program of a
+    workload shares (a system prompt, few-shot examples), then the rest of its program's prompt
+    (``prefix_key``; None: nothing shared). It generates ``output_tokens`` before it ends by itself,
+    or stops at ``max_new_tokens``."""
 
     rid: str
     program_id: str | None
@@ -42,6 +44,7 @@ class SimRequest:
     deferred: bool = False
     remaining_work_hint: float | None = None
     source: str | None = None  # the program run that submitted it (also for untagged requests)
+    header: tuple[str, int] | None = None  # (key, tokens) of the workload-wide start of the prefix
     # engine state
     queued_at: float = 0.0
     arrived_at: float = 0.0
@@ -49,12 +52,22 @@ class SimRequest:
     computed: int = 0  # tokens whose KV exists: input prefilled so far, then + generated
     matched: int = 0  # prefix tokens found in the cache when last admitted
     shared: int = 0  # of ``computed``, tokens that live in the cached prefix it locks
+    locked: list[str] = field(default_factory=list)  # cached prefix segments it holds a lock on
     to_prefill: int = 0  # input tokens its admission still has to compute (chunked prefill)
     admitted_at: float | None = None
     first_token_at: float | None = None
     finished_at: float | None = None
     aborted: bool = False
     retractions: int = 0
+
+    @property
+    def segments(self) -> tuple[tuple[str, int], ...]:
+        """The shared prefix as cache segments, in order: (key, tokens)."""
+        if self.prefix_key is None:
+            return ()
+        head = self.header if self.header and self.header[1] < self.prefix_tokens else None
+        rest = ((self.prefix_key, self.prefix_tokens - (head[1] if head else 0)),)
+        return ((head,) if head else ()) + rest
 
     @property
     def input_tokens(self) -> int:

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from benchmark.common import RESULTS, add_server_flags, display_path, dynasor_server, machine_info
-from dynasor.sim.fit import fit_linear, read_steps
+from dynasor.sim.fit import fit_linear, read_steps, wall_timed
 
 
 async def sweep(url: str, batches: list[int], prompts: list[int], output: int, seed: int) -> int:
@@ -52,24 +52,33 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--output", type=int, default=24, help="tokens per request")
     ap.add_argument("--max-running", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=RESULTS / "sim_cpu_profile.json")
+    ap.add_argument("--overlap", action="store_true",
+                    help="keep SGLang's overlap scheduler (the default of live servers) and time steps by the "
+                         "wall clock between log lines (dynasor.sim.fit.wall_timed)")
+    ap.add_argument("--out", type=Path, help="default sim_cpu_profile.json (--overlap: sim_cpu_profile_overlap.json)")
     args = ap.parse_args(argv)
     batches, prompts = [int(x) for x in args.batches.split(",")], [int(x) for x in args.prompts.split(",")]
-    log = RESULTS / "tmp" / "sim_cpu_profile.steps.jsonl"
+    tag = "sim_cpu_profile_overlap" if args.overlap else "sim_cpu_profile"
+    args.out = args.out or RESULTS / f"{tag}.json"
+    log = RESULTS / "tmp" / f"{tag}.steps.jsonl"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.unlink(missing_ok=True)
     started = time.perf_counter()
     # Without the overlap scheduler a step's run_s is its own forward pass; with it, a step's timings
     # hold parts of its neighbours' (the forward runs while the next step is scheduled).
-    with dynasor_server(args, "sim_cpu_profile_server",
-                        ["--dynasor-step-log", str(log), "--max-running-requests", str(args.max_running),
-                         "--disable-overlap-schedule"]) as served:
+    flags = ["--dynasor-step-log", str(log), "--max-running-requests", str(args.max_running)]
+    with dynasor_server(args, f"{tag}_server", flags + ([] if args.overlap else ["--disable-overlap-schedule"])) \
+            as served:
         sent = asyncio.run(sweep(served.url, batches, prompts, args.output, args.seed))
         server = served.info
-    profile, fit = fit_linear(read_steps([log]), "cpu-smollm2", "fitted by benchmark.sim.profile_cpu")
+    steps = read_steps([log])
+    timing = "overlap scheduler, wall-clock intervals" if args.overlap else "no overlap, step phases"
+    profile, fit = fit_linear(wall_timed(steps) if args.overlap else steps, "cpu-smollm2",
+                              f"fitted by benchmark.sim.profile_cpu ({timing})")
     report = {"benchmark": "sim_cpu_profile", "machine": machine_info(), "server": server,
               "sweep": {"batches": batches, "prompts": prompts, "output_tokens": args.output, "requests": sent,
                         "max_running_requests": args.max_running},
+              "overlap_scheduler": args.overlap,
               "profile": profile.describe(), "fit": fit, "step_log": display_path(log),
               "wall_seconds": time.perf_counter() - started}
     args.out.write_text(json.dumps(report, indent=1))

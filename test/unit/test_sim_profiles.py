@@ -50,3 +50,12 @@ def test_the_fit_refuses_a_log_without_both_kinds(tmp_path):
     with pytest.raises(ValueError, match="at least 3"):
         fit_linear([{"mode": "decode", "batch_size": 1, "context_tokens": 5, "schedule_s": 0, "run_s": 0.1,
                      "result_s": 0}], "x", "y")
+
+
+def test_wall_timing_gives_each_step_the_interval_after_its_line():
+    from dynasor.sim.fit import wall_timed
+
+    rows = [{"t": t, "mode": "decode", "batch_size": 1, "context_tokens": 10} for t in (0.0, 0.1, 0.3, 0.6, 9.0, 9.1)]
+    timed = wall_timed(rows, max_gap_s=5.0)
+    # line 1 is timed by the interval to line 2 (0.2 s), line 2 by 0.3 s; idle gaps drop the rest
+    assert [round(r["seconds"], 6) for r in timed] == [0.2, 0.3]

@@ -42,14 +42,32 @@ def _solve(features: Sequence[Sequence[float]], seconds: Sequence[float]) -> tup
                                       "p90_error": float(np.quantile(error, 0.9))}
 
 
+def wall_timed(steps: Sequence[dict[str, Any]], max_gap_s: float = 5.0) -> list[dict[str, Any]]:
+    """Steps timed by the wall clock between log lines, for a server with the overlap scheduler
+    (a step's own phases then hold parts of its neighbours'). The loop's period is the forward
+    pass of the step launched one line earlier: line i's interval times step i - 1. Intervals
+    over ``max_gap_s`` (idle) are dropped."""
+    out = []
+    for before, row, after in zip(steps, steps[1:], steps[2:]):
+        interval = after["t"] - row["t"]
+        if 0 < interval <= max_gap_s and row["t"] - before["t"] <= max_gap_s:
+            out.append({**row, "seconds": interval})
+    return out
+
+
 def fit_linear(steps: Sequence[dict[str, Any]], name: str, source: str) -> tuple[LinearStepCost, dict[str, Any]]:
+    """Steps carry ``seconds`` (``wall_timed``) or their phases (``step_seconds``)."""
     prefill = [s for s in steps if s["mode"] == "prefill"]
     decode = [s for s in steps if s["mode"] == "decode"]
     if len(prefill) < 3 or len(decode) < 3:
         raise ValueError(f"need at least 3 prefill and 3 decode steps, got {len(prefill)} and {len(decode)}")
+
+    def seconds(s: dict[str, Any]) -> float:
+        return float(s["seconds"]) if "seconds" in s else step_seconds(s)
+
     p, p_err = _solve([[1.0, s["new_tokens"], s["new_tokens"] * (s["cached_tokens"] + s["new_tokens"] / 2) / 1000]
-                       for s in prefill], [step_seconds(s) for s in prefill])
-    d, d_err = _solve([[1.0, s["batch_size"], s["context_tokens"]] for s in decode], [step_seconds(s) for s in decode])
+                       for s in prefill], [seconds(s) for s in prefill])
+    d, d_err = _solve([[1.0, s["batch_size"], s["context_tokens"]] for s in decode], [seconds(s) for s in decode])
     cost = LinearStepCost(name, p[0], p[1], p[2], d[0], d[1], d[2], source)
     ranges = {"decode_batch": [min(s["batch_size"] for s in decode), max(s["batch_size"] for s in decode)],
               "decode_context_tokens": [min(s["context_tokens"] for s in decode),

@@ -30,13 +30,15 @@ from benchmark.readme.engine import render_chunked, render_entropy_live
 from benchmark.readme.kernels import render_kernels
 from benchmark.readme.online import render_online
 from benchmark.readme.overhead import render_overhead
+from benchmark.readme.sim import render_sim_profile, render_sim_validation
 from benchmark.readme.soak import render_soak
 
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- bench-results:start -->", "<!-- bench-results:end -->"
 
 
-KINDS = ("batch", "online", "overhead", "burst", "kernels", "entropy_live", "chunked", "soak")
+KINDS = ("batch", "online", "overhead", "burst", "kernels", "entropy_live", "chunked", "soak", "sim_profile",
+         "sim_validation")
 
 
 def kind_of(path: Path, data: Mapping[str, Any]) -> str | None:
@@ -50,6 +52,10 @@ def kind_of(path: Path, data: Mapping[str, Any]) -> str | None:
         return "kernels"
     if data.get("benchmark") == "chunked_decoding":
         return "chunked"
+    if data.get("benchmark") == "sim_cpu_profile":
+        return "sim_profile"
+    if data.get("benchmark") == "sim_validation":
+        return "sim_validation"
     live = data.get("live")
     if isinstance(live, Mapping) and "paired_ratios" in live:
         return "entropy_live"
@@ -75,7 +81,7 @@ def load_results(results_dir: Path) -> dict[str, list[tuple[Path, dict]]]:
 
 RENDERERS = {"batch": render_batch, "online": render_online, "overhead": render_overhead, "burst": render_burst,
              "kernels": render_kernels, "entropy_live": render_entropy_live, "chunked": render_chunked,
-             "soak": render_soak}
+             "soak": render_soak, "sim_profile": render_sim_profile, "sim_validation": render_sim_validation}
 
 
 def render(results_dir: Path, readme: Path) -> str:

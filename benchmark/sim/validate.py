@@ -30,9 +30,10 @@ from dynasor.core.stats import quantile
 from dynasor.sim.fit import load_linear
 from dynasor.sim.programs import ScProgram
 from dynasor.sim.request import EngineLimits
-from dynasor.sim.simulation import SYSTEMS, SystemSpec, run
+from dynasor.sim.simulation import SYSTEMS, SystemSpec, Transport, run
 
 LABEL = "SIMULATED vs live"
+NO_TRANSPORT = Transport()
 
 
 def few_shot_headers(levels: Sequence[int]) -> dict[int, tuple[str, int]]:
@@ -85,11 +86,12 @@ def deadline(record: Mapping[str, Any], deadlines: Mapping[str, Any], scale: flo
 
 def compare_window(records: Sequence[Mapping[str, Any]], system: SystemSpec, live: Mapping[str, Any],
                    limits: EngineLimits, cost: Any, scale: float,
-                   headers: Mapping[int, tuple[str, int]] | None) -> dict[str, Any]:
+                   headers: Mapping[int, tuple[str, int]] | None,
+                   transport: Transport = NO_TRANSPORT) -> dict[str, Any]:
     program = live["program"]
     programs = programs_of(records, program["cap"], program["detect_at"], program["sampling_params"]["max_new_tokens"],
                            headers)
-    result = run(programs, system, cost, limits)
+    result = run(programs, system, cost, limits, transport=transport)
     sim_latency = {r.program.program_id: r.latency for r in result.runs}
     errors, pairs = [], []
     met_live = met_sim = 0
@@ -107,7 +109,8 @@ def compare_window(records: Sequence[Mapping[str, Any]], system: SystemSpec, liv
 
 
 def validate(live: Mapping[str, Any], cost: Any, limits: EngineLimits, scale: float,
-             headers: Mapping[int, tuple[str, int]] | None = None) -> dict[str, Any]:
+             headers: Mapping[int, tuple[str, int]] | None = None,
+             transport: Transport = NO_TRANSPORT) -> dict[str, Any]:
     per_system: dict[str, Any] = {}
     all_errors: list[float] = []
     for name, entry in live["systems"].items():
@@ -116,7 +119,7 @@ def validate(live: Mapping[str, Any], cost: Any, limits: EngineLimits, scale: fl
         system = SystemSpec(base.name, base.policy, base.certaindex, launch, base.program_eviction)
         rows, errors = [], []
         for window in entry["windows"]:
-            row = compare_window(window["records"], system, live, limits, cost, scale, headers)
+            row = compare_window(window["records"], system, live, limits, cost, scale, headers, transport)
             errors += row.pop("errors")
             rows.append({"rate": window["workload"]["rate"], **row,
                          "median_error": statistics.median(e for a, b in row["latency_pairs"] for e in [abs(b - a) / a])
@@ -150,12 +153,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     running = int(server_args[server_args.index(flag) + 1]) if flag in server_args else 16
     limits = EngineLimits(max_running_requests=running, kv_tokens=args.kv_tokens,
                           chunked_prefill_size=args.chunked_prefill)
+    profile = json.loads(args.profile_json.read_text())
+    measured = (profile.get("transport") or {})
+    transport = Transport(arrival_s=measured.get("round_trip_outside_loop_s") or 0.0,
+                          spacing_s=measured.get("spacing_s_stated") or 0.0)
     levels = [int(r.get("level") or 0) for e in live["systems"].values() for w in e["windows"] for r in w["records"]]
     headers = {} if args.no_shared_header else few_shot_headers(levels)
-    report = {"label": LABEL, "live": display_path(args.live), "profile": cost.describe(),
-              "profile_fit": json.loads(args.profile_json.read_text()).get("fit"), "limits": limits.__dict__,
+    report = {"benchmark": "sim_validation", "label": LABEL, "live": display_path(args.live),
+              "profile": cost.describe(),
+              "profile_fit": profile.get("fit"), "limits": limits.__dict__, "transport": transport.__dict__,
               "shared_header_tokens": {str(k): v[1] for k, v in headers.items()},
-              **validate(live, cost, limits, args.slo_scale, headers)}
+              **validate(live, cost, limits, args.slo_scale, headers, transport)}
     args.out.write_text(json.dumps(report, indent=1))
     print(f"[{LABEL}] median latency error {report['median_latency_error']:.3f}, P90 {report['p90_latency_error']:.3f} "
           f"over {report['programs_compared']} programs; max attainment gap {report['max_attainment_gap']:.3f}")

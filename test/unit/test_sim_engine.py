@@ -89,7 +89,8 @@ def test_kv_exhaustion_retracts_the_request_with_the_fewest_output_tokens():
 
 def test_a_certaindex_stop_aborts_the_branches_still_in_the_engine():
     program = ScProgram("P", 0.0, 50, (5, 5, 30, 30), 64, 2, True)
-    stopped = {r.program.program_id: r for r in run([program], SYSTEMS["gang-sjf+certaindex"], COST,
+    together = SystemSpec("together", QueuePolicy.GANG_SJF, certaindex=True, launch="together")
+    stopped = {r.program.program_id: r for r in run([program], together, COST,
                                                        EngineLimits(max_running_requests=2)).runs}["P"]
     kept = {r.program.program_id: r for r in run([program], SYSTEMS["gang-sjf"], COST,
                                                     EngineLimits(max_running_requests=2)).runs}["P"]
@@ -142,3 +143,17 @@ def test_a_header_every_program_shares_is_prefilled_once():
     engine.step()
     assert second.matched == 150 and engine.steps[-1].seconds == pytest.approx(0.060)
     assert engine.cache.entries["shots"].tokens == 150 and engine.cache.entries["A"].tokens == 50
+
+
+def test_transport_delays_arrival_and_requests_sent_together_reach_an_idle_engine_apart():
+    from dynasor.sim.simulation import Transport
+
+    program = ScProgram("P", 0.0, 100, (3, 3), 64, 2, False)
+    transport = Transport(arrival_s=0.05, spacing_s=0.001, return_s=0.01)
+    result = run([program], SYSTEMS["sglang-fcfs"], COST, EngineLimits(), transport=transport)
+    first, second = result.runs[0].requests
+    # the first branch reaches the idle engine at 0.050 and is prefilled alone (0.110); the second,
+    # 1 ms later, waits for that step and hits the cached prompt (1 token: 0.011)
+    assert first.admitted_at == pytest.approx(0.050) and second.admitted_at == pytest.approx(0.160)
+    assert second.matched == 99
+    assert result.runs[0].finished_at == pytest.approx(max(first.finished_at, second.finished_at) + 0.01)

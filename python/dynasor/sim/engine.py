@@ -85,9 +85,9 @@ class SimEngine:
             self.running.remove(req)
         elif req is self.chunked:
             self.chunked = None
-        else:
+        elif req in self.queue.waiting:
             self.queue.remove(req)
-        req.aborted = True
+        req.aborted = True  # not yet here (in transit): it ends before it arrives
         self._end(req)
 
     def _end(self, req: SimRequest) -> None:
@@ -101,7 +101,7 @@ class SimEngine:
         self.batch_full = self.batch_full and not reqs
         for req in reqs:
             self._release(req)
-            if req.program_id is not None:
+            if req.program_id is not None and req.rid in self.table.requests:
                 self.table.on_finished(req.rid, req.aborted, self.now)
             self.on_finish(req)
 

@@ -10,6 +10,7 @@ engine. Branches share the prompt as their prefix (one cache entry per program).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dynasor.programs.self_consistency import at_detection
@@ -32,12 +33,15 @@ class ScProgram:
 
 @dataclass
 class ProgramRun:
-    """One program's run in the engine; ``finished_at`` once its last request ended."""
+    """One program's run in the engine; ``finished_at`` once the client heard its last request
+    end. ``submit`` sends a request towards the engine (``simulation.run`` delays it by the
+    transport time); a stop aborts the program's requests in the engine at once."""
 
     program: ScProgram
     certaindex: bool
     launch: str = "together"
     tag: bool = True  # tagged requests (Dynasor systems); stock SGLang sees untagged ones
+    submit: Callable[[SimRequest], None] | None = None
     requests: list[SimRequest] = field(default_factory=list)
     answered: int = 0
     stopped: bool = False
@@ -60,9 +64,10 @@ class ProgramRun:
                              p.prompt_tokens, 0, p.branch_tokens[i], p.max_new_tokens, source=p.program_id,
                              header=p.header)
             self.requests.append(req)
-            engine.submit(req)
+            (self.submit or engine.submit)(req)
 
-    def on_request_end(self, req: SimRequest, engine: SimEngine) -> None:
+    def on_request_end(self, req: SimRequest, engine: SimEngine, now: float | None = None) -> None:
+        """The client hears that ``req`` ended (at ``now``, default the engine's clock)."""
         p, cap = self.program, len(self.program.branch_tokens)
         self.tokens += req.generated
         if not req.aborted:
@@ -76,4 +81,4 @@ class ProgramRun:
                 elif self.launch == "staged":
                     self._launch(engine, range(len(self.requests), cap))
         if all(r.done for r in self.requests) and self.finished_at is None:
-            self.finished_at = engine.now
+            self.finished_at = engine.now if now is None else now

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -35,7 +36,8 @@ SYSTEMS = {
     "sglang-lpm": SystemSpec("sglang-lpm", QueuePolicy.LPM),
     "gang": SystemSpec("gang", QueuePolicy.GANG),
     "gang-sjf": SystemSpec("gang-sjf", QueuePolicy.GANG_SJF),
-    "gang-sjf+certaindex": SystemSpec("gang-sjf+certaindex", QueuePolicy.GANG_SJF, certaindex=True),
+    # certaindex programs launch staged (the paper's intra-program scheduler, the online benchmark's default)
+    "gang-sjf+certaindex": SystemSpec("gang-sjf+certaindex", QueuePolicy.GANG_SJF, certaindex=True, launch="staged"),
 }
 
 
@@ -48,28 +50,71 @@ class RunResult:
     steps: int
 
 
+@dataclass(frozen=True)
+class Transport:
+    """What happens outside the engine loop, measured on the live server (``profile_cpu``): a
+    request reaches the scheduler ``arrival_s`` after its program sends it (HTTP, tokenizer), and
+    requests sent at the same moment arrive ``spacing_s`` apart (the tokenizer takes them one by
+    one, so an idle engine starts on the first alone); the client hears a request end
+    ``return_s`` after it ended. Zero by default (the GPU studies)."""
+
+    arrival_s: float = 0.0
+    spacing_s: float = 0.0
+    return_s: float = 0.0
+
+
 def run(programs: Sequence[ScProgram], system: SystemSpec, cost: StepCost, limits: EngineLimits,
-        on_step: Callable[[SimEngine], None] | None = None) -> RunResult:
+        on_step: Callable[[SimEngine], None] | None = None, transport: Transport = Transport()) -> RunResult:
     engine = SimEngine(cost, limits, system.policy, program_eviction=system.program_eviction)
-    runs = {p.program_id: ProgramRun(p, system.certaindex, system.launch, system.tagged) for p in programs}
+    events: list[tuple[float, int, str, object]] = []  # (time, order, kind, what)
+    order = itertools.count()
+    burst = {"at": -1.0, "n": 0}
+
+    def submit(req: SimRequest) -> None:
+        now = engine.now
+        burst["n"] = burst["n"] + 1 if burst["at"] == now else 0
+        burst["at"] = now
+        heapq.heappush(events, (now + transport.arrival_s + burst["n"] * transport.spacing_s, next(order),
+                                "submit", req))
+
+    runs = {p.program_id: ProgramRun(p, system.certaindex, system.launch, system.tagged, submit) for p in programs}
 
     def ended(req: SimRequest) -> None:
-        runs[req.source or ""].on_request_end(req, engine)
+        heapq.heappush(events, (engine.now + transport.return_s, next(order), "heard", req))
 
     engine.on_finish = ended
-    arrivals = [(p.arrival, p.program_id) for p in programs]
-    heapq.heapify(arrivals)
+    for p in programs:
+        heapq.heappush(events, (p.arrival, next(order), "program", runs[p.program_id]))
     steps = 0
-    while arrivals or not engine.idle:
-        while arrivals and arrivals[0][0] <= engine.now:
-            runs[heapq.heappop(arrivals)[1]].start(engine)
+    while events or not engine.idle:
+        while events and events[0][0] <= engine.now:
+            at, _, kind, what = heapq.heappop(events)
+            if kind == "program":
+                now, engine.now = engine.now, at
+                what.start(engine)  # type: ignore[attr-defined]
+                engine.now = now
+            elif kind == "submit":
+                req = what
+                assert isinstance(req, SimRequest)
+                if not req.done:  # a request aborted in transit never arrives
+                    now, engine.now = engine.now, max(engine.now, at)
+                    engine.submit(req)
+                    engine.now = now
+            else:
+                req = what
+                assert isinstance(req, SimRequest)
+                prog = runs[req.source or ""]
+                now, engine.now = engine.now, at
+                prog.on_request_end(req, engine, at)
+                engine.now = now
         if engine.idle:
-            if not arrivals:
+            if not events:
                 break
-            engine.now = arrivals[0][0]
+            engine.now = max(engine.now, events[0][0])
             continue
         engine.step()
         steps += 1
         if on_step is not None:
             on_step(engine)
-    return RunResult(list(runs.values()), engine.now, engine.busy_seconds, engine.retractions, steps)
+    end = max([engine.now] + [r.finished_at or 0.0 for r in runs.values()])
+    return RunResult(list(runs.values()), end, engine.busy_seconds, engine.retractions, steps)

@@ -1,0 +1,49 @@
+"""README rendering of the simulator's CPU profile fit and its validation against the live engine."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from benchmark.readme.cells import link, machine_line, num, pct
+
+
+def _error(fit: Mapping[str, Any], kind: str) -> str:
+    part = fit.get(kind, {})
+    return f"error median {pct(part.get('median_error'))}, P90 {pct(part.get('p90_error'))} ({part.get('n')} steps)"
+
+
+def render_sim_profile(path: Path, data: Mapping[str, Any], readme: Path) -> list[str]:
+    p, fit = data.get("profile", {}), data.get("fit", {})
+    sweep, transport = data.get("sweep", {}), data.get("transport") or {}
+    prefill = (f"{num(p.get('prefill_fixed_s'), '.4f')} s + {num(p.get('prefill_per_token_s'), '.6f')} s/token + "
+               f"{num(p.get('prefill_per_token_context_s'), '.6f')} s per token x 1000 context tokens")
+    decode = (f"{num(p.get('decode_fixed_s'), '.4f')} s + {num(p.get('decode_per_request_s'), '.5f')} s/request + "
+              f"{num(p.get('decode_per_kv_token_s'), '.7f')} s/context token")
+    outside = transport.get("round_trip_outside_loop_s")
+    return [f"#### Simulator CPU profile (`cpu-smollm2`) — `{link(path, readme)}`", "",
+            f"- {machine_line(data.get('machine'))}; {p.get('source', '')}",
+            f"- sweep: batches {sweep.get('batches')} x prompts {sweep.get('prompts')} tokens, "
+            f"{sweep.get('output_tokens')} output tokens each",
+            f"- prefill = {prefill}; {_error(fit, 'prefill')}",
+            f"- decode = {decode}; {_error(fit, 'decode')}",
+            f"- outside the engine loop (HTTP, tokenizer) per request: {num(outside, '.4f')} s "
+            f"(median of {len(transport.get('samples', []))} round trips)", ""]
+
+
+def render_sim_validation(path: Path, data: Mapping[str, Any], readme: Path) -> list[str]:
+    out = [f"#### Simulator validation: SIMULATED vs live CPU engine — `{link(path, readme)}`", "",
+           f"Replays `{data.get('live')}` (every request recorded) in the simulator on the CPU profile. "
+           f"Per-program latency error |sim − live| / live: **median {pct(data.get('median_latency_error'))}, "
+           f"P90 {pct(data.get('p90_latency_error'))}** over {data.get('programs_compared')} programs "
+           f"(target: median <= 10%); largest attainment gap **{num(data.get('max_attainment_gap'), '.2f')}** "
+           f"(target <= 0.1) at SLO scale {data.get('slo_scale')}. Shared few-shot header: "
+           f"{data.get('shared_header_tokens')} tokens per level.", "",
+           "| system | launch | rate | attainment live | attainment SIMULATED | median latency error |",
+           "|---|---|---|---|---|---|"]
+    out += [f"| {name} | {entry.get('launch')} | {row.get('rate')} | {num(row.get('attainment_live'), '.2f')} | "
+            f"{num(row.get('attainment_sim'), '.2f')} | {pct(row.get('median_error'))} |"
+            for name, entry in (data.get("systems") or {}).items() for row in entry.get("rates", [])]
+    out.append("")
+    return out

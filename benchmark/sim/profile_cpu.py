@@ -7,7 +7,8 @@ step's timings are its own); a sweep sends, for every batch size in
 ``--batches`` and prompt length in ``--prompts``, that many concurrent requests of random token ids
 (distinct prompts: nothing cached) generating ``--output`` tokens each, ignoring EOS. The step
 log then holds prefills of 1 to batch x prompt tokens and decode steps over the batch sizes and
-context lengths the sweep passes; ``dynasor.sim.fit`` fits the linear form to them and reports its
+context lengths the sweep passes, then prefills of 32 new tokens per request over a cached prefix
+of each prompt length; ``dynasor.sim.fit`` fits the linear form to them and reports its
 error. Writes benchmark/results/sim_cpu_profile.json (the profile ``dynasor simulate --profile``
 reads, with the fit errors and the ranges it covers).
 """
@@ -41,6 +42,19 @@ async def sweep(url: str, batches: list[int], prompts: list[int], output: int, s
                     reply.raise_for_status()
                 sent += batch
                 print(f"prompt {prompt:>5} x batch {batch:>3}: done ({sent} requests)", flush=True)
+        # prefills over a cached prefix: one request caches `prompt` shared tokens, then batches
+        # add 32 tokens of their own each (what programs sharing a few-shot header do)
+        for prompt in prompts:
+            prefix = [rng.randrange(100, 20000) for _ in range(prompt)]
+            for batch in [1, *batches]:
+                bodies = [{"input_ids": prefix + [rng.randrange(100, 20000) for _ in range(32)],
+                           "sampling_params": {"max_new_tokens": 2, "ignore_eos": True, "temperature": 0.0}}
+                          for _ in range(batch)]
+                replies = await asyncio.gather(*(http.post("/generate", json=b) for b in bodies))
+                for reply in replies:
+                    reply.raise_for_status()
+                sent += batch
+            print(f"cached prefix {prompt:>5}: done ({sent} requests)", flush=True)
     return sent
 
 
@@ -92,11 +106,21 @@ def main(argv: list[str] | None = None) -> dict:
                     help="keep SGLang's overlap scheduler (the default of live servers) and time steps by the "
                          "wall clock between log lines (dynasor.sim.fit.wall_timed)")
     ap.add_argument("--out", type=Path, help="default sim_cpu_profile.json (--overlap: sim_cpu_profile_overlap.json)")
+    ap.add_argument("--refit", action="store_true", help="fit the last sweep's step log again (no server)")
     args = ap.parse_args(argv)
     batches, prompts = [int(x) for x in args.batches.split(",")], [int(x) for x in args.prompts.split(",")]
     tag = "sim_cpu_profile_overlap" if args.overlap else "sim_cpu_profile"
     args.out = args.out or RESULTS / f"{tag}.json"
     log = RESULTS / "tmp" / f"{tag}.steps.jsonl"
+    if args.refit:
+        report = json.loads(args.out.read_text())
+        steps = read_steps([log])
+        profile, fit = fit_linear(wall_timed(steps) if args.overlap else steps, "cpu-smollm2",
+                                  report["profile"]["source"])
+        report.update(profile=profile.describe(), fit=fit)
+        args.out.write_text(json.dumps(report, indent=1))
+        print(json.dumps({"profile": report["profile"], "fit": fit}, indent=1))
+        return report
     log.parent.mkdir(parents=True, exist_ok=True)
     log.unlink(missing_ok=True)
     started = time.perf_counter()

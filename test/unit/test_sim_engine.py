@@ -157,3 +157,14 @@ def test_transport_delays_arrival_and_requests_sent_together_reach_an_idle_engin
     assert first.admitted_at == pytest.approx(0.050) and second.admitted_at == pytest.approx(0.160)
     assert second.matched == 99
     assert result.runs[0].finished_at == pytest.approx(max(first.finished_at, second.finished_at) + 0.01)
+
+
+def test_a_staged_program_that_goes_on_ends_with_its_second_round():
+    # both first-round branches end in the same step: the program must not count as finished
+    # before it hears the second one and launches its second round
+    program = ScProgram("G", 0.0, 50, (5, 5, 5, 5), 64, 2, False)
+    staged = SystemSpec("staged", QueuePolicy.GANG_SJF, certaindex=True, launch="staged")
+    (result,) = run([program], staged, COST, EngineLimits()).runs
+    assert len(result.requests) == 4 and result.answered == 4
+    assert result.finished_at == pytest.approx(max(r.finished_at for r in result.requests))
+    assert result.finished_at > max(r.finished_at for r in result.requests[:2])

@@ -35,11 +35,22 @@ def _solve(features: Sequence[Sequence[float]], seconds: Sequence[float]) -> tup
     import numpy as np
 
     x, y = np.array(features, dtype=float), np.array(seconds, dtype=float)
-    coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+    # relative least squares (rows scaled by 1 / measured): steps span 0.1 s to 10 s, and an absolute
+    # fit would give the few long prefills all the weight
+    coef, *_ = np.linalg.lstsq(x / y[:, None], np.ones_like(y), rcond=None)
     coef = np.maximum(coef, 0.0)  # a negative cost would be a fitting artefact
     error = np.abs(x @ coef - y) / y
     return [float(c) for c in coef], {"n": len(y), "median_error": float(np.median(error)),
                                       "p90_error": float(np.quantile(error, 0.9))}
+
+
+def attention_units(step: dict[str, Any]) -> float:
+    """Σ over the batch's requests of new × (context before + new / 2) / 1000, the prefill's
+    attention work, from the step's totals: the log has no per-request split, so every request is
+    taken as the batch's average (exact for the sweep's equal requests)."""
+    batch = max(int(step.get("batch_size") or 1), 1)
+    new, cached = float(step["new_tokens"]), float(step["cached_tokens"])
+    return new * (cached + new / 2) / batch / 1000
 
 
 def wall_timed(steps: Sequence[dict[str, Any]], max_gap_s: float = 5.0) -> list[dict[str, Any]]:
@@ -65,10 +76,10 @@ def fit_linear(steps: Sequence[dict[str, Any]], name: str, source: str) -> tuple
     def seconds(s: dict[str, Any]) -> float:
         return float(s["seconds"]) if "seconds" in s else step_seconds(s)
 
-    p, p_err = _solve([[1.0, s["new_tokens"], s["new_tokens"] * (s["cached_tokens"] + s["new_tokens"] / 2) / 1000]
-                       for s in prefill], [seconds(s) for s in prefill])
+    p, p_err = _solve([[1.0, s["new_tokens"], attention_units(s), s["cached_tokens"]] for s in prefill],
+                      [seconds(s) for s in prefill])
     d, d_err = _solve([[1.0, s["batch_size"], s["context_tokens"]] for s in decode], [seconds(s) for s in decode])
-    cost = LinearStepCost(name, p[0], p[1], p[2], d[0], d[1], d[2], source)
+    cost = LinearStepCost(name, p[0], p[1], p[2], d[0], d[1], d[2], source, prefill_per_cached_token_s=p[3])
     ranges = {"decode_batch": [min(s["batch_size"] for s in decode), max(s["batch_size"] for s in decode)],
               "decode_context_tokens": [min(s["context_tokens"] for s in decode),
                                         max(s["context_tokens"] for s in decode)],

@@ -44,6 +44,7 @@ class ProgramRun:
     submit: Callable[[SimRequest], None] | None = None
     requests: list[SimRequest] = field(default_factory=list)
     answered: int = 0
+    heard: int = 0  # requests whose end the client has heard of
     stopped: bool = False
     finished_at: float | None = None
     tokens: int = 0
@@ -69,6 +70,7 @@ class ProgramRun:
     def on_request_end(self, req: SimRequest, engine: SimEngine, now: float | None = None) -> None:
         """The client hears that ``req`` ended (at ``now``, default the engine's clock)."""
         p, cap = self.program, len(self.program.branch_tokens)
+        self.heard += 1
         self.tokens += req.generated
         if not req.aborted:
             self.answered += 1
@@ -80,5 +82,7 @@ class ProgramRun:
                             engine.abort(other)
                 elif self.launch == "staged":
                     self._launch(engine, range(len(self.requests), cap))
-        if all(r.done for r in self.requests) and self.finished_at is None:
+        # done once every request it sent has been heard of (a staged program that goes on has
+        # sent its next round by now; requests that ended in the same step are heard one by one)
+        if self.heard == len(self.requests) and self.finished_at is None:
             self.finished_at = engine.now if now is None else now

@@ -33,8 +33,12 @@ class StepCost(Protocol):
 
 @dataclass(frozen=True)
 class LinearStepCost:
-    """prefill = fixed + per_token × new + per_token_context × Σ new × context / 1000;
-    decode = fixed + per_request × batch + per_kv_token × kv_tokens."""
+    """prefill = fixed + per_token × new + per_cached_token × Σ cached context
+    + per_token_context × Σ new × (context + new / 2) / 1000;
+    decode = fixed + per_request × batch + per_kv_token × kv_tokens.
+
+    The cached-context term is the cost of reading a cached prefix into an extend (on the CPU's
+    ``torch_native`` backend it dominates short extends over long cached prompts)."""
 
     name: str
     prefill_fixed_s: float
@@ -44,11 +48,14 @@ class LinearStepCost:
     decode_per_request_s: float
     decode_per_kv_token_s: float
     source: str = "stated constants"
+    prefill_per_cached_token_s: float = 0.0
 
     def prefill_seconds(self, extends: Sequence[tuple[int, int]]) -> float:
         new = sum(n for n, _ in extends)
+        cached = sum(c for _, c in extends)
         attention = sum(n * (c + n / 2) for n, c in extends) / 1000
-        return self.prefill_fixed_s + self.prefill_per_token_s * new + self.prefill_per_token_context_s * attention
+        return (self.prefill_fixed_s + self.prefill_per_token_s * new + self.prefill_per_cached_token_s * cached
+                + self.prefill_per_token_context_s * attention)
 
     def decode_seconds(self, batch: int, kv_tokens: int) -> float:
         return self.decode_fixed_s + self.decode_per_request_s * batch + self.decode_per_kv_token_s * kv_tokens

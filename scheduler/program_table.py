@@ -278,8 +278,7 @@ class ProgramTable:
         prog.entropy_sum += entropy
         if rec.low_confidence or not rec.token_stats.below_threshold:
             return False
-        rec.low_confidence = True
-        prog.low_confidence_stops += 1
+        rec.low_confidence = True  # counted in low_confidence_stops once the stop ends it (on_finished)
         return True
 
     def on_finished(self, rid: str, aborted: bool, now: float) -> ProgramEntry | None:
@@ -303,6 +302,8 @@ class ProgramTable:
         self._touch(prog)
         if aborted:
             prog.aborted += 1
+            # a request that crossed on its last token finished normally: not a stop
+            prog.low_confidence_stops += rec.low_confidence
         else:
             prog.finished += 1
             prog.finished_generated_tokens += rec.generated_tokens

@@ -282,6 +282,17 @@ def test_a_confidence_stop_fires_once_when_a_full_window_falls_below_the_thresho
     # windows of 3: (1,9,9) 6.33, (9,9,9) 9, (9,9,4) 7.33, (9,4,1) 4.67 < 5 -> fires once, never again
     assert fired == [False, False, False, False, False, True, False, False]
     assert not any(table.on_token_stats("plain", 0.1, 0.0) for _ in range(10))  # no threshold: never
+    assert table.programs[pid].low_confidence_stops == 0  # counted when the stop has ended the request
+    assert table.requests["plain"].token_stats.window == 2048  # the table's window unless the tag names one
+    table.on_finished("r", aborted=True, now=1.0)
     assert table.programs[pid].low_confidence_stops == 1
     assert table.snapshot(1.0)[table.programs[pid].key]["low_confidence_stops"] == 1
-    assert table.requests["plain"].token_stats.window == 2048  # the table's window unless the tag names one
+
+
+def test_a_request_that_crossed_on_its_last_token_and_finished_is_not_a_stop():
+    table = ProgramTable()
+    pid = "Q" * 16
+    table.on_arrival("r", pid, 4, now=0.0, token_stats=True, confidence_window=1, stop_below_confidence=5.0)
+    assert table.on_token_stats("r", 0.1, 1.0)  # crossed: the engine is asked to end it ...
+    table.on_finished("r", aborted=False, now=1.0)  # ... but it reached its last token first
+    assert table.programs[pid].low_confidence_stops == 0 and table.programs[pid].finished == 1

@@ -21,9 +21,19 @@ import json
 import random
 import time
 from pathlib import Path
+from typing import Any
 
 from benchmark.common import RESULTS, add_server_flags, display_path, dynasor_server, machine_info
 from dynasor.sim.fit import fit_linear, read_steps, step_seconds, wall_timed
+
+
+async def send_all(http: Any, prompts: list[list[int]], output: int) -> int:
+    """The prompts (token ids) at once, each generating ``output`` tokens; how many were sent."""
+    bodies = [{"input_ids": ids, "sampling_params": {"max_new_tokens": output, "ignore_eos": True,
+                                                     "temperature": 0.0}} for ids in prompts]
+    for reply in await asyncio.gather(*(http.post("/generate", json=b) for b in bodies)):
+        reply.raise_for_status()
+    return len(bodies)
 
 
 async def sweep(url: str, batches: list[int], prompts: list[int], output: int, seed: int) -> int:
@@ -34,26 +44,16 @@ async def sweep(url: str, batches: list[int], prompts: list[int], output: int, s
     async with httpx.AsyncClient(base_url=url, timeout=600) as http:
         for prompt in prompts:
             for batch in batches:
-                bodies = [{"input_ids": [rng.randrange(100, 20000) for _ in range(prompt)],
-                           "sampling_params": {"max_new_tokens": output, "ignore_eos": True, "temperature": 0.0}}
-                          for _ in range(batch)]
-                replies = await asyncio.gather(*(http.post("/generate", json=b) for b in bodies))
-                for reply in replies:
-                    reply.raise_for_status()
-                sent += batch
+                sent += await send_all(http, [[rng.randrange(100, 20000) for _ in range(prompt)]
+                                              for _ in range(batch)], output)
                 print(f"prompt {prompt:>5} x batch {batch:>3}: done ({sent} requests)", flush=True)
         # prefills over a cached prefix: one request caches `prompt` shared tokens, then batches
         # add 32 tokens of their own each (what programs sharing a few-shot header do)
         for prompt in prompts:
             prefix = [rng.randrange(100, 20000) for _ in range(prompt)]
             for batch in [1, *batches]:
-                bodies = [{"input_ids": prefix + [rng.randrange(100, 20000) for _ in range(32)],
-                           "sampling_params": {"max_new_tokens": 2, "ignore_eos": True, "temperature": 0.0}}
-                          for _ in range(batch)]
-                replies = await asyncio.gather(*(http.post("/generate", json=b) for b in bodies))
-                for reply in replies:
-                    reply.raise_for_status()
-                sent += batch
+                sent += await send_all(http, [prefix + [rng.randrange(100, 20000) for _ in range(32)]
+                                              for _ in range(batch)], 2)
             print(f"cached prefix {prompt:>5}: done ({sent} requests)", flush=True)
     return sent
 

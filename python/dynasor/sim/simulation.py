@@ -89,24 +89,20 @@ def run(programs: Sequence[ScProgram], system: SystemSpec, cost: StepCost, limit
     while events or not engine.idle:
         while events and events[0][0] <= engine.now:
             at, _, kind, what = heapq.heappop(events)
+            if kind == "submit":  # reaches the scheduler between steps (``at`` <= the engine's clock)
+                assert isinstance(what, SimRequest)
+                if not what.done:  # a request aborted in transit never arrives
+                    engine.submit(what)
+                continue
+            # client-side events run at their own time: what they send or abort is stamped then
+            now, engine.now = engine.now, at
             if kind == "program":
-                now, engine.now = engine.now, at
-                what.start(engine)  # type: ignore[attr-defined]
-                engine.now = now
-            elif kind == "submit":
-                req = what
-                assert isinstance(req, SimRequest)
-                if not req.done:  # a request aborted in transit never arrives
-                    now, engine.now = engine.now, max(engine.now, at)
-                    engine.submit(req)
-                    engine.now = now
+                assert isinstance(what, ProgramRun)
+                what.start(engine)
             else:
-                req = what
-                assert isinstance(req, SimRequest)
-                prog = runs[req.source or ""]
-                now, engine.now = engine.now, at
-                prog.on_request_end(req, engine, at)
-                engine.now = now
+                assert isinstance(what, SimRequest)
+                runs[what.source or ""].on_request_end(what, engine, at)
+            engine.now = now
         if engine.idle:
             if not events:
                 break

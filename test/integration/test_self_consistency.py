@@ -148,6 +148,9 @@ async def test_deepconf_online_warmup_sets_the_threshold_and_the_engine_stops_le
     assert [c + 1 if c is not None else None for c in crossings] == [g.completion_tokens for g in stopped]
     assert engine["requests"]["total"] == cap and engine["requests"]["aborted"] == len(stopped)
     assert result.knob_used + len(stopped) == cap
-    # a later branch that ran to the end never had a window below the threshold
-    assert all(c >= threshold - 1e-4 for c in confidences[warmup:])
+    # a later branch that ran to the end had no window below the threshold early enough to be stopped:
+    # a crossing on token 23 or 24 leaves no token before the length limit ends it anyway
+    finished_later = [g for g in generations[warmup:] if not g.aborted]
+    late = [first_window_below(g.meta_info["topk_confidence"], 8, threshold) for g in finished_later]
+    assert all(c is None or c + 1 >= 24 for c in late), late
     assert result.answer == conf.vote(result.extra["answers"], confidences)

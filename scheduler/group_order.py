@@ -50,7 +50,7 @@ class GroupOrder(Generic[T]):
 
     def __init__(self, policy: QueuePolicy, guard: StarvationGuard) -> None:
         self.policy, self.guard = policy, guard
-        self._watch = policy is QueuePolicy.GANG_SJF
+        self._watch = policy.by_remaining_work
         self._member_keys: dict[str, list[tuple]] = {}  # in-group keys, sorted
         self._member_items: dict[str, list[T]] = {}  # the items, in the same order
         self._entry: dict[str, tuple[str, tuple]] = {}  # rid -> (group, in-group key)

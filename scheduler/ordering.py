@@ -12,8 +12,10 @@ group (smaller first):
   program's waiting requests stay contiguous, so its branches are admitted together.
 - ``gang-sjf``: programs in service first (their gang completes), then escalated programs (longest
   wait first), then the rest by estimated remaining work (shortest first), arrival time breaking ties.
+- ``sjf``: ``gang-sjf`` without the gang: a program in service has no precedence, so a shorter
+  program that arrives can take the place of its waiting branches (the simulator's ablation of gang).
 
-Starvation guard (``gang-sjf``): a group not in service whose oldest waiting request has waited
+Starvation guard (``gang-sjf``, ``sjf``): a group not in service whose oldest waiting request has waited
 longer than ``StarvationGuard.bound(estimated service time)`` = clamp(factor × service time,
 floor, cap) seconds is escalated ahead of every program not in service. With the defaults a program
 waits at most 60 s behind an adversarial stream of shorter programs, plus the time to drain what is
@@ -49,6 +51,12 @@ class QueuePolicy(str, Enum):
     PROGRAM_FIFO = "program-fifo"
     GANG = "gang"
     GANG_SJF = "gang-sjf"
+    SJF = "sjf"
+
+    @property
+    def by_remaining_work(self) -> bool:
+        """Ranks programs by estimated remaining work (and so guards against starvation)."""
+        return self in (QueuePolicy.GANG_SJF, QueuePolicy.SJF)
 
     @property
     def is_stock(self) -> bool:
@@ -134,7 +142,7 @@ def group_key(policy: QueuePolicy, view: ProgramView, oldest_queued_at: float, e
         return (1, view.first_arrival, group)
     if policy is QueuePolicy.GANG:
         return (1, 0 if view.in_service else 1, view.first_arrival, group)
-    if view.in_service:
+    if view.in_service and policy is QueuePolicy.GANG_SJF:
         return (0, view.remaining_work, view.first_arrival, group)
     if escalate:
         return (1, oldest_queued_at, view.first_arrival, group)

@@ -49,6 +49,15 @@ def test_sjf_orders_programs_by_remaining_work():
     assert rids(waiting, QueuePolicy.GANG, programs, now) == ["l", "m", "s"]
     programs["LONG"] = view(1.0, in_service=True, work=3000)  # finishing a gang beats SJF
     assert rids(waiting, QueuePolicy.GANG_SJF, programs, now) == ["l", "s", "m"]
+    assert rids(waiting, QueuePolicy.SJF, programs, now) == ["s", "m", "l"]  # sjf: no gang, by work only
+
+
+def test_sjf_without_gang_still_escalates_a_starved_program():
+    waiting = reqs(("a", "LONG", 0.0), ("b", "SHORT", 18.0))
+    programs = {"LONG": view(0.0, work=5000), "SHORT": view(18.0, work=10)}
+    guard = StarvationGuard(factor=4.0, floor_s=5.0, cap_s=15.0)
+    assert rids(waiting, QueuePolicy.SJF, programs, 10.0, guard=guard) == ["b", "a"]
+    assert rids(waiting, QueuePolicy.SJF, programs, 20.0, guard=guard) == ["a", "b"]
 
 
 def test_the_starvation_guard_lifts_a_program_over_programs_not_in_service_but_not_over_a_gang():

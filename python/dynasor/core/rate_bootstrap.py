@@ -27,7 +27,8 @@ MIN_DEFINED = 0.8
 Outcomes = Mapping[float, Sequence[bool | None]]  # rate -> each program's outcome, in trace order
 
 
-def _percentiles(values: list[float], low: float = 0.025, high: float = 0.975) -> tuple[float, float]:
+def percentile_interval(values: list[float], low: float = 0.025, high: float = 0.975) -> tuple[float, float]:
+    """The 2.5th and 97.5th percentiles (by default) of bootstrap replicates."""
     ordered = sorted(values)
     last = len(ordered) - 1
     return ordered[round(low * last)], ordered[round(high * last)]
@@ -41,7 +42,7 @@ def attainment_interval(outcomes: Sequence[bool | None], replicates: int = 2000,
     """95% interval of one window's attainment."""
     rng, n = random.Random(seed), len(outcomes)
     values = [_attainment(outcomes, [rng.randrange(n) for _ in range(n)]) for _ in range(replicates)]
-    return _percentiles(values)
+    return percentile_interval(values)
 
 
 def rate_ratio_intervals(systems: Mapping[str, Outcomes], baselines: Sequence[str], target: float,
@@ -65,7 +66,7 @@ def rate_ratio_intervals(systems: Mapping[str, Outcomes], baselines: Sequence[st
         defined = len(found) / replicates
         entry: dict[str, Any] = {"defined": defined, "low": None, "high": None, "excludes_1": None}
         if found and defined >= MIN_DEFINED:
-            low, high = _percentiles(found)
+            low, high = percentile_interval(found)
             entry.update(low=low, high=high, excludes_1=low > 1.0 or high < 1.0)
         out[name][base] = entry
     return out

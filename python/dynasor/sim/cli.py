@@ -18,10 +18,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from dynasor.sim.background import load_trace
 from dynasor.sim.fit import load_linear
 from dynasor.sim.gpu_profile import GPU_SPECS, load_gpu_profile
 from dynasor.sim.request import EngineLimits
-from dynasor.sim.simulation import SYSTEMS
+from dynasor.sim.simulation import ABLATIONS, ALL_SYSTEMS, SYSTEMS
 from dynasor.sim.step_cost import StepCost
 from dynasor.sim.sweep import SweepSpec, sweep
 from dynasor.sim.workload import WORKLOADS, programs_from_records
@@ -68,7 +69,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--programs", type=int, default=500)
     ap.add_argument("--rates", default="1,2,4,8", help="programs per second")
     ap.add_argument("--slo-scales", default="1.5,3")
-    ap.add_argument("--systems", default=",".join(SYSTEMS))
+    ap.add_argument("--systems", default=",".join(SYSTEMS), help=f"known: {','.join(ALL_SYSTEMS)}")
+    ap.add_argument("--ablations", action="store_true",
+                    help="add the full system with each mechanism taken out (gang, SJF, starvation guard, "
+                         "certaindex, program-aware eviction)")
+    ap.add_argument("--background", type=Path,
+                    help="untagged traffic from a request trace (e.g. ../shared/data/traces/azure_conv.csv)")
+    ap.add_argument("--jobs", type=int, default=2, help="runs played in parallel processes")
     ap.add_argument("--max-running", type=int, help="override the running-request cap")
     ap.add_argument("--kv-tokens", type=int, help="override the KV pool (tokens)")
     ap.add_argument("--replicates", type=int, default=1000)
@@ -88,11 +95,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         workload = WORKLOADS[args.workload]
         detect_at, max_new_tokens = args.detect_at or workload.detect_at, workload.max_new_tokens
         shapes, described = workload.shapes(args.programs, args.seed), workload.describe()
-    unknown = set(args.systems.split(",")) - set(SYSTEMS)
+    systems = args.systems.split(",") + ([s.name for s in ABLATIONS.values()] if args.ablations else [])
+    unknown = set(systems) - set(ALL_SYSTEMS)
     if unknown:
-        ap.error(f"unknown --systems {sorted(unknown)}; known: {','.join(SYSTEMS)}")
+        ap.error(f"unknown --systems {sorted(unknown)}; known: {','.join(ALL_SYSTEMS)}")
+    background = tuple(load_trace(args.background)) if args.background else ()
+    if background:
+        described = {**described, "background": {"trace": args.background.name, "requests_in_trace": len(background)}}
     spec = SweepSpec(tuple(shapes), detect_at, max_new_tokens, _floats(args.rates), _floats(args.slo_scales),
-                     tuple(args.systems.split(",")), args.seed, replicates=args.replicates)
+                     tuple(dict.fromkeys(systems)), args.seed, replicates=args.replicates, background=background)
     from tqdm import tqdm
 
     with tqdm(total=len(spec.systems) * len(spec.rates), desc="simulate", unit="run") as bar:
@@ -100,7 +111,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             bar.set_postfix_str(label)
             bar.update()
 
-        body = sweep(spec, cost, limits, progress=advance)
+        body = sweep(spec, cost, limits, progress=advance, jobs=args.jobs)
     report = {"label": LABEL, "profile": cost.describe(), "limits": limits.__dict__, "workload": described,
               "programs": len(shapes), "rates": list(spec.rates), "slo_scales": list(spec.scales),
               "detect_at": detect_at, "seed": args.seed, **body}

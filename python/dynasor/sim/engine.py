@@ -113,7 +113,7 @@ class SimEngine:
 
     # --- KV accounting ---------------------------------------------------------------------
     def kv_used(self) -> int:
-        held = sum(r.private_kv for r in self.running)
+        held = sum([r.computed - r.shared for r in self.running])  # private_kv, inlined (every step)
         return self.cache.tokens + held + (self.chunked.private_kv if self.chunked else 0)
 
     def kv_free(self) -> int:
@@ -225,8 +225,7 @@ class SimEngine:
             if covered <= 0:
                 break
             if key in req.locked:
-                entry = self.cache.entries[key]
-                entry.tokens = max(entry.tokens, covered)
+                self.cache.grow(key, covered)
             else:
                 self.cache.insert(key, covered, req.program_id, self.now)
                 req.locked.append(key)

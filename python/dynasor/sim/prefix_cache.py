@@ -34,10 +34,7 @@ class PrefixCache:
         self.is_live = is_live
         self.program_aware = program_aware
         self.evicted_tokens = 0
-
-    @property
-    def tokens(self) -> int:
-        return sum(e.tokens for e in self.entries.values())
+        self.tokens = 0  # cached tokens in all entries, kept as entries change (read every step)
 
     @property
     def evictable_tokens(self) -> int:
@@ -83,12 +80,19 @@ class PrefixCache:
         """The prefix's KV entered the tree (its prefill finished); the inserting request holds a lock."""
         entry = self.entries.get(key)
         if entry is None:
-            entry = self.entries[key] = CachedPrefix(tokens, now)
-        entry.tokens = max(entry.tokens, tokens)
+            entry = self.entries[key] = CachedPrefix(0, now)
+        self.grow(key, tokens)
         entry.locks += 1
         entry.last_used = now
         if program_id is not None:
             entry.holders.add(program_id)
+
+    def grow(self, key: str, tokens: int) -> None:
+        """A cached segment now covers ``tokens`` (a chunked prefill extended it)."""
+        entry = self.entries[key]
+        if tokens > entry.tokens:
+            self.tokens += tokens - entry.tokens
+            entry.tokens = tokens
 
     def evict(self, needed: int) -> int:
         """Free at least ``needed`` tokens of unlocked prefixes if it can; returns the tokens freed."""
@@ -101,6 +105,7 @@ class PrefixCache:
                 break
             freed += self.entries.pop(key).tokens
         self.evicted_tokens += freed
+        self.tokens -= freed
         return freed
 
     def _rank(self, key: str) -> tuple:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from dynasor.scheduler.ordering import QueuePolicy
+from dynasor.scheduler.ordering import QueuePolicy, StarvationGuard
+from dynasor.sim.background import BACKGROUND, TraceRequest, background_request
 from dynasor.sim.engine import SimEngine
 from dynasor.sim.programs import ProgramRun, ScProgram
 from dynasor.sim.request import EngineLimits, SimRequest
@@ -25,6 +26,7 @@ class SystemSpec:
     certaindex: bool = False
     launch: str = "together"
     program_eviction: bool = True
+    guard: StarvationGuard = StarvationGuard()
 
     @property
     def tagged(self) -> bool:
@@ -39,6 +41,19 @@ SYSTEMS = {
     # certaindex programs launch staged (the paper's intra-program scheduler, the online benchmark's default)
     "gang-sjf+certaindex": SystemSpec("gang-sjf+certaindex", QueuePolicy.GANG_SJF, certaindex=True, launch="staged"),
 }
+FULL_SYSTEM = "gang-sjf+certaindex"
+NO_GUARD = StarvationGuard(floor_s=float("inf"), cap_s=float("inf"))
+# The full system with one mechanism taken out (the ablation rows of a GPU-scale study).
+ABLATIONS = {
+    "gang": SystemSpec("sjf+certaindex", QueuePolicy.SJF, certaindex=True, launch="staged"),
+    "SJF": SystemSpec("gang+certaindex", QueuePolicy.GANG, certaindex=True, launch="staged"),
+    "starvation guard": SystemSpec("gang-sjf+certaindex/no-guard", QueuePolicy.GANG_SJF, certaindex=True,
+                                   launch="staged", guard=NO_GUARD),
+    "certaindex": SYSTEMS["gang-sjf"],
+    "program-aware eviction": SystemSpec("gang-sjf+certaindex/lru", QueuePolicy.GANG_SJF, certaindex=True,
+                                         launch="staged", program_eviction=False),
+}
+ALL_SYSTEMS = {**SYSTEMS, **{spec.name: spec for spec in ABLATIONS.values()}}
 
 
 @dataclass
@@ -48,6 +63,7 @@ class RunResult:
     busy_seconds: float
     retractions: int
     steps: int
+    background_latencies: list[float] = field(default_factory=list)  # arrival to end, background requests
 
 
 @dataclass(frozen=True)
@@ -64,8 +80,10 @@ class Transport:
 
 
 def run(programs: Sequence[ScProgram], system: SystemSpec, cost: StepCost, limits: EngineLimits,
-        on_step: Callable[[SimEngine], None] | None = None, transport: Transport = Transport()) -> RunResult:
-    engine = SimEngine(cost, limits, system.policy, program_eviction=system.program_eviction)
+        on_step: Callable[[SimEngine], None] | None = None, transport: Transport = Transport(),
+        background: Sequence[TraceRequest] = ()) -> RunResult:
+    """Play ``programs`` (and untagged ``background`` requests at their trace times) to the end."""
+    engine = SimEngine(cost, limits, system.policy, program_eviction=system.program_eviction, guard=system.guard)
     events: list[tuple[float, int, str, object]] = []  # (time, order, kind, what)
     order = itertools.count()
     burst = {"at": -1.0, "n": 0}
@@ -85,6 +103,12 @@ def run(programs: Sequence[ScProgram], system: SystemSpec, cost: StepCost, limit
     engine.on_finish = ended
     for p in programs:
         heapq.heappush(events, (p.arrival, next(order), "program", runs[p.program_id]))
+    sent_at: dict[str, float] = {}  # background request -> its trace arrival
+    for i, row in enumerate(background):
+        req = background_request(i, row)
+        sent_at[req.rid] = row.arrival
+        heapq.heappush(events, (row.arrival, next(order), "submit", req))
+    background_latencies: list[float] = []
     steps = 0
     while events or not engine.idle:
         while events and events[0][0] <= engine.now:
@@ -101,7 +125,10 @@ def run(programs: Sequence[ScProgram], system: SystemSpec, cost: StepCost, limit
                 what.start(engine)
             else:
                 assert isinstance(what, SimRequest)
-                runs[what.source or ""].on_request_end(what, engine, at)
+                if what.source == BACKGROUND:
+                    background_latencies.append(at - sent_at[what.rid])
+                else:
+                    runs[what.source or ""].on_request_end(what, engine, at)
             engine.now = now
         if engine.idle:
             if not events:
@@ -113,4 +140,4 @@ def run(programs: Sequence[ScProgram], system: SystemSpec, cost: StepCost, limit
         if on_step is not None:
             on_step(engine)
     end = max([engine.now] + [r.finished_at or 0.0 for r in runs.values()])
-    return RunResult(list(runs.values()), end, engine.busy_seconds, engine.retractions, steps)
+    return RunResult(list(runs.values()), end, engine.busy_seconds, engine.retractions, steps, background_latencies)

@@ -5,20 +5,30 @@ stock ``fcfs``, every branch to the end (so at scale 1 a deadline is what the pr
 the machine to itself). Each system plays the same programs at every rate (one unit-rate trace,
 time-scaled), so outcomes are paired across systems and rates; the maximum rate at the target
 attainment and its ratio to each baseline, with paired-bootstrap intervals, come from
-``dynasor.core.rate_curve`` and ``dynasor.core.rate_bootstrap``, as in the online benchmark.
+``dynasor.core.rate_curve`` and ``dynasor.core.rate_bootstrap``, as in the online benchmark; the
+tightest SLO scale at each rate and its ratio to each baseline's from ``dynasor.core.slo_scale``.
+
+Background traffic (optional): the trace's requests that arrive while the programs do (up to the
+last program's arrival) are played untagged beside them at their own times, the same at every rate.
+
+Runs are independent: ``jobs`` > 1 plays them in that many processes.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from dynasor.core.rate_bootstrap import attainment_interval, rate_ratio_intervals
 from dynasor.core.rate_curve import max_sustained_rate
+from dynasor.core.slo_scale import slo_ratio_intervals, tightest_scale
+from dynasor.sim.background import TraceRequest, until
 from dynasor.sim.request import EngineLimits
-from dynasor.sim.simulation import SYSTEMS, SystemSpec, run
+from dynasor.sim.simulation import ALL_SYSTEMS, run
 from dynasor.sim.step_cost import StepCost
 from dynasor.sim.workload import ProgramShape, at_rate, unit_arrivals
 
@@ -36,10 +46,26 @@ class SweepSpec:
     seed: int = 0
     target: float = 0.9
     replicates: int = 1000
+    background: tuple[TraceRequest, ...] = ()
+
+
+@dataclass(frozen=True)
+class PlayedRun:
+    """What one (system, rate) run leaves for the report."""
+
+    system: str
+    rate: float
+    latencies: list[float | None]
+    tokens_per_program: float
+    stopped: int
+    retractions: int
+    simulated_seconds: float
+    busy_seconds: float
+    background: list[float]
 
 
 def solo_latencies(spec: SweepSpec, cost: StepCost, limits: EngineLimits) -> list[float]:
-    base = SYSTEMS["sglang-fcfs"]
+    base = ALL_SYSTEMS["sglang-fcfs"]
     out = []
     for program in at_rate(spec.shapes, [0.0] * len(spec.shapes), 1.0, spec.detect_at, spec.max_new_tokens):
         latency = run([program], base, cost, limits).runs[0].latency
@@ -48,42 +74,76 @@ def solo_latencies(spec: SweepSpec, cost: StepCost, limits: EngineLimits) -> lis
     return out
 
 
+def play(spec: SweepSpec, cost: StepCost, limits: EngineLimits, system: str, rate: float) -> PlayedRun:
+    """One system at one rate (a module-level function: worker processes run it)."""
+    unit = unit_arrivals(len(spec.shapes), spec.seed)
+    programs = at_rate(spec.shapes, unit, rate, spec.detect_at, spec.max_new_tokens)
+    background = until(spec.background, programs[-1].arrival) if spec.background else []
+    result = run(programs, ALL_SYSTEMS[system], cost, limits, background=background)
+    return PlayedRun(system, rate, [r.latency for r in result.runs],
+                     sum(r.tokens for r in result.runs) / len(result.runs), sum(r.stopped for r in result.runs),
+                     result.retractions, result.simulated_seconds, result.busy_seconds, result.background_latencies)
+
+
+def _play_job(args: tuple[SweepSpec, StepCost, EngineLimits, str, float]) -> PlayedRun:
+    return play(*args)
+
+
 def sweep(spec: SweepSpec, cost: StepCost, limits: EngineLimits,
-          progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+          progress: Callable[[str], None] | None = None, jobs: int = 1) -> dict[str, Any]:
     started = time.perf_counter()
     solo = solo_latencies(spec, cost, limits)
-    unit = unit_arrivals(len(spec.shapes), spec.seed)
-    per_system: dict[str, Any] = {}
+    work = [(spec, cost, limits, name, rate) for name in spec.systems for rate in spec.rates]
+    played: dict[tuple[str, float], PlayedRun] = {}
+    if jobs > 1:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            for one in pool.map(_play_job, work):
+                played[(one.system, one.rate)] = one
+                if progress is not None:
+                    progress(f"{one.system} @ {one.rate:g}/s")
+    else:
+        for job in work:
+            one = _play_job(job)
+            played[(one.system, one.rate)] = one
+            if progress is not None:
+                progress(f"{one.system} @ {one.rate:g}/s")
+    report = summarize(spec, solo, played)
+    wall = time.perf_counter() - started
+    simulated = sum(p.simulated_seconds for p in played.values())
+    return {**report, "simulated_seconds": simulated, "wall_seconds": wall, "jobs": jobs,
+            "simulated_per_wall_second": simulated / wall}
+
+
+def summarize(spec: SweepSpec, solo: Sequence[float], played: dict[tuple[str, float], PlayedRun]) -> dict[str, Any]:
     outcomes: dict[float, dict[str, dict[float, list[bool | None]]]] = {s: {} for s in spec.scales}
-    simulated = 0.0
+    per_system: dict[str, Any] = {}
     for name in spec.systems:
-        system: SystemSpec = SYSTEMS[name]
         rows = []
         for rate in spec.rates:
-            result = run(at_rate(spec.shapes, unit, rate, spec.detect_at, spec.max_new_tokens), system, cost, limits)
-            simulated += result.simulated_seconds
-            latencies = [r.latency for r in result.runs]
+            one = played[(name, rate)]
             for scale in spec.scales:
                 outcomes[scale].setdefault(name, {})[rate] = [
-                    lat is not None and lat <= scale * s for lat, s in zip(latencies, solo)]
-            rows.append({"rate": rate, "tokens_per_program": sum(r.tokens for r in result.runs) / len(result.runs),
-                         "stopped": sum(r.stopped for r in result.runs), "retractions": result.retractions,
-                         "mean_latency": sum(x or 0.0 for x in latencies) / len(latencies),
-                         "simulated_seconds": result.simulated_seconds, "busy_seconds": result.busy_seconds,
-                         "attainment": {str(s): _share(outcomes[s][name][rate]) for s in spec.scales},
-                         "attainment_interval": {str(s): list(attainment_interval(outcomes[s][name][rate],
-                                                                                  spec.replicates, spec.seed))
-                                                 for s in spec.scales}})
-            if progress is not None:
-                progress(f"{name} @ {rate:g}/s")
+                    lat is not None and lat <= scale * s for lat, s in zip(one.latencies, solo)]
+            finished = [x for x in one.latencies if x is not None]
+            row = {"rate": rate, "tokens_per_program": one.tokens_per_program, "stopped": one.stopped,
+                   "retractions": one.retractions, "unfinished": len(one.latencies) - len(finished),
+                   "mean_latency": sum(finished) / len(finished) if finished else None,
+                   "simulated_seconds": one.simulated_seconds, "busy_seconds": one.busy_seconds,
+                   "attainment": {str(s): _share(outcomes[s][name][rate]) for s in spec.scales},
+                   "attainment_interval": {str(s): list(attainment_interval(outcomes[s][name][rate],
+                                                                            spec.replicates, spec.seed))
+                                           for s in spec.scales}}
+            if spec.background:
+                row["background"] = _latency_summary(one.background)
+            rows.append(row)
         per_system[name] = {"rows": rows}
+    baselines = [b for b in BASELINES if b in spec.systems]
     by_scale: dict[str, Any] = {}
     for scale in spec.scales:
         entry: dict[str, Any] = {}
         for name in spec.systems:
             bound = max_sustained_rate([(r, _share(outcomes[scale][name][r])) for r in spec.rates], spec.target)
             entry[name] = {"max_rate": bound.to_json()}
-        baselines = [b for b in BASELINES if b in spec.systems]
         intervals = rate_ratio_intervals(outcomes[scale], baselines, spec.target, spec.replicates, spec.seed)
         for name in spec.systems:
             ours = entry[name]["max_rate"]
@@ -93,10 +153,29 @@ def sweep(spec: SweepSpec, cost: StepCost, limits: EngineLimits,
                 entry[name][f"max_rate_ratio_vs_{base.removeprefix('sglang-')}"] = {
                     "ratio": point, **intervals[name][base]}
         by_scale[str(scale)] = entry
-    wall = time.perf_counter() - started
-    return {"systems": per_system, "by_scale": by_scale, "solo_latency": {"mean": sum(solo) / len(solo),
-                                                                          "max": max(solo)},
-            "simulated_seconds": simulated, "wall_seconds": wall, "simulated_per_wall_second": simulated / wall}
+    by_rate: dict[str, Any] = {}
+    for rate in spec.rates:
+        slowdowns = {name: [math.inf if lat is None else lat / s
+                            for lat, s in zip(played[(name, rate)].latencies, solo)] for name in spec.systems}
+        ratios = slo_ratio_intervals(slowdowns, baselines, spec.target, spec.replicates, spec.seed)
+        by_rate[str(rate)] = {name: {"tightest_scale": _finite(tightest_scale(slowdowns[name], spec.target)),
+                                     **{f"slo_ratio_vs_{b.removeprefix('sglang-')}": ratios[name][b]
+                                        for b in baselines}}
+                              for name in spec.systems}
+    return {"systems": per_system, "by_scale": by_scale, "by_rate": by_rate,
+            "solo_latency": {"mean": sum(solo) / len(solo), "max": max(solo)}}
+
+
+def _latency_summary(latencies: Sequence[float]) -> dict[str, Any]:
+    ordered = sorted(latencies)
+    if not ordered:
+        return {"requests": 0}
+    return {"requests": len(ordered), "mean_latency": sum(ordered) / len(ordered),
+            "p90_latency": ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]}
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 def _share(values: Sequence[bool | None]) -> float:

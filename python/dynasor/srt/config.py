@@ -70,7 +70,8 @@ class DynasorServerConfig:
                                      rule=lambda v: v >= 1, requirement=">= 1")
     schedule_policy: str = setting(
         QueuePolicy.GANG_SJF.value, "waiting-queue order: stock SGLang fcfs / lpm (SGLang's own code path), "
-        "program-fifo (application FIFO), gang, gang-sjf", choices=tuple(p.value for p in QueuePolicy))
+        "program-fifo (application FIFO), gang, gang-sjf, sjf (gang-sjf without the gang)",
+        choices=tuple(p.value for p in QueuePolicy))
     starvation_factor: float = setting(4.0, "escalate a program waiting longer than this many times its "
                                        "estimated service time", rule=lambda v: v > 0, requirement="> 0")
     starvation_floor_s: float = setting(5.0, "lower bound of the escalation wait, seconds", rule=lambda v: v > 0,

@@ -9,7 +9,8 @@ appended at the end of the README when the markers are missing. Batch results ar
 ``"benchmark": "batch"`` (``bench_batch.py``); online results are ``online_*.json`` (``bench_online.py``),
 read defensively: whatever of machine, sizes, maximum rates and ratios they hold is shown; then the
 scheduler overhead (``bench_overhead.py``), the burst (``bench_burst.py``), the entropy kernel measured
-on a GPU (``bench_entropy.py``) and soak runs (``soak/soak.py``). The renderers are in ``readme/``.
+on a GPU (``bench_entropy.py``), soak runs (``soak/soak.py``) and, under "Simulated at GPU scale", the
+simulator's validation, GPU-scale study and CPU profile (``sim/``). The renderers are in ``readme/``.
 Savings rows are the certaindex and length points at each policy's largest knob (a fixed rule, so no
 point is picked for looking good), plus the best certaindex point, labelled as such. Standard
 library only: it renders JSON and never imports the benchmarks.
@@ -31,14 +32,17 @@ from benchmark.readme.kernels import render_kernels
 from benchmark.readme.online import render_online
 from benchmark.readme.overhead import render_overhead
 from benchmark.readme.sim import render_sim_profile, render_sim_validation
+from benchmark.readme.sim_gpu import HEADING as SIM_HEADING
+from benchmark.readme.sim_gpu import render_sim_gpu
 from benchmark.readme.soak import render_soak
 
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- bench-results:start -->", "<!-- bench-results:end -->"
 
 
-KINDS = ("batch", "online", "overhead", "burst", "kernels", "entropy_live", "chunked", "soak", "sim_profile",
-         "sim_validation")
+KINDS = ("batch", "online", "overhead", "burst", "kernels", "entropy_live", "chunked", "soak", "sim_validation",
+         "sim_gpu", "sim_profile")
+SIM_KINDS = ("sim_validation", "sim_gpu", "sim_profile")  # under one heading, the validation first
 
 
 def kind_of(path: Path, data: Mapping[str, Any]) -> str | None:
@@ -56,6 +60,8 @@ def kind_of(path: Path, data: Mapping[str, Any]) -> str | None:
         return "sim_profile"
     if data.get("benchmark") == "sim_validation":
         return "sim_validation"
+    if data.get("benchmark") == "sim_gpu":
+        return "sim_gpu"
     live = data.get("live")
     if isinstance(live, Mapping) and "paired_ratios" in live:
         return "entropy_live"
@@ -81,7 +87,8 @@ def load_results(results_dir: Path) -> dict[str, list[tuple[Path, dict]]]:
 
 RENDERERS = {"batch": render_batch, "online": render_online, "overhead": render_overhead, "burst": render_burst,
              "kernels": render_kernels, "entropy_live": render_entropy_live, "chunked": render_chunked,
-             "soak": render_soak, "sim_profile": render_sim_profile, "sim_validation": render_sim_validation}
+             "soak": render_soak, "sim_profile": render_sim_profile, "sim_validation": render_sim_validation,
+             "sim_gpu": render_sim_gpu}
 
 
 def render(results_dir: Path, readme: Path) -> str:
@@ -92,6 +99,8 @@ def render(results_dir: Path, readme: Path) -> str:
     if not any(found.values()):
         lines += ["No results yet: run `make bench-quick`.", ""]
     for kind in KINDS:
+        if kind == SIM_KINDS[0] and any(found[k] for k in SIM_KINDS):
+            lines += SIM_HEADING
         for path, data in found[kind]:
             lines += RENDERERS[kind](path, data, readme)
     return "\n".join(lines).rstrip() + "\n" + END

@@ -107,6 +107,33 @@ def test_staged_launch_submits_the_rest_only_when_the_program_goes_on():
     assert len(runs["G"].requests) == 4 and runs["G"].answered == 4
 
 
+def test_deferred_branches_wait_behind_another_program_while_their_first_round_runs():
+    # A: 4 branches, detection at 2 (A-0 ends after 5 tokens, A-1 after 30); B: one branch arriving
+    # just after; 2 may run. When A-0 ends, B's branch and A's deferred A-2 wait for the free slot.
+    def admitted(launch):
+        a = ScProgram("A", 0.0, 50, (5, 30, 30, 30), 64, 2, False)
+        b = ScProgram("B", 0.001, 50, (10,), 64, 1, False)
+        system = SystemSpec(launch, QueuePolicy.GANG_SJF, certaindex=True, launch=launch)
+        runs = {r.program.program_id: r for r in run([a, b], system, COST, EngineLimits(max_running_requests=2)).runs}
+        return runs, {req.rid: req.admitted_at for r in runs.values() for req in r.requests}
+
+    runs, deferred = admitted("deferred")
+    assert [r.deferred for r in runs["A"].requests] == [False, False, True, True]
+    assert deferred["B-0"] < deferred["A-2"]  # deferred: the other program's branch goes first
+    _, together = admitted("together")
+    assert together["A-2"] < together["B-0"]  # together: A is in service, its gang goes first
+    assert runs["A"].answered == 4 and runs["B"].answered == 1
+
+
+def test_a_deferred_program_that_stops_aborts_its_deferred_branches():
+    program = ScProgram("P", 0.0, 50, (5, 5, 30, 30), 64, 2, True)
+    system = SystemSpec("deferred", QueuePolicy.GANG_SJF, certaindex=True, launch="deferred")
+    (stopped,) = run([program], system, COST, EngineLimits(max_running_requests=2)).runs
+    assert stopped.stopped and stopped.answered == 2 and [r.aborted for r in stopped.requests] == [False, False,
+                                                                                                   True, True]
+    assert stopped.tokens == 10  # the deferred branches never ran
+
+
 def test_in_batch_prefix_sharing_holds_back_the_second_request_of_an_uncached_prompt():
     from dynasor.sim.queue_policy import held_for_prefix_sharing
 

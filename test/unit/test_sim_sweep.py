@@ -51,3 +51,28 @@ def test_validation_replays_each_recorded_request():
     (program,) = programs_of(records, cap=4, detect_at=2, max_new_tokens=24)
     assert program.arrival == 1.5 and program.prompt_tokens == 120 and program.stops
     assert program.branch_tokens == (7, 9, 8, 8)  # never-launched branches: the mean, never submitted
+
+
+def test_the_gpu_scale_study_reports_ratios_for_the_full_system_and_every_ablation(tmp_path):
+    from benchmark import report as readme_report
+    from benchmark.sim import gpu_scale
+    from dynasor.sim.simulation import ABLATIONS, FULL_SYSTEM
+
+    out = tmp_path / "sim_gpu.json"
+    key = "h100-llama2-7b/paper-sc+azure-conv"
+    data = gpu_scale.main(["--programs", "30", "--rates", "1,4", "--slo-scales", "2,4", "--only", key,
+                           "--replicates", "30", "--jobs", "1", "--out", str(out)])
+    assert data["label"] == "SIMULATED" and json.loads(out.read_text())["benchmark"] == "sim_gpu"
+    study = data["studies"][key]
+    assert study["workload"]["background"]["rate_per_s"] == gpu_scale.BACKGROUND_RATE
+    assert all(row["background"]["requests"] > 0 for row in study["systems"]["sglang-fcfs"]["rows"])
+    systems = study["summary"]["systems"]
+    assert {FULL_SYSTEM, *(s.name for s in ABLATIONS.values())} <= set(systems)
+    for entry in systems.values():
+        for base in ("fcfs", "lpm"):
+            assert {"ratio", "low", "high", "excludes_1"} <= set(entry["by_scale"]["4.0"][f"max_rate_ratio_vs_{base}"])
+            assert {"ratio", "low", "high"} <= set(entry[f"slo_ratio_vs_{base}"])
+    assert systems["sglang-fcfs"]["slo_ratio_vs_fcfs"]["ratio"] == 1.0
+    section = readme_report.render(tmp_path, tmp_path / "README.md")
+    assert "### Simulated at GPU scale" in section and f"**{key}** (SIMULATED)" in section
+    assert all(f"| {spec.name} (− {mechanism}) |" in section for mechanism, spec in ABLATIONS.items())

@@ -39,6 +39,14 @@ def load_trace(path: Path) -> list[TraceRequest]:
     return sorted(rows, key=lambda r: r.arrival)
 
 
+def at_rate(trace: Sequence[TraceRequest], rate: float) -> list[TraceRequest]:
+    """The trace time-scaled to a mean of ``rate`` requests per second (its gaps keep their shape)."""
+    if rate <= 0:
+        raise ValueError(f"background rate must be > 0, got {rate}")
+    native = len(trace) / max(trace[-1].arrival, 1e-9)
+    return [TraceRequest(r.arrival * native / rate, r.prompt_tokens, r.output_tokens) for r in trace]
+
+
 def until(trace: Sequence[TraceRequest], end_s: float) -> list[TraceRequest]:
     """The trace's requests that arrive before ``end_s``; a shorter trace repeats, its copies one mean
     inter-arrival gap apart."""

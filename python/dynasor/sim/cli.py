@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from dynasor.sim.background import load_trace
+from dynasor.sim.background import at_rate, load_trace
 from dynasor.sim.fit import load_linear
 from dynasor.sim.gpu_profile import GPU_SPECS, load_gpu_profile
 from dynasor.sim.request import EngineLimits
@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                          "certaindex, program-aware eviction)")
     ap.add_argument("--background", type=Path,
                     help="untagged traffic from a request trace (e.g. ../shared/data/traces/azure_conv.csv)")
+    ap.add_argument("--background-rate", type=float, help="time-scale --background to this many requests/s")
     ap.add_argument("--jobs", type=int, default=2, help="runs played in parallel processes")
     ap.add_argument("--max-running", type=int, help="override the running-request cap")
     ap.add_argument("--kv-tokens", type=int, help="override the KV pool (tokens)")
@@ -100,8 +101,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if unknown:
         ap.error(f"unknown --systems {sorted(unknown)}; known: {','.join(ALL_SYSTEMS)}")
     background = tuple(load_trace(args.background)) if args.background else ()
+    if background and args.background_rate:
+        background = tuple(at_rate(background, args.background_rate))
     if background:
-        described = {**described, "background": {"trace": args.background.name, "requests_in_trace": len(background)}}
+        described = {**described, "background": {"trace": args.background.name, "requests_in_trace": len(background),
+                                                 "rate": args.background_rate or "the trace's own"}}
     spec = SweepSpec(tuple(shapes), detect_at, max_new_tokens, _floats(args.rates), _floats(args.slo_scales),
                      tuple(dict.fromkeys(systems)), args.seed, replicates=args.replicates, background=background)
     from tqdm import tqdm

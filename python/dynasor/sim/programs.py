@@ -4,8 +4,10 @@ A program's behaviour is data (``ScProgram``): its prompt length, the output len
 branches (recorded live or drawn from a stated distribution) and whether the certaindex check at
 ``detect_at`` answers stops it. The driver reproduces the live program's control flow with the
 live rule (``at_detection``): ``together`` submits every branch at once; ``staged`` the first
-``detect_at``, and the rest only if the program goes on; a stop aborts what is still in the
-engine. Branches share the prompt as their prefix (one cache entry per program).
+``detect_at``, and the rest only if the program goes on; ``deferred`` every branch at once, those
+beyond ``detect_at`` tagged deferred (the scheduler runs them on idle capacity until the program's
+first round is done); a stop aborts what is still in the engine. Branches share the prompt as their
+prefix (one cache entry per program).
 """
 
 from __future__ import annotations
@@ -61,9 +63,10 @@ class ProgramRun:
     def _launch(self, engine: SimEngine, indices: range) -> None:
         p = self.program
         for i in indices:
+            deferred = self.launch == "deferred" and self.tag and i >= p.detect_at
             req = SimRequest(f"{p.program_id}-{i}", p.program_id if self.tag else None, p.program_id,
-                             p.prompt_tokens, 0, p.branch_tokens[i], p.max_new_tokens, source=p.program_id,
-                             header=p.header)
+                             p.prompt_tokens, 0, p.branch_tokens[i], p.max_new_tokens, deferred=deferred,
+                             source=p.program_id, header=p.header)
             self.requests.append(req)
             (self.submit or engine.submit)(req)
 

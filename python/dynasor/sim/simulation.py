@@ -32,6 +32,12 @@ class SystemSpec:
     def tagged(self) -> bool:
         return not self.policy.is_stock
 
+    def describe(self) -> dict[str, object]:
+        guarded = self.policy.by_remaining_work and self.guard.cap_s != float("inf")
+        return {"policy": self.policy.value, "tagged": self.tagged, "certaindex": self.certaindex,
+                "launch": self.launch, "program_aware_eviction": self.program_eviction and self.tagged,
+                "starvation_guard": self.guard.__dict__ if guarded else None}
+
 
 SYSTEMS = {
     "sglang-fcfs": SystemSpec("sglang-fcfs", QueuePolicy.FCFS),
@@ -40,6 +46,9 @@ SYSTEMS = {
     "gang-sjf": SystemSpec("gang-sjf", QueuePolicy.GANG_SJF),
     # certaindex programs launch staged (the paper's intra-program scheduler, the online benchmark's default)
     "gang-sjf+certaindex": SystemSpec("gang-sjf+certaindex", QueuePolicy.GANG_SJF, certaindex=True, launch="staged"),
+    # every branch sent at once, those past detection deferred: idle capacity runs them early
+    "gang-sjf+certaindex/deferred": SystemSpec("gang-sjf+certaindex/deferred", QueuePolicy.GANG_SJF,
+                                               certaindex=True, launch="deferred"),
 }
 FULL_SYSTEM = "gang-sjf+certaindex"
 NO_GUARD = StarvationGuard(floor_s=float("inf"), cap_s=float("inf"))

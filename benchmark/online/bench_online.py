@@ -73,6 +73,7 @@ class OnlinePreset:
     target: float = 0.9
     sc_launch: str = "staged"
     systems: str = "all"
+    overlap_schedule: bool = True  # SGLang's default; False adds --disable-overlap-schedule to every server
 
 
 # --quick on 2 CPU cores: 5 servers x ~30 s start + ~25 s of oracle solo runs + 6 systems x (3 windows of one
@@ -93,11 +94,13 @@ PRESETS: dict[str, OnlinePreset] = {
                                 systems="sglang-fcfs,sglang-lpm,gang-sjf,gang-sjf+certaindex"),
     # --preset sim-validation: the live run the simulator is checked against (benchmark.sim.validate): every
     # request recorded, the cpu-powered program shape, 24 programs per rate (per-program latencies are compared,
-    # so a few windows suffice), rates from light to the knee. About 20 minutes.
+    # so a few windows suffice), rates from light to the knee. About 20 minutes. Without the overlap scheduler,
+    # which the simulated engine does not model (and the CPU profile is fitted without).
     "sim-validation": OnlinePreset(rates="0.3,0.45,0.6", duration=None, programs_per_rate=24, drain_max=10.0, cap=4,
                                    detect_at=2, max_new_tokens=24, temperature=0.3, levels="0:0.5,1:0.5",
                                    oracle_runs=2, slo_scales="1,1.5,2,3,4", arrivals="scaled", max_running_requests=16,
-                                   systems="sglang-fcfs,sglang-lpm,gang-sjf,gang-sjf+certaindex"),
+                                   systems="sglang-fcfs,sglang-lpm,gang-sjf,gang-sjf+certaindex",
+                                   overlap_schedule=False),
     "full": OnlinePreset(rates="0.5,1,2,4,8", duration=300.0, programs_per_rate=None, drain_max=300.0, cap=20,
                          detect_at=5, max_new_tokens=256, temperature=0.8, levels="1:0.25,2:0.25,3:0.25,4:0.25",
                          oracle_runs=5, slo_scales="0.5,1,1.5,2,2.5,3,4", arrivals="poisson", max_running_requests=0),
@@ -152,6 +155,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--base-deadline", type=float, help="fixed base deadline, seconds (paper SC: 240)")
     ap.add_argument("--difficulty-factors", help="with --base-deadline: e.g. 1:1,2:2,3:3 (default min(level,3))")
     ap.add_argument("--fairness-rate", type=float, help="rate of the fairness CDF (default the highest)")
+    ap.add_argument("--overlap-schedule", action=argparse.BooleanOptionalAction, default=None,
+                    help="SGLang's overlap scheduler in started servers (default on; sim-validation: off)")
     ap.add_argument("--tag", help="output name online_<tag> (default quick / full)")
     ap.add_argument("--out-dir", type=Path, default=RESULTS)
     ap.add_argument("--replay", type=Path, help="re-summarise a saved JSON (new scales/target), no servers")
@@ -198,6 +203,8 @@ def server_extra(args: argparse.Namespace) -> list[str]:
     extra = shlex.split(args.server_args)
     if args.max_running_requests and not any(a.split("=", 1)[0] == "--max-running-requests" for a in extra):
         extra += ["--max-running-requests", str(args.max_running_requests)]
+    if args.overlap_schedule is False and "--disable-overlap-schedule" not in extra:
+        extra.append("--disable-overlap-schedule")
     return extra
 
 

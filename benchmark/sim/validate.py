@@ -8,6 +8,8 @@ request of every program (prompt tokens, completion tokens, aborted). Each syste
 window is replayed in the simulated engine with the CPU profile (``sim_cpu_profile.json``) and the
 live server's limits: the same arrival times, prompts, branch lengths and stop decisions, the
 same queue policy (the real ``dynasor.scheduler`` code for program policies) and launch order.
+The preset's servers run without SGLang's overlap scheduler, which the simulated engine does not
+model (the report says which the live server ran).
 Every prompt starts with its level's few-shot examples, which the radix cache shares across
 programs: they are one cache segment (``few_shot_headers``, measured with the server's tokenizer).
 Reported: per-program latency error |sim − live| / live (median and P90 over programs that
@@ -159,7 +161,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                           spacing_s=measured.get("spacing_s_stated") or 0.0)
     levels = [int(r.get("level") or 0) for e in live["systems"].values() for w in e["windows"] for r in w["records"]]
     headers = {} if args.no_shared_header else few_shot_headers(levels)
+    # the model has no overlap scheduler (results processed one step late, host work beside the forward)
+    live_overlap = "--disable-overlap-schedule" not in server_args
+    if live_overlap:
+        print("warning: the live server ran SGLang's overlap scheduler, which the simulated engine does not model")
     report = {"benchmark": "sim_validation", "label": LABEL, "live": display_path(args.live),
+              "live_overlap_scheduler": live_overlap,
               "profile": cost.describe(),
               "profile_fit": profile.get("fit"), "limits": limits.__dict__, "transport": transport.__dict__,
               "shared_header_tokens": {str(k): v[1] for k, v in headers.items()},

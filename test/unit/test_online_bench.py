@@ -409,6 +409,10 @@ def test_parse_args_quick_defaults_and_errors():
     full = bench_online.parse_args(["--cap", "10", "--slo-scale", "1"])
     assert full.cap == 10 and full.tag == "full" and full.given == {"cap", "slo_scale"} and full.slo_scale == 1.0
     assert full.arrivals == "poisson" and bench_online.server_extra(full) == []
+    validation = bench_online.parse_args(["--preset", "sim-validation"])  # the simulator models no overlap scheduler
+    assert bench_online.server_extra(validation) == ["--max-running-requests", "16", "--disable-overlap-schedule"]
+    kept = bench_online.parse_args(["--preset", "sim-validation", "--overlap-schedule"])
+    assert "--disable-overlap-schedule" not in bench_online.server_extra(kept)
     for bad in (["--oracle", "--base-deadline", "5"], ["--difficulty-factors", "1:1"],
                 ["--server-args", "--schedule-policy lpm"], ["--server-args", "--x 1 --dynasor-schedule-policy=gang"],
                 ["--quick", "--detect-at", "7"], ["--duration", "10", "--programs-per-rate", "3"],

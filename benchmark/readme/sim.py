@@ -32,6 +32,22 @@ def render_sim_profile(path: Path, data: Mapping[str, Any], readme: Path) -> lis
             f"(median of {len(transport.get('samples', []))} round trips)", ""]
 
 
+def _noise_floor(data: Mapping[str, Any]) -> list[str]:
+    repeat = data.get("repeat") or {}
+    floor, again = repeat.get("live_vs_live") or {}, repeat.get("sim_vs_repeat") or {}
+    if not floor.get("programs_compared"):
+        return []
+    solo = floor.get("solo_latency") or {}
+    return [f"Noise floor: the same live configuration ({', '.join(floor.get('systems', []))}) run a second time "
+            f"(`{repeat.get('live')}`) lands from the first by a per-program median "
+            f"**{pct(floor.get('median_latency_error'))}** (P90 {pct(floor.get('p90_latency_error'))}, "
+            f"{floor.get('programs_compared')} programs; largest attainment gap "
+            f"{num(floor.get('max_attainment_gap'), '.2f')}; solo latency per level {solo.get('run')} s in the first "
+            f"run, {solo.get('repeat')} s in the second). Against that second run the simulator's median error is "
+            f"**{pct(again.get('median_latency_error'))}** (P90 {pct(again.get('p90_latency_error'))}, "
+            f"{again.get('programs_compared')} programs).", ""]
+
+
 def render_sim_validation(path: Path, data: Mapping[str, Any], readme: Path) -> list[str]:
     out = [f"#### Simulator validation: SIMULATED vs live CPU engine — `{link(path, readme)}`", "",
            f"Replays `{data.get('live')}` (every request recorded) in the simulator on the CPU profile. "
@@ -40,6 +56,7 @@ def render_sim_validation(path: Path, data: Mapping[str, Any], readme: Path) -> 
            f"(target: median <= 10%); largest attainment gap **{num(data.get('max_attainment_gap'), '.2f')}** "
            f"(target <= 0.1) at SLO scale {data.get('slo_scale')}. Shared few-shot header: "
            f"{data.get('shared_header_tokens')} tokens per level.", "",
+           *_noise_floor(data),
            "| system | launch | rate | attainment live | attainment SIMULATED | median latency error |",
            "|---|---|---|---|---|---|"]
     out += [f"| {name} | {entry.get('launch')} | {row.get('rate')} | {num(row.get('attainment_live'), '.2f')} | "

@@ -27,16 +27,17 @@ from benchmark.common import RESULTS, add_server_flags, display_path, dynasor_se
 from dynasor.sim.fit import fit_linear, read_steps, step_seconds, wall_timed
 
 
-async def send_all(http: Any, prompts: list[list[int]], output: int) -> int:
+async def send_all(http: Any, prompts: list[list[int]], output: int, temperature: float) -> int:
     """The prompts (token ids) at once, each generating ``output`` tokens; how many were sent."""
     bodies = [{"input_ids": ids, "sampling_params": {"max_new_tokens": output, "ignore_eos": True,
-                                                     "temperature": 0.0}} for ids in prompts]
+                                                     "temperature": temperature}} for ids in prompts]
     for reply in await asyncio.gather(*(http.post("/generate", json=b) for b in bodies)):
         reply.raise_for_status()
     return len(bodies)
 
 
-async def sweep(url: str, batches: list[int], prompts: list[int], output: int, seed: int) -> int:
+async def sweep(url: str, batches: list[int], prompts: list[int], output: int, seed: int,
+                temperature: float) -> int:
     import httpx
 
     rng = random.Random(seed)
@@ -45,7 +46,7 @@ async def sweep(url: str, batches: list[int], prompts: list[int], output: int, s
         for prompt in prompts:
             for batch in batches:
                 sent += await send_all(http, [[rng.randrange(100, 20000) for _ in range(prompt)]
-                                              for _ in range(batch)], output)
+                                              for _ in range(batch)], output, temperature)
                 print(f"prompt {prompt:>5} x batch {batch:>3}: done ({sent} requests)", flush=True)
         # prefills over a cached prefix: one request caches `prompt` shared tokens, then batches
         # add 32 tokens of their own each (what programs sharing a few-shot header do)
@@ -53,7 +54,7 @@ async def sweep(url: str, batches: list[int], prompts: list[int], output: int, s
             prefix = [rng.randrange(100, 20000) for _ in range(prompt)]
             for batch in [1, *batches]:
                 sent += await send_all(http, [prefix + [rng.randrange(100, 20000) for _ in range(32)]
-                                              for _ in range(batch)], 2)
+                                              for _ in range(batch)], 2, temperature)
             print(f"cached prefix {prompt:>5}: done ({sent} requests)", flush=True)
     return sent
 
@@ -100,6 +101,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--batches", default="1,2,4,8,16,32")
     ap.add_argument("--prompts", default="32,256,1024")
     ap.add_argument("--output", type=int, default=24, help="tokens per request")
+    ap.add_argument("--temperature", type=float, default=0.3,
+                    help="sampling temperature of the sweep: the workload's (sampling costs time per step on a CPU; "
+                         "greedy is a cheaper path)")
     ap.add_argument("--max-running", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--overlap", action="store_true",
@@ -129,7 +133,7 @@ def main(argv: list[str] | None = None) -> dict:
     flags = ["--dynasor-step-log", str(log), "--max-running-requests", str(args.max_running)]
     with dynasor_server(args, f"{tag}_server", flags + ([] if args.overlap else ["--disable-overlap-schedule"])) \
             as served:
-        sent = asyncio.run(sweep(served.url, batches, prompts, args.output, args.seed))
+        sent = asyncio.run(sweep(served.url, batches, prompts, args.output, args.seed, args.temperature))
         trips = asyncio.run(round_trips(served.url, 10, args.seed))
         server = {**served.info, "server_args": [display_path(log) if a == str(log) else a
                                                   for a in served.info.get("server_args", [])]}
@@ -140,7 +144,7 @@ def main(argv: list[str] | None = None) -> dict:
                               f"fitted by benchmark.sim.profile_cpu ({timing})")
     report = {"benchmark": "sim_cpu_profile", "machine": machine_info(), "server": server,
               "sweep": {"batches": batches, "prompts": prompts, "output_tokens": args.output, "requests": sent,
-                        "max_running_requests": args.max_running},
+                        "max_running_requests": args.max_running, "temperature": args.temperature},
               "overlap_scheduler": args.overlap, "transport": transport,
               "profile": profile.describe(), "fit": fit, "step_log": display_path(log),
               "wall_seconds": time.perf_counter() - started}

@@ -14,7 +14,10 @@ Every prompt starts with its level's few-shot examples, which the radix cache sh
 programs: they are one cache segment (``few_shot_headers``, measured with the server's tokenizer).
 Reported: per-program latency error |sim − live| / live (median and P90 over programs that
 finished live, also per system), and attainment per rate at the live run's own deadlines, live and
-simulated side by side (target: median error <= 10%, attainment within 0.1 at every rate).
+simulated side by side (target: median error <= 10%, attainment within 0.1 at every rate). With
+``--repeat`` (a second live run of some systems, ``--tag sim_validation_repeat``) it also reports
+the noise floor: how far the same live configuration lands from itself, and the simulator's error
+against that second run.
 Writes benchmark/results/sim_validation.json (and a PNG of the attainment curves).
 """
 
@@ -136,6 +139,34 @@ def validate(live: Mapping[str, Any], cost: Any, limits: EngineLimits, scale: fl
             "max_attainment_gap": max(s["max_attainment_gap"] for s in per_system.values())}
 
 
+def live_vs_live(live: Mapping[str, Any], repeat: Mapping[str, Any], scale: float) -> dict[str, Any]:
+    """The same configuration run twice: per-program |repeat − run| / run over the systems and rates
+    both hold (the same programs at the same arrival times), and the attainment gap at the first
+    run's deadlines. What a single live run can be predicted to: the simulator cannot be expected
+    to come closer to a run than the run comes to itself."""
+    errors: list[float] = []
+    gaps: list[float] = []
+    systems = [name for name in live["systems"] if name in repeat["systems"]]
+    for name in systems:
+        for first, second in zip(live["systems"][name]["windows"], repeat["systems"][name]["windows"]):
+            again = {r["index"]: r.get("latency") for r in second["records"]}
+            met = [0, 0]
+            for r in first["records"]:
+                d = deadline(r, live["deadlines"], scale)
+                other = again.get(r["index"])
+                met[0] += r.get("latency") is not None and r["latency"] <= d
+                met[1] += other is not None and other <= d
+                if r.get("latency") and other is not None:
+                    errors.append(abs(other - r["latency"]) / r["latency"])
+            gaps.append(abs(met[0] - met[1]) / max(1, len(first["records"])))
+    if not errors:
+        return {"systems": systems, "programs_compared": 0}
+    return {"systems": systems, "programs_compared": len(errors), "median_latency_error": statistics.median(errors),
+            "p90_latency_error": quantile(errors, 0.9), "max_attainment_gap": max(gaps),
+            "solo_latency": {"run": live["deadlines"].get("solo_latency"),
+                             "repeat": repeat["deadlines"].get("solo_latency")}}
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--live", type=Path, default=RESULTS / "online_sim_validation.json")
@@ -144,6 +175,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     help="the live server's KV pool (its log: max_total_num_tokens)")
     ap.add_argument("--chunked-prefill", type=int, default=4096, help="the live server's chunked_prefill_size")
     ap.add_argument("--slo-scale", type=float, default=2.0)
+    ap.add_argument("--repeat", type=Path, default=RESULTS / "online_sim_validation_repeat.json",
+                    help="a second live run of some of the same systems (the noise floor; skipped if missing)")
     ap.add_argument("--no-shared-header", action="store_true",
                     help="ablation: treat every program's prompt as unshared (no few-shot header segment)")
     ap.add_argument("--out", type=Path, default=RESULTS / "sim_validation.json")
@@ -163,6 +196,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     headers = {} if args.no_shared_header else few_shot_headers(levels)
     # the model has no overlap scheduler (results processed one step late, host work beside the forward)
     live_overlap = "--disable-overlap-schedule" not in server_args
+    profile_temperature = (profile.get("sweep") or {}).get("temperature", 0.0)
+    if profile_temperature != live["program"]["sampling_params"].get("temperature"):
+        print(f"warning: the profile was swept at temperature {profile_temperature}, the live programs sampled at "
+              f"{live['program']['sampling_params'].get('temperature')} (sampling costs time per step on a CPU)")
     if live_overlap:
         print("warning: the live server ran SGLang's overlap scheduler, which the simulated engine does not model")
     report = {"benchmark": "sim_validation", "label": LABEL, "live": display_path(args.live),
@@ -171,6 +208,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               "profile_fit": profile.get("fit"), "limits": limits.__dict__, "transport": transport.__dict__,
               "shared_header_tokens": {str(k): v[1] for k, v in headers.items()},
               **validate(live, cost, limits, args.slo_scale, headers, transport)}
+    if args.repeat and args.repeat.exists():
+        repeat = json.loads(args.repeat.read_text())
+        again = validate(repeat, cost, limits, args.slo_scale, headers, transport)
+        report["repeat"] = {"live": display_path(args.repeat),
+                            "live_vs_live": live_vs_live(live, repeat, args.slo_scale),
+                            "sim_vs_repeat": {k: again[k] for k in ("median_latency_error", "p90_latency_error",
+                                                                    "programs_compared", "max_attainment_gap")}}
+        floor = report["repeat"]["live_vs_live"]
+        print(f"[noise floor] the same live configuration run twice ({', '.join(floor['systems'])}): median "
+              f"|repeat - run| / run {floor.get('median_latency_error', float('nan')):.3f}, P90 "
+              f"{floor.get('p90_latency_error', float('nan')):.3f}; simulator vs the repeat run: median "
+              f"{again['median_latency_error']:.3f}, P90 {again['p90_latency_error']:.3f}")
     args.out.write_text(json.dumps(report, indent=1))
     print(f"[{LABEL}] median latency error {report['median_latency_error']:.3f}, P90 {report['p90_latency_error']:.3f} "
           f"over {report['programs_compared']} programs; max attainment gap {report['max_attainment_gap']:.3f}")

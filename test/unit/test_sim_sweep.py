@@ -76,3 +76,18 @@ def test_the_gpu_scale_study_reports_ratios_for_the_full_system_and_every_ablati
     section = readme_report.render(tmp_path, tmp_path / "README.md")
     assert "### Simulated at GPU scale" in section and f"**{key}** (SIMULATED)" in section
     assert all(f"| {spec.name} (− {mechanism}) |" in section for mechanism, spec in ABLATIONS.items())
+
+
+def test_the_noise_floor_compares_the_same_programs_across_two_live_runs():
+    from benchmark.sim.validate import live_vs_live
+
+    def run(latencies, solo):
+        records = [{"index": i, "level": 0, "latency": x} for i, x in enumerate(latencies)]
+        return {"deadlines": {"base_deadline": 2.0, "factors": {}, "solo_latency": {"0": solo}},
+                "systems": {"sglang-fcfs": {"windows": [{"records": records}]}, "gang": {"windows": []}}}
+
+    first, second = run([2.0, 4.0, 3.0, None], 2.0), run([3.0, 4.0, 3.0, 1.0], 1.5)
+    floor = live_vs_live(first, second, 1.0)  # deadlines at 2.0 s: the first run meets 1 of 4, the second 1
+    assert floor["systems"] == ["sglang-fcfs", "gang"] and floor["programs_compared"] == 3
+    assert floor["median_latency_error"] == 0.0 and abs(floor["p90_latency_error"] - 0.4) < 1e-9  # of 0, 0, 0.5
+    assert floor["max_attainment_gap"] == 0.0 and floor["solo_latency"] == {"run": {"0": 2.0}, "repeat": {"0": 1.5}}

@@ -37,13 +37,14 @@ def _noise_floor(data: Mapping[str, Any]) -> list[str]:
     floor, again = repeat.get("live_vs_live") or {}, repeat.get("sim_vs_repeat") or {}
     if not floor.get("programs_compared"):
         return []
-    solo = floor.get("solo_latency") or {}
+    solo = {run: ", ".join(f"level {k}: {num(v, '.2f')} s" for k, v in (levels or {}).items())
+            for run, levels in (floor.get("solo_latency") or {}).items()}
     return [f"Noise floor: the same live configuration ({', '.join(floor.get('systems', []))}) run a second time "
             f"(`{repeat.get('live')}`) lands from the first by a per-program median "
             f"**{pct(floor.get('median_latency_error'))}** (P90 {pct(floor.get('p90_latency_error'))}, "
             f"{floor.get('programs_compared')} programs; largest attainment gap "
-            f"{num(floor.get('max_attainment_gap'), '.2f')}; solo latency per level {solo.get('run')} s in the first "
-            f"run, {solo.get('repeat')} s in the second). Against that second run the simulator's median error is "
+            f"{num(floor.get('max_attainment_gap'), '.2f')}; solo latency {solo.get('run')} in the first run, "
+            f"{solo.get('repeat')} in the second). Against that second run the simulator's median error is "
             f"**{pct(again.get('median_latency_error'))}** (P90 {pct(again.get('p90_latency_error'))}, "
             f"{again.get('programs_compared')} programs).", ""]
 

@@ -23,7 +23,9 @@ def ratio_cell(cell: Mapping[str, Any] | None) -> str:
     if cell.get("low") is None:
         return f"{cell['ratio']:.2f}x [no interval]"
     text = f"{cell['ratio']:.2f}x [{cell['low']:.2f}, {cell['high']:.2f}]"
-    return f"**{text}**" if cell.get("excludes_1") else text
+    # bold only where the shown bounds exclude 1.00 (an interval of [0.993, 0.999] reads as 1.00)
+    shown_excludes = round(cell["low"], 2) > 1.0 or round(cell["high"], 2) < 1.0
+    return f"**{text}**" if cell.get("excludes_1") and shown_excludes else text
 
 
 def _rate(bound: Mapping[str, Any] | None) -> str:
@@ -41,7 +43,7 @@ def render_sim_gpu(path: Path, data: Mapping[str, Any], readme: Path) -> list[st
     out = [f"#### SIMULATED GPU-scale study — `{link(path, readme)}`", "",
            f"{data.get('programs_per_rate')} programs per rate point, rates {data.get('rates')} programs/s, "
            f"deadline = SLO scale x the program's solo latency, target attainment "
-           f"{data.get('target_attainment')}; ratios are paired-bootstrap 95% intervals (bold: excludes 1.0); "
+           f"{data.get('target_attainment')}; ratios: paired-bootstrap 95% intervals (bold: excludes 1.00 as shown); "
            f"{num(data.get('wall_seconds'), '.0f')} s wall on the 2-core build machine.", ""]
     for key, study in (data.get("studies") or {}).items():
         summary = study.get("summary") or {}

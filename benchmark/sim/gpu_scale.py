@@ -34,8 +34,8 @@ from typing import Any
 
 from benchmark.common import RESULTS, machine_info
 from dynasor.datasets.loaders import default_data_dir
-from dynasor.sim.background import BACKGROUND_MAX_NEW_TOKENS, at_rate, load_trace
-from dynasor.sim.cli import LABEL, load_profile
+from dynasor.sim.background import BACKGROUND_MAX_NEW_TOKENS, load_trace, rescaled
+from dynasor.sim.cli import LABEL, draw_attainment, load_profile
 from dynasor.sim.simulation import ABLATIONS, ALL_SYSTEMS, FULL_SYSTEM
 from dynasor.sim.sweep import BASELINES, SweepSpec, sweep
 from dynasor.sim.workload import PAPER_SC
@@ -56,7 +56,7 @@ def study(profile: str, workload: str, programs: int, rates: tuple[float, ...], 
     described: dict[str, Any] = PAPER_SC.describe()
     if workload.endswith("+azure-conv"):
         trace_path = data_dir / "traces" / "azure_conv.csv"
-        background = tuple(at_rate(load_trace(trace_path), BACKGROUND_RATE))
+        background = tuple(rescaled(load_trace(trace_path), BACKGROUND_RATE))
         described = {**described, "background": {
             "trace": "traces/azure_conv.csv", "rate_per_s": BACKGROUND_RATE, "tagged": False,
             "max_new_tokens_stated": BACKGROUND_MAX_NEW_TOKENS,
@@ -103,16 +103,8 @@ def plot(report: dict[str, Any], path: Path) -> None:
                              squeeze=False)
     for row_axes, (key, body) in zip(axes, studies.items()):
         for ax, scale in zip(row_axes, scales):
-            for name in SYSTEM_ORDER:
-                rows = body["systems"][name]["rows"]
-                style = "-" if name in (*BASELINES, FULL_SYSTEM, DEFERRED) else ":"
-                ax.plot([r["rate"] for r in rows], [r["attainment"][str(scale)] for r in rows], style, marker="o",
-                        markersize=3, label=name)
-            ax.axhline(0.9, color="grey", linestyle=":", linewidth=1)
-            ax.set_title(f"{LABEL}: {key}, SLO scale {scale:g}", fontsize=9)
-            ax.set_xlabel("program rate (programs/s)")
-            ax.set_ylabel("deadline attainment")
-            ax.grid(alpha=0.3)
+            draw_attainment(ax, {name: body["systems"][name] for name in SYSTEM_ORDER}, scale,
+                            f"{key}, SLO scale {scale:g}", dotted=[s.name for s in ABLATIONS.values()])
     axes[0][0].legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -39,7 +39,7 @@ def load_trace(path: Path) -> list[TraceRequest]:
     return sorted(rows, key=lambda r: r.arrival)
 
 
-def at_rate(trace: Sequence[TraceRequest], rate: float) -> list[TraceRequest]:
+def rescaled(trace: Sequence[TraceRequest], rate: float) -> list[TraceRequest]:
     """The trace time-scaled to a mean of ``rate`` requests per second (its gaps keep their shape)."""
     if rate <= 0:
         raise ValueError(f"background rate must be > 0, got {rate}")

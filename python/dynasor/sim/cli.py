@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from dynasor.sim.background import at_rate, load_trace
+from dynasor.sim.background import load_trace, rescaled
 from dynasor.sim.fit import load_linear
 from dynasor.sim.gpu_profile import GPU_SPECS, load_gpu_profile
 from dynasor.sim.request import EngineLimits
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ap.error(f"unknown --systems {sorted(unknown)}; known: {','.join(ALL_SYSTEMS)}")
     background = tuple(load_trace(args.background)) if args.background else ()
     if background and args.background_rate:
-        background = tuple(at_rate(background, args.background_rate))
+        background = tuple(rescaled(background, args.background_rate))
     if background:
         described = {**described, "background": {"trace": args.background.name, "requests_in_trace": len(background),
                                                  "rate": args.background_rate or "the trace's own"}}
@@ -142,15 +143,22 @@ def plot(report: dict[str, Any], path: Path) -> None:
     scales = report["slo_scales"]
     fig, axes = plt.subplots(1, len(scales), figsize=(5 * len(scales), 4), squeeze=False)
     for ax, scale in zip(axes[0], scales):
-        for name, entry in report["systems"].items():
-            rows = entry["rows"]
-            ax.plot([r["rate"] for r in rows], [r["attainment"][str(scale)] for r in rows], marker="o", label=name)
-        ax.axhline(0.9, color="grey", linestyle=":", linewidth=1)
-        ax.set_title(f"{LABEL}: {report['profile'].get('name')}, SLO scale {scale:g}", fontsize=9)
-        ax.set_xlabel("program rate (programs/s)")
-        ax.set_ylabel("deadline attainment")
-        ax.grid(alpha=0.3)
+        draw_attainment(ax, report["systems"], scale, f"{report['profile'].get('name')}, SLO scale {scale:g}")
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def draw_attainment(ax: Any, systems: dict[str, Any], scale: float, title: str,
+                    dotted: Collection[str] = ()) -> None:
+    """One axis: each system's attainment vs rate at ``scale`` (``dotted``: drawn as dotted lines)."""
+    for name, entry in systems.items():
+        rows = entry["rows"]
+        ax.plot([r["rate"] for r in rows], [r["attainment"][str(scale)] for r in rows],
+                ":" if name in dotted else "-", marker="o", markersize=3, label=name)
+    ax.axhline(0.9, color="grey", linestyle=":", linewidth=1)
+    ax.set_title(f"{LABEL}: {title}", fontsize=9)
+    ax.set_xlabel("program rate (programs/s)")
+    ax.set_ylabel("deadline attainment")
+    ax.grid(alpha=0.3)

@@ -20,6 +20,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,15 +96,8 @@ def sweep(spec: SweepSpec, cost: StepCost, limits: EngineLimits,
     solo = solo_latencies(spec, cost, limits)
     work = [(spec, cost, limits, name, rate) for name in spec.systems for rate in spec.rates]
     played: dict[tuple[str, float], PlayedRun] = {}
-    if jobs > 1:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            for one in pool.map(_play_job, work):
-                played[(one.system, one.rate)] = one
-                if progress is not None:
-                    progress(f"{one.system} @ {one.rate:g}/s")
-    else:
-        for job in work:
-            one = _play_job(job)
+    with ProcessPoolExecutor(max_workers=jobs) if jobs > 1 else nullcontext() as pool:
+        for one in (pool.map if pool is not None else map)(_play_job, work):
             played[(one.system, one.rate)] = one
             if progress is not None:
                 progress(f"{one.system} @ {one.rate:g}/s")

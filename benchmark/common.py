@@ -35,7 +35,10 @@ def _version(dist: str) -> str | None:
 
 
 def machine_info() -> dict[str, Any]:
-    """Platform, CPUs, library versions, thread setting and commit a result was measured with."""
+    """Platform, CPUs, library versions, thread and oneDNN cache settings, and commit a result was
+    measured with."""
+    from dynasor.srt.server_defaults import onednn_cache_env
+
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                                 timeout=10, check=False).stdout.strip() or None
@@ -43,7 +46,8 @@ def machine_info() -> dict[str, Any]:
         commit = None
     return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
             "cpu_count": os.cpu_count(), "python": platform.python_version(), "torch": _version("torch"),
-            "sglang": _version("sglang"), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "git_commit": commit}
+            "sglang": _version("sglang"), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+            "onednn_cache_capacity": onednn_cache_env(), "git_commit": commit}
 
 
 # --- servers ---------------------------------------------------------------------------------

@@ -11,6 +11,10 @@ import tempfile
 from pathlib import Path
 
 DEFAULT_HOST = "127.0.0.1"
+# Entries in each of torch's two oneDNN caches on CPU: ideep's (LRU_CACHE_CAPACITY) and oneDNN's
+# primitive cache (ONEDNN_PRIMITIVE_CACHE_CAPACITY).
+ONEDNN_CACHE_CAPACITY = 128
+ONEDNN_CACHE_VARIABLES = ("LRU_CACHE_CAPACITY", "ONEDNN_PRIMITIVE_CACHE_CAPACITY")
 DEFAULT_PORT = 30000
 
 # (flag, value or None for a boolean switch)
@@ -62,6 +66,18 @@ def with_defaults(argv: list[str], on_cpu: bool) -> list[str]:
     return out
 
 
+def onednn_cache_env() -> dict[str, str]:
+    """Bounds on torch's oneDNN caches for a CPU server process; the caller's values win.
+
+    bfloat16 linear layers run as oneDNN matmuls whose primitives are cached per token count of
+    the batch, about 1 MB each, up to 1,024 per cache by default. A server keeps meeting new batch
+    sizes, so its memory grew ~3 MB/min through a 30-minute soak
+    (benchmark/results/soak_onednn_default.json). 128 entries bound it and still hold the decode
+    batch sizes in use (both caches are LRU); a miss costs one primitive creation (~0.3 ms).
+    """
+    return {name: os.environ.get(name, str(ONEDNN_CACHE_CAPACITY)) for name in ONEDNN_CACHE_VARIABLES}
+
+
 def cpu_env() -> dict[str, str]:
     """Environment for an SGLang server process on CPU.
 
@@ -76,6 +92,7 @@ def cpu_env() -> dict[str, str]:
         "GLOO_SOCKET_IFNAME": "lo",
         "SGLANG_DISTRIBUTED_INIT_METHOD_OVERRIDE": f"file://{rendezvous}",
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+        **onednn_cache_env(),
     }
 
 

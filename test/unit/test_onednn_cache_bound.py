@@ -1,7 +1,7 @@
 """The CPU server environment bounds the memory torch's oneDNN caches keep per batch shape.
 
 bfloat16 linear layers on CPU run as oneDNN matmuls cached per token count; a long-running server
-meets new batch sizes for hours. These tests run the same shape sweep in fresh interpreters with and
+keeps meeting new batch sizes. These tests run the same shape sweep in fresh interpreters with and
 without the bound and compare their resident memory, so a torch release that renames or ignores
 the variables fails here instead of in a soak.
 """

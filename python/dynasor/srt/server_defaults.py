@@ -11,11 +11,11 @@ import tempfile
 from pathlib import Path
 
 DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 30000
 # Entries in each of torch's two oneDNN caches on CPU: ideep's (LRU_CACHE_CAPACITY) and oneDNN's
 # primitive cache (ONEDNN_PRIMITIVE_CACHE_CAPACITY).
 ONEDNN_CACHE_CAPACITY = 128
 ONEDNN_CACHE_VARIABLES = ("LRU_CACHE_CAPACITY", "ONEDNN_PRIMITIVE_CACHE_CAPACITY")
-DEFAULT_PORT = 30000
 
 # (flag, value or None for a boolean switch)
 CPU_DEFAULT_FLAGS: list[tuple[str, str | None]] = [

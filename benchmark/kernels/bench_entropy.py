@@ -4,9 +4,12 @@ without the sampler hook.
     python -m benchmark.kernels.bench_entropy                 # kernel table + live table (CPU server)
     python -m benchmark.kernels.bench_entropy --skip-live     # kernel table only (torch + triton, no SGLang)
     python -m benchmark.kernels.bench_entropy --url http://127.0.0.1:30000   # live part against a running server
+    python -m benchmark.kernels.bench_entropy --skip-live --sweep --baseline-kernel OLD.py   # GPU, vs an older kernel
 
 On CPU the "kernel" is the dispatcher's vectorised torch path; on CUDA it is the Triton kernel, and
-the table adds achieved GB/s (logits bytes read once) against the device's measured copy bandwidth.
+the table adds achieved GB/s (logits bytes read once) against the device's measured copy bandwidth,
+the time without the top-k part (``topk`` 0), and, with ``--baseline-kernel``, the time of another
+version of ``entropy_triton.py`` (e.g. the previous commit's) on the same inputs in the same run.
 "Plain torch" is the straightforward unfused computation: softmax and log_softmax at T and at 1,
 then topk. The live part sends the same decode-heavy batch to one Dynasor server, rotating rounds
 with ``return_entropy`` off (the hook does nothing), on, and on with a confidence stop that never
@@ -18,11 +21,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import itertools
 import json
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
@@ -163,24 +168,44 @@ def sweep_configs(device: str, shapes: list[tuple[int, int, torch.dtype]], confi
     return out
 
 
+KernelFn = Callable[[torch.Tensor, torch.Tensor], TokenStats[torch.Tensor]]
+
+
+def load_baseline_kernel(path: Path) -> KernelFn:
+    """``token_stats_triton`` (at its own default launch config) of another copy of the kernel module."""
+    spec = importlib.util.spec_from_file_location("entropy_triton_baseline", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"--baseline-kernel: cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return lambda x, t: module.token_stats_triton(x, t, MAX_TOPK)
+
+
 def kernel_table(device: str, shapes: list[tuple[int, int]], dtypes: list[torch.dtype], compiled: bool,
-                 ceilings: dict | None, config: LaunchConfig | None = None) -> list[dict]:
+                 ceilings: dict | None, config: LaunchConfig | None = None,
+                 baseline: KernelFn | None = None) -> list[dict]:
     rows_out = []
     compiled_fn = torch.compile(lambda x, t: token_stats(x, t, MAX_TOPK, backend="torch")) if compiled else None
     triton_path = device == "cuda" or os.environ.get("TRITON_INTERPRET") == "1"  # interpreted: a dry run on CPU
-    if triton_path:
-        from dynasor.kernels.entropy_triton import DEFAULT_CONFIG, token_stats_triton
 
-        cfg = config or DEFAULT_CONFIG
-        ours = lambda x, t: token_stats_triton(x, t, MAX_TOPK, cfg)
-        one_per_row = lambda x, t: token_stats_triton(x, t, MAX_TOPK, replace(cfg, splits=1))
-    else:
-        ours = lambda x, t: token_stats(x, t, MAX_TOPK)
-        one_per_row = None
+    def kernels_for(rows: int) -> tuple[KernelFn, KernelFn | None, KernelFn | None, LaunchConfig | None]:
+        """(ours, one program per row, ours without top-k, launch config) at this batch size."""
+        if not triton_path:
+            return lambda x, t: token_stats(x, t, MAX_TOPK), None, None, None
+        from dynasor.kernels.entropy_triton import default_config, token_stats_triton
+
+        cfg = config or default_config(rows)
+        return (lambda x, t: token_stats_triton(x, t, MAX_TOPK, cfg),
+                lambda x, t: token_stats_triton(x, t, MAX_TOPK, replace(cfg, splits=1)),
+                lambda x, t: token_stats_triton(x, t, 0, cfg), cfg)
+
     header = (f"{'rows':>5} {'vocab':>7} {'dtype':>8} | {'max err':>8} | "
               f"{'dynasor ms':>10} {'plain ms':>9} {'speedup':>7}")
     if ceilings is not None:
-        header += f" | {'GB/s':>7} {'% read':>6} {'% sheet':>7} | {'1/row ms':>8} | {'host us':>7}"
+        header += (f" | {'GB/s':>7} {'% read':>6} {'% sheet':>7} | {'no top-k':>8} | {'1/row ms':>8} | "
+                   f"{'host us':>7}")
+        header += f" | {'baseline':>8} {'vs base':>7}" if baseline is not None else ""
     header += f" | {'compiled ms':>11}" if compiled else ""
     print(header)
     print("-" * len(header))
@@ -188,25 +213,34 @@ def kernel_table(device: str, shapes: list[tuple[int, int]], dtypes: list[torch.
         for rows, vocab in shapes:
             x = realistic_logits(rows, vocab, dtype, device)
             temps = torch.tensor(TEMPERATURES, device=device).repeat(rows)[:rows]
+            ours, one_per_row, no_topk, cfg = kernels_for(rows)
             err = max_error(ours(x, temps), x, temps)
             measure = device_time if device == "cuda" else (lambda fn: timed(fn, device))
             t_ours = measure(lambda: ours(x, temps))
             t_plain = measure(lambda: plain_torch(x, temps, MAX_TOPK))
             rec = {"rows": rows, "vocab": vocab, "dtype": str(dtype).removeprefix("torch."), "max_abs_error": err,
                    "dynasor_ms": t_ours * 1e3, "plain_torch_ms": t_plain * 1e3, "speedup": t_plain / t_ours}
+            if cfg is not None:
+                rec["config"] = asdict(cfg)
             line = (f"{rows:>5} {vocab:>7} {rec['dtype']:>8} | {err:>8.1e} | {t_ours*1e3:>10.4f} {t_plain*1e3:>9.4f}"
                     f" {t_plain/t_ours:>6.2f}x")
-            if ceilings is not None and one_per_row is not None:
+            if ceilings is not None and one_per_row is not None and no_topk is not None:
                 gbs = x.numel() * x.element_size() / t_ours / 1e9
                 t_one = measure(lambda: one_per_row(x, temps))
+                t_bare = measure(lambda: no_topk(x, temps))
                 sheet = ceilings["datasheet_gb_per_s"]
                 pct_read = 100 * gbs / ceilings["read_gb_per_s"]
                 pct_sheet = 100 * gbs / sheet if sheet else None
                 t_host = host_time(lambda: ours(x, temps)) if device == "cuda" else float("nan")
                 rec.update(gb_per_s=gbs, pct_of_read_bandwidth=pct_read, pct_of_datasheet=pct_sheet,
-                           one_program_per_row_ms=t_one * 1e3, host_launch_us=t_host * 1e6)
+                           topk0_ms=t_bare * 1e3, one_program_per_row_ms=t_one * 1e3, host_launch_us=t_host * 1e6)
                 sheet_text = f"{pct_sheet:.1f}%" if pct_sheet is not None else "-"
-                line += f" | {gbs:>7.0f} {pct_read:>5.1f}% {sheet_text:>7} | {t_one*1e3:>8.4f} | {t_host*1e6:>7.1f}"
+                line += (f" | {gbs:>7.0f} {pct_read:>5.1f}% {sheet_text:>7} | {t_bare*1e3:>8.4f} | "
+                         f"{t_one*1e3:>8.4f} | {t_host*1e6:>7.1f}")
+                if baseline is not None:
+                    t_base = measure(lambda: baseline(x, temps))
+                    rec.update(previous_kernel_ms=t_base * 1e3, speedup_vs_previous_kernel=t_base / t_ours)
+                    line += f" | {t_base*1e3:>8.4f} {t_base/t_ours:>6.2f}x"
             if compiled_fn is not None:
                 t_comp = timed(lambda: compiled_fn(x, temps), device)
                 rec["compiled_ms"] = t_comp * 1e3
@@ -276,10 +310,13 @@ def main() -> None:
     ap.add_argument("--vocab", type=int, nargs="*", default=[32000, 128256, 152064])
     ap.add_argument("--dtypes", nargs="*", default=["bfloat16", "float32"])
     ap.add_argument("--compile", action="store_true", help="also time torch.compile of the CPU path")
-    ap.add_argument("--sweep", action="store_true", help="CUDA: time launch configurations first, table with the best")
+    ap.add_argument("--sweep", action="store_true", help="CUDA: time launch configurations on six shapes first")
     ap.add_argument("--block", type=int, default=None, help="CUDA: scan block (default: the kernel's)")
     ap.add_argument("--num-warps", type=int, default=None)
     ap.add_argument("--programs-per-sm", type=int, default=None)
+    ap.add_argument("--unroll", type=int, default=None)
+    ap.add_argument("--baseline-kernel", type=Path, default=None,
+                    help="CUDA: another entropy_triton.py to time on the same inputs (e.g. the previous commit's)")
     ap.add_argument("--skip-live", action="store_true")
     ap.add_argument("--skip-kernels", action="store_true")
     add_server_flags(ap)
@@ -306,14 +343,16 @@ def main() -> None:
             print(f"{ceilings['device_name']}: copy {ceilings['copy_gb_per_s']:.0f} GB/s, "
                   f"read {ceilings['read_gb_per_s']:.0f} GB/s, datasheet {ceilings['datasheet_gb_per_s']} GB/s",
                   flush=True)
-            from dynasor.kernels.entropy_triton import DEFAULT_CONFIG
+            from dynasor.kernels.entropy_triton import DEFAULT_CONFIG, SMALL_BATCH_CONFIG, SMALL_BATCH_ROWS
 
             overrides = {k: v for k, v in (("block", args.block), ("num_warps", args.num_warps),
-                                           ("programs_per_sm", args.programs_per_sm)) if v is not None}
-            config = replace(DEFAULT_CONFIG, **overrides)
+                                           ("programs_per_sm", args.programs_per_sm), ("unroll", args.unroll))
+                         if v is not None}
+            # without overrides the table runs the kernel's own defaults (by batch size)
+            config = replace(DEFAULT_CONFIG, **overrides) if overrides else None
             if args.sweep:
-                grid = [LaunchConfig(block=b, num_warps=w, programs_per_sm=p)
-                        for b, w, p in itertools.product((1024, 2048, 4096), (4, 8), (2, 4, 8, 16))]
+                grid = [LaunchConfig(block=b, num_warps=w, programs_per_sm=p, unroll=u)
+                        for b, w, p, u in itertools.product((512, 1024, 2048), (4, 8), (4, 8, 16), (2, 4, 8))]
                 grid = grid if args.device == "cuda" else grid[:2]
                 probe = [(2, 5000, torch.float32)] if args.device != "cuda" else [
                     (1, 128256, torch.bfloat16), (16, 128256, torch.bfloat16), (64, 128256, torch.bfloat16),
@@ -328,13 +367,18 @@ def main() -> None:
                     for r in recs:
                         by_cfg.setdefault(json.dumps(r["config"], sort_keys=True), []).append(r["ms"] / fastest)
                 best = min(by_cfg, key=lambda k: statistics.geometric_mean(by_cfg[k]))
-                config = LaunchConfig(**json.loads(best))
                 mean = statistics.geometric_mean(by_cfg[best])
-                print(f"chosen {config}: geometric mean {mean:.3f}x the per-shape best")
-            report["config"] = asdict(config)
+                report["sweep_best_single_config"] = json.loads(best)
+                print(f"best single config {best}: geometric mean {mean:.3f}x the per-shape best")
+            report["config"] = asdict(config) if config else {
+                f"rows < {SMALL_BATCH_ROWS}": asdict(SMALL_BATCH_CONFIG),
+                f"rows >= {SMALL_BATCH_ROWS}": asdict(DEFAULT_CONFIG)}
         else:
             ceilings = None
-        report["kernel"] = kernel_table(args.device, shapes, dtypes, args.compile, ceilings, config)
+        baseline = load_baseline_kernel(args.baseline_kernel) if args.baseline_kernel else None
+        if baseline is not None:
+            report["baseline_kernel"] = args.baseline_kernel.name
+        report["kernel"] = kernel_table(args.device, shapes, dtypes, args.compile, ceilings, config, baseline)
 
     if not args.skip_live:
         with dynasor_server(args, "bench_entropy_server") as served:

@@ -138,6 +138,28 @@ def test_vocabulary_splits_merge_to_the_same_values(splits):
     assert got.sampling_entropy[4].item() == pytest.approx(math.log(2), abs=1e-5)
 
 
+@pytest.mark.parametrize("unroll", [1, 2, 4])
+def test_top_k_entries_sharing_one_lane(unroll):
+    """The top-k search re-reads the lanes with the largest maxima: here all 20 of the largest
+    entries sit in one lane (same index modulo the block), next to a lane holding only the row max,
+    and the values must still match the reference."""
+    from dynasor.kernels.entropy_triton import LaunchConfig, token_stats_triton
+
+    block, vocab = 256, 256 * 40 + 17
+    x = torch.randn(3, vocab, generator=torch.Generator().manual_seed(unroll))
+    x[0, 5 + block * torch.arange(25)] = 10.0 + torch.arange(25, dtype=torch.float32)  # one lane
+    x[0, 77] = 100.0  # another lane: the row max alone
+    x[1, 9 + block * torch.arange(30)] = 6.0  # ties in one lane
+    x[2, -1] = 50.0  # the tail block, masked past the vocabulary
+    temps = torch.tensor([1.0, 0.7, 0.0])
+    for splits in (1, 4):
+        config = LaunchConfig(block=block, splits=splits, unroll=unroll)
+        got = token_stats_triton(x.to(DEVICE), temps.to(DEVICE), MAX_TOPK, config)
+        want = token_stats_reference(x, temps)
+        for field in ("entropy", "sampling_entropy", "topk_confidence"):
+            assert_close(getattr(got, field), getattr(want, field), torch.float32, f"{field}, {splits} splits")
+
+
 def test_splits_must_be_a_power_of_two():
     from dynasor.kernels.entropy_triton import LaunchConfig, choose_splits
 
@@ -147,3 +169,5 @@ def test_splits_must_be_a_power_of_two():
     assert choose_splits(1, 152064, LaunchConfig(block=2048), multiprocessors=132) == 32
     assert choose_splits(256, 152064, LaunchConfig(block=2048), multiprocessors=132) == 2
     assert choose_splits(1024, 152064, LaunchConfig(block=2048), multiprocessors=132) == 1
+    # a long row on a full GPU still splits, so one split's top-k gather stays bounded
+    assert choose_splits(1024, 262144, LaunchConfig(block=512), multiprocessors=132) == 4

@@ -82,22 +82,37 @@ def token_stats_reference(
     return TokenStats(entropy=h1, sampling_entropy=ht, topk_confidence=conf)
 
 
-def _entropy_and_logp(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Entropy of softmax(z) per row, and log-probabilities. Masked (−inf) entries give
-    0·(−inf) = nan in the product, which ``nansum`` drops; a row with no finite entry gives 0."""
-    logp = torch.log_softmax(z, dim=-1)
-    return -torch.nansum(logp.exp().mul_(logp), dim=-1), logp
+# Entries more than 80 nats below their row's max are floored there: they add e^-80 ≈ 2e-35 each,
+# invisible in fp32, and exp() of far smaller values takes x86's slow underflow path and makes
+# denormals (at T = 0.3 the scaled pass took 6x the T = 1 pass: 36 vs 6 ms for 16 rows × 49,152).
+LOG_FLOOR = -80.0
+
+
+def _entropy_lse(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Entropy of softmax(z) and logsumexp(z) per row of fp32 ``z``: ``H = log s − Σ e·d / s`` with
+    ``d = max(z − max z, LOG_FLOOR)``, ``e = e^d``, ``s = Σ e``. Masked (−inf) entries get e = 0;
+    a row with no finite entry gives entropy 0 (and logsumexp −inf)."""
+    top = z.amax(dim=-1, keepdim=True)
+    d = (z - top).clamp_(min=LOG_FLOOR)
+    e = d.exp().masked_fill_(z == float("-inf"), 0.0)
+    s = e.sum(-1)
+    log_s = s.log()
+    entropy = log_s - (e * d).sum(-1) / s
+    top = top.squeeze(-1)
+    finite = torch.isfinite(top)
+    return torch.where(finite, entropy, torch.zeros_like(entropy)), top + torch.where(finite, log_s, 0.0)
 
 
 def _stats_fast(x: torch.Tensor, temps: torch.Tensor, topk: int) -> tuple[torch.Tensor, ...]:
     """fp32 CPU path on fused torch ops; T = 1 work is shared with rows sampled at T = 1."""
-    h1, logp = _entropy_and_logp(x.float())  # log_softmax allocates: the caller's logits stay untouched
+    x32 = x.float()  # every step below allocates: the caller's logits stay untouched
+    h1, lse = _entropy_lse(x32)
     ht = h1.clone()
     greedy = temps <= 0
     scaled = ~greedy & (temps != 1)
     if scaled.any():
         idx = scaled.nonzero().squeeze(-1)
-        ht[idx] = _entropy_and_logp(x[idx].float() / temps[idx, None])[0]
+        ht[idx] = _entropy_lse(x32[idx] / temps[idx, None])[0]
     if greedy.any():
         idx = greedy.nonzero().squeeze(-1)
         rows = x[idx]
@@ -105,7 +120,7 @@ def _stats_fast(x: torch.Tensor, temps: torch.Tensor, topk: int) -> tuple[torch.
         ties = (rows == top).sum(-1).clamp(min=1)
         ht[idx] = torch.where(torch.isinf(top.squeeze(-1)), 0.0, ties.float().log())  # no finite entry: 0
     if topk > 0:
-        top_logp = logp.gather(-1, torch.topk(x, min(topk, x.shape[-1]), dim=-1).indices)
+        top_logp = torch.topk(x, min(topk, x.shape[-1]), dim=-1).values.float() - lse[:, None]
         used = torch.isfinite(top_logp)
         count = used.sum(-1).clamp(min=1)
         conf = -torch.where(used, top_logp, torch.zeros_like(top_logp)).sum(-1) / count

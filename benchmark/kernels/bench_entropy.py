@@ -262,13 +262,14 @@ def live_tag(program_id: str, mode: str) -> dict[str, Any]:
     return tag
 
 
-async def live_throughput(url: str, concurrency: int, max_new_tokens: int, rounds: int) -> dict:
+async def live_throughput(url: str, concurrency: int, max_new_tokens: int, rounds: int,
+                          temperature: float = 0.8) -> dict:
     from benchmark.paired_bootstrap import paired_ratio_interval
     from dynasor.client import AsyncDynasorClient
 
     async with AsyncDynasorClient(url) as client:
         async def one_round(mode: str) -> tuple[float, int]:
-            params = {"max_new_tokens": max_new_tokens, "temperature": 0.8, "ignore_eos": True}
+            params = {"max_new_tokens": max_new_tokens, "temperature": temperature, "ignore_eos": True}
             tag = live_tag(client.new_program(), mode)
             t0 = time.perf_counter()
             outs = await asyncio.gather(*[client.generate(f"Story {i}: once upon a time", params, program=tag)
@@ -300,6 +301,7 @@ async def live_throughput(url: str, concurrency: int, max_new_tokens: int, round
             print(f"  {name}: {entry['ratio']:.3f}x  95% CI [{entry['low']:.3f}, {entry['high']:.3f}]  "
                   f"excludes 1.0: {entry['excludes_1']}")
         return {"concurrency": concurrency, "max_new_tokens": max_new_tokens, "rounds": rounds,
+                "temperature": temperature,
                 **{f"tok_per_s_{mode}": result[mode] for mode in LIVE_MODES}, "paired_ratios": ratios}
 
 
@@ -323,6 +325,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--temperature", type=float, default=0.8, help="sampling temperature of the live requests")
     ap.add_argument("--out", type=Path, default=RESULTS / "bench_entropy.json")
     args = ap.parse_args()
 
@@ -382,7 +385,7 @@ def main() -> None:
 
     if not args.skip_live:
         with dynasor_server(args, "bench_entropy_server") as served:
-            live = live_throughput(served.url, args.concurrency, args.max_new_tokens, args.rounds)
+            live = live_throughput(served.url, args.concurrency, args.max_new_tokens, args.rounds, args.temperature)
             report["live"] = asyncio.run(live)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))

@@ -24,7 +24,8 @@ def render_entropy_live(path: Path, data: Mapping[str, Any], readme: Path) -> li
     means = {mode: sum(live[f"tok_per_s_{mode}"]) / len(live[f"tok_per_s_{mode}"]) for mode in ("off", "on", "stop")}
     ratios = live["paired_ratios"]
     return [f"#### Decode throughput with token stats and the confidence stop (CPU) — `{link(path, readme)}`", "",
-            f"- {live['concurrency']} concurrent tagged requests × {live['max_new_tokens']} tokens, temperature 0.8, "
+            f"- {live['concurrency']} concurrent tagged requests × {live['max_new_tokens']} tokens, temperature "
+            f"{live.get('temperature', 0.8)}, "
             f"rounds rotating the three settings on one server, {data.get('threads')} thread(s)", "",
             "| setting | mean tok/s |", "|---|---|",
             f"| `return_entropy` false (hook idle) | {num(means['off'])} |",

@@ -42,7 +42,9 @@ async def sweep(url: str, batches: list[int], prompts: list[int], output: int, s
 
     rng = random.Random(seed)
     sent = 0
-    async with httpx.AsyncClient(base_url=url, timeout=600) as http:
+    # No keep-alive: a connection idle past uvicorn's keep-alive timeout (5 s, a long batch) can be
+    # closed by the server just as the next batch reuses it (httpx.ReadError).
+    async with httpx.AsyncClient(base_url=url, timeout=600, limits=httpx.Limits(max_keepalive_connections=0)) as http:
         for prompt in prompts:
             for batch in batches:
                 sent += await send_all(http, [[rng.randrange(100, 20000) for _ in range(prompt)]

@@ -159,7 +159,7 @@ def token_stats_scan_kernel(
     ties_row = tl.sum(tl.where((m == m1) & (m != float("-inf")), ties, 0.0), 0)
 
     slots = tl.arange(0, TOPK_PAD)
-    # Slots past TOPK hold +inf so they are never the minimum, i.e. never replaced.
+    # Slots are filled largest first; those past TOPK hold +inf, which _confidence_from skips.
     top = tl.where(slots < TOPK, float("-inf"), float("inf"))
     if TOPK > 0:
         # The TOPK lanes with the largest maxima hold the TOPK largest entries: read them back in one

@@ -21,6 +21,9 @@ setup(
     package_dir={"": "python", "dynasor.kernels": "kernels", "dynasor.scheduler": "scheduler"},
     # The hooks are written against this SGLang release (dynasor.srt.sglang_version checks it at start).
     install_requires=["httpx", "sglang==0.5.23"],
+    # SGLang's router in front of several Dynasor servers; 1.10 is the first release that keeps
+    # sampling_params.custom_params (Dynasor's tags) on /generate (dynasor/core/routing.py).
+    extras_require={"router": ["smg>=1.10"]},
     entry_points={
         "console_scripts": ["dynasor = dynasor.cli:main"],
         "sglang.srt.plugins": ["dynasor = dynasor.srt.plugin:register"],

@@ -8,7 +8,8 @@ The section lies between ``<!-- bench-results:start -->`` and ``<!-- bench-resul
 appended at the end of the README when the markers are missing. Batch results are the files with
 ``"benchmark": "batch"`` (``bench_batch.py``); online results are ``online_*.json`` (``bench_online.py``),
 read defensively: whatever of machine, sizes, maximum rates and ratios they hold is shown; then the
-scheduler overhead (``bench_overhead.py``), the burst (``bench_burst.py``), the entropy kernel measured
+alternating A/B runs (``bench_alternate.py``), the scheduler overhead (``bench_overhead.py``),
+the burst (``bench_burst.py``), the entropy kernel measured
 on a GPU (``bench_entropy.py``), soak runs (``soak/soak.py``) and, under "Simulated at GPU scale", the
 simulator's validation, GPU-scale study and CPU profile (``sim/``). The renderers are in ``readme/``.
 Savings rows are the certaindex and length points at each policy's largest knob (a fixed rule, so no
@@ -25,6 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from benchmark.readme.alternate import render_alternating
 from benchmark.readme.batch import render_batch
 from benchmark.readme.burst import render_burst
 from benchmark.readme.engine import render_chunked, render_entropy_live
@@ -40,8 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- bench-results:start -->", "<!-- bench-results:end -->"
 
 
-KINDS = ("batch", "online", "overhead", "burst", "kernels", "entropy_live", "chunked", "soak", "sim_validation",
-         "sim_gpu", "sim_profile")
+KINDS = ("batch", "online", "alternating", "overhead", "burst", "kernels", "entropy_live", "chunked", "soak",
+         "sim_validation", "sim_gpu", "sim_profile")
 SIM_KINDS = ("sim_validation", "sim_gpu", "sim_profile")  # under one heading, the validation first
 
 
@@ -50,7 +52,7 @@ def kind_of(path: Path, data: Mapping[str, Any]) -> str | None:
         return "batch"
     if path.name.startswith("online_") or str(data.get("benchmark", "")).startswith("online"):
         return "online"
-    if data.get("benchmark") in ("soak", "overhead", "burst"):
+    if data.get("benchmark") in ("soak", "overhead", "burst", "alternating"):
         return str(data["benchmark"])
     if data.get("device") == "cuda" and isinstance(data.get("kernel"), list):
         return "kernels"
@@ -85,7 +87,8 @@ def load_results(results_dir: Path) -> dict[str, list[tuple[Path, dict]]]:
     return found
 
 
-RENDERERS = {"batch": render_batch, "online": render_online, "overhead": render_overhead, "burst": render_burst,
+RENDERERS = {"batch": render_batch, "online": render_online, "alternating": render_alternating,
+             "overhead": render_overhead, "burst": render_burst,
              "kernels": render_kernels, "entropy_live": render_entropy_live, "chunked": render_chunked,
              "soak": render_soak, "sim_profile": render_sim_profile, "sim_validation": render_sim_validation,
              "sim_gpu": render_sim_gpu}

@@ -421,16 +421,19 @@ class ProgramTable:
         return {p.key: p.summary() for p in self.programs.values()}
 
 
-def merge_summaries(per_rank: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
-    """Combine the snapshots of several data-parallel ranks into one view per program."""
+def merge_summaries(per_rank: list[dict[str, dict[str, Any]]],
+                    ranks: list[int] | None = None) -> dict[str, dict[str, Any]]:
+    """Combine the snapshots of several data-parallel ranks (``ranks``: their rank numbers, by default
+    their positions) into one view per program; ``dp_ranks`` lists the ranks that hold it."""
     merged: dict[str, dict[str, Any]] = {}
-    for snapshot in per_rank:
+    for rank, snapshot in zip(range(len(per_rank)) if ranks is None else ranks, per_rank):
         for key, summary in snapshot.items():
             into = merged.get(key)
             if into is None:
-                merged[key] = {**summary, "requests": dict(summary["requests"]),
+                merged[key] = {**summary, "requests": dict(summary["requests"]), "dp_ranks": [rank],
                                "finished_request_token_stats": list(summary["finished_request_token_stats"])}
                 continue
+            into["dp_ranks"] = sorted({*into["dp_ranks"], rank})
             for name, count in summary["requests"].items():
                 into["requests"][name] += count
             into["prompt_tokens"] += summary["prompt_tokens"]

@@ -74,6 +74,7 @@ class OnlinePreset:
     sc_launch: str = "staged"
     systems: str = "all"
     overlap_schedule: bool = True  # SGLang's default; False adds --disable-overlap-schedule to every server
+    dp_size: int = 1  # SGLang's data-parallel ranks per server (--dp-size)
 
 
 # --quick on 2 CPU cores: 5 servers x ~30 s start + ~25 s of oracle solo runs + 6 systems x (3 windows of one
@@ -101,6 +102,14 @@ PRESETS: dict[str, OnlinePreset] = {
                                    oracle_runs=2, slo_scales="1,1.5,2,3,4", arrivals="scaled", max_running_requests=16,
                                    systems="sglang-fcfs,sglang-lpm,gang-sjf,gang-sjf+certaindex",
                                    overlap_schedule=False),
+    # --preset dp-affinity: program affinity across data-parallel ranks (issue 13): the full system on
+    # --dp-size 2 (one core per rank) with every request left to SGLang's dispatch (run first: the latency
+    # ratios are against it), then with its programs kept on one rank; the cpu-powered program shape, one
+    # 100-program trace. About 10 minutes.
+    "dp-affinity": OnlinePreset(rates="0.6", duration=None, programs_per_rate=100, drain_max=10.0, cap=4,
+                                detect_at=2, max_new_tokens=24, temperature=0.3, levels="0:0.5,1:0.5", oracle_runs=2,
+                                slo_scales="1,1.5,2,3,4", arrivals="scaled", max_running_requests=16,
+                                systems="gang-sjf+certaindex+sglang-dispatch,gang-sjf+certaindex", dp_size=2),
     "full": OnlinePreset(rates="0.5,1,2,4,8", duration=300.0, programs_per_rate=None, drain_max=300.0, cap=20,
                          detect_at=5, max_new_tokens=256, temperature=0.8, levels="1:0.25,2:0.25,3:0.25,4:0.25",
                          oracle_runs=5, slo_scales="0.5,1,1.5,2,2.5,3,4", arrivals="poisson", max_running_requests=0),
@@ -116,7 +125,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="small-scale CPU sizes (defaults below marked quick/full); "
                     "the same as --preset quick")
     ap.add_argument("--preset", choices=sorted(PRESETS), help="sizes and systems: quick (smoke run), cpu-powered "
-                    "(>= 100 programs per rate on this CPU, about an hour), full (GPU scale; the default)")
+                    "(>= 100 programs per rate on this CPU, about an hour), dp-affinity (program affinity on "
+                    "--dp-size 2), full (GPU scale; the default)")
     ap.add_argument("--rates", help="programs/s, comma separated (quick 0.15,0.3; full 0.5,1,2,4,8)")
     ap.add_argument("--duration", type=float, help="arrival window per rate, seconds (full 300)")
     ap.add_argument("--programs-per-rate", type=int, help="instead of --duration: each rate's window is N / rate "
@@ -155,6 +165,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--base-deadline", type=float, help="fixed base deadline, seconds (paper SC: 240)")
     ap.add_argument("--difficulty-factors", help="with --base-deadline: e.g. 1:1,2:2,3:3 (default min(level,3))")
     ap.add_argument("--fairness-rate", type=float, help="rate of the fairness CDF (default the highest)")
+    ap.add_argument("--dp-size", type=int, help="SGLang's data-parallel ranks per started server (dp-affinity 2; "
+                    "otherwise 1)")
     ap.add_argument("--overlap-schedule", action=argparse.BooleanOptionalAction, default=None,
                     help="SGLang's overlap scheduler in started servers (default on; sim-validation: off)")
     ap.add_argument("--tag", help="output name online_<tag> (default quick / full)")
@@ -166,7 +178,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     preset = "quick" if args.quick else (args.preset or "full")
     args.quick = preset == "quick"
     args.given = apply_preset(args, PRESETS[preset])
-    args.tag = args.tag or {"cpu-powered": "cpu", "sim-validation": "sim_validation"}.get(preset, preset)
+    args.tag = args.tag or {"cpu-powered": "cpu", "sim-validation": "sim_validation",
+                            "dp-affinity": "dp_affinity"}.get(preset, preset)
     args.preset = preset
     if args.oracle and args.base_deadline is not None:
         ap.error("--oracle and --base-deadline exclude each other")
@@ -205,6 +218,9 @@ def server_extra(args: argparse.Namespace) -> list[str]:
         extra += ["--max-running-requests", str(args.max_running_requests)]
     if args.overlap_schedule is False and "--disable-overlap-schedule" not in extra:
         extra.append("--disable-overlap-schedule")
+    if args.dp_size and args.dp_size > 1 and not any(a.split("=", 1)[0] in ("--dp-size", "--data-parallel-size")
+                                                     for a in extra):
+        extra += ["--dp-size", str(args.dp_size)]
     return extra
 
 

@@ -86,8 +86,10 @@ def _outcome(task: asyncio.Task[ProgramResult]) -> tuple[ProgramResult | None, s
 
 
 def request_rows(generations: Sequence[Generation]) -> list[list[int]]:
-    """What the simulator replays of a program's requests (``benchmark.sim.validate``)."""
-    return [[int(g.meta_info.get("prompt_tokens", 0)), g.completion_tokens, int(g.aborted)] for g in generations]
+    """What the simulator replays of a program's requests (``benchmark.sim.validate``), and the prompt
+    tokens the engine found cached."""
+    return [[int(g.meta_info.get("prompt_tokens", 0)), g.completion_tokens, int(g.aborted),
+             int(g.meta_info.get("cached_tokens") or 0)] for g in generations]
 
 
 def _record(index: int, problem: Problem, arrival: float, latency: float | None, censored_at: float | None,

@@ -45,7 +45,8 @@ class ProgramRecord:
     answer: str | None = None
     certaindex_at_detection: float | None = None
     error: str | None = None
-    # each request of the program in launch order: [prompt tokens, completion tokens, aborted (0/1)]
+    # each request of the program in launch order: [prompt tokens, completion tokens, aborted (0/1),
+    # cached prompt tokens] (runs before the cached column have three)
     requests: list[list[int]] | None = None
 
     @property
@@ -145,4 +146,15 @@ def window_stats(records: Sequence[ProgramRecord], duration: float) -> dict[str,
             "p50_latency": nearest_rank(latencies, 0.5), "p90_latency": nearest_rank(latencies, 0.9),
             "tokens": sum(tokens), "tokens_per_program": sum(tokens) / len(tokens) if tokens else None,
             "accuracy": sum(judged) / len(judged) if judged else None,
-            "stopped_early": sum(r.stopped_early for r in finished)}
+            "stopped_early": sum(r.stopped_early for r in finished), **prompt_cache_stats(records)}
+
+
+def prompt_cache_stats(records: Sequence[ProgramRecord]) -> dict[str, Any]:
+    """Prompt tokens of every request sent, how many the engine found in its prefix cache, and the
+    rest it prefilled (None for runs recorded before the cached column)."""
+    rows = [row for r in records for row in (r.requests or [])]
+    if not rows or any(len(row) < 4 for row in rows):
+        return {"prompt_tokens": None, "cached_tokens": None, "prefill_tokens": None, "cache_hit_rate": None}
+    prompt, cached = sum(row[0] for row in rows), sum(row[3] for row in rows)
+    return {"prompt_tokens": prompt, "cached_tokens": cached, "prefill_tokens": prompt - cached,
+            "cache_hit_rate": cached / prompt if prompt else None}

@@ -23,6 +23,7 @@ from benchmark.online.metrics import (
 )
 from benchmark.online.systems import BASELINES
 from benchmark.online.workload import DeadlineModel
+from benchmark.paired_bootstrap import paired_ratio_interval
 from dynasor.core.rate_bootstrap import attainment_interval, rate_ratio_intervals
 from dynasor.core.rate_curve import RateBound, max_sustained_rate, rate_ratio
 
@@ -107,7 +108,31 @@ def summarize(systems: Mapping[str, Mapping[str, Any]], deadlines: DeadlineModel
                 rate_key(w["rate"]): (theirs[rate_key(w["rate"])] / w["tightest_slo_scale"]
                                       if theirs.get(rate_key(w["rate"])) and w["tightest_slo_scale"] else None)
                 for w in entry["windows"]}
+    _latency_ratios(systems, per_system)
     return {"target": target, "slo_scale": slo_scale, "slo_scales": list(slo_scales), "systems": per_system}
+
+
+def _latency_ratios(systems: Mapping[str, Mapping[str, Any]], per_system: dict[str, Any]) -> None:
+    """Mean program latency of each system over that of the first system run, per rate, with a paired
+    95% bootstrap interval over the programs of the one trace that finished under both."""
+    names = [n for n, run in systems.items() if run.get("windows") and not run.get("error")]
+    if len(names) < 2:
+        return
+    first = names[0]
+
+    def latencies(name: str) -> dict[float, dict[int, float]]:
+        return {w["workload"]["rate"]: {r["index"]: r["latency"] for r in w["records"]
+                                        if r.get("latency") is not None and r.get("error") is None}
+                for w in systems[name]["windows"]}
+
+    theirs = latencies(first)
+    for name in names[1:]:
+        ratios = {}
+        for rate, mine in latencies(name).items():
+            both = sorted(set(mine) & set(theirs.get(rate, {})))
+            if both:
+                ratios[rate_key(rate)] = paired_ratio_interval([mine[i] for i in both], [theirs[rate][i] for i in both])
+        per_system[name]["latency_ratio_vs_first"] = {"first": first, "by_rate": ratios}
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -196,6 +221,45 @@ def _tightest_table(systems: Mapping[str, Any], rates: list[float], target: floa
                  head, rows)
 
 
+def _latency_ratio_table(systems: Mapping[str, Any], rates: list[float]) -> list[str]:
+    rows, first = [], None
+    for name, s in systems.items():
+        entry = s.get("latency_ratio_vs_first")
+        if not entry:
+            continue
+        first = entry["first"]
+        cells = []
+        for r in rates:
+            cell = entry["by_rate"].get(rate_key(r))
+            cells.append("-" if not cell else f"{cell['ratio']:.3f} [{cell['low']:.3f}, {cell['high']:.3f}]"
+                         f"{' excl. 1' if cell['excludes_1'] else ' incl. 1'}")
+        rows.append(f"{name:<38} | " + " | ".join(f"{c:>28}" for c in cells))
+    if not rows:
+        return []
+    head = f"{'system':<38} | " + " | ".join(f"{'at ' + rate_key(r) + '/s':>28}" for r in rates)
+    return _grid(f"mean program latency / that of {first} (paired over the trace's programs, 95% bootstrap)",
+                 head, rows)
+
+
+def _cache_table(systems: Mapping[str, Any], rates: list[float]) -> list[str]:
+    """Prompt tokens the engine found cached, and those it prefilled, per rate (runs that record them)."""
+    head = f"{'system':<38} | " + " | ".join(f"{'hit@' + rate_key(r):>9} {'prefill':>8} {'mean s':>7}" for r in rates)
+    rows = []
+    for name, s in systems.items():
+        by_rate = {w["rate"]: w for w in s["windows"]}
+        if s["error"] or all(by_rate.get(r, {}).get("cache_hit_rate") is None for r in rates):
+            continue
+        cells = []
+        for r in rates:
+            w = by_rate.get(r, {})
+            cells.append(f"{_fmt(w.get('cache_hit_rate'), '.1%'):>9} {_fmt(w.get('prefill_tokens'), 'd'):>8} "
+                         f"{_fmt(w.get('mean_latency'), '.2f'):>7}")
+        rows.append(f"{name:<38} | " + " | ".join(cells))
+    if not rows:
+        return []
+    return _grid("prompt tokens found in the prefix cache, prompt tokens prefilled, mean program latency", head, rows)
+
+
 def _interval_cell(entry: Mapping[str, Any] | None) -> str:
     if not entry:
         return "-"
@@ -231,7 +295,8 @@ def format_tables(summary: Mapping[str, Any]) -> str:
     rates = sorted({w["rate"] for s in systems.values() for w in s["windows"]})
     target = summary["target"]
     lines = (_rate_table(systems, rates, target, summary["slo_scale"]) + _interval_table(systems, rates)
-             + _scale_table(systems, target) + _tightest_table(systems, rates, target))
+             + _scale_table(systems, target) + _tightest_table(systems, rates, target) + _cache_table(systems, rates)
+             + _latency_ratio_table(systems, rates))
     return "\n".join(lines)
 
 

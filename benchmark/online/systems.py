@@ -9,6 +9,7 @@ name                   server   queue policy        allocation
 =====================  =======  ==================  ===================================
 sglang-fcfs            stock    fcfs                even (every program runs to its cap)
 sglang-lpm             stock    lpm                 even
+dynasor-fcfs           Dynasor  fcfs (SGLang's)     even   (control: Dynasor's hooks, stock order)
 program-fifo           Dynasor  program-fifo        even   (Parrot-style application FIFO)
 gang                   Dynasor  gang                even
 gang+certaindex        Dynasor  gang                certaindex (StaticThreshold)
@@ -16,6 +17,10 @@ gang-sjf               Dynasor  gang-sjf            even
 gang-sjf+certaindex    Dynasor  gang-sjf            certaindex: the full system
 gang-sjf+certaindex    Dynasor  gang-sjf            certaindex, the branches beyond detection
 +deferred                                           launched at once, tagged ``deferred``
+gang-sjf+certaindex    Dynasor  gang-sjf            certaindex; with ``--dp-size`` > 1 every request
++sglang-dispatch                                    goes to the rank SGLang's load balancing picks
+                                                    (``--dynasor-dp-placement sglang``), not its
+                                                    program's rank: the affinity ablation
 =====================  =======  ==================  ===================================
 
 Certaindex systems launch self-consistency branches in the order ``--sc-launch`` says (staged by
@@ -46,15 +51,16 @@ class System:
     certaindex: bool
     label: str
     launch: str | None = None  # SelfConsistency launch order; None: the run's --sc-launch
+    flags: tuple[str, ...] = ()  # further server flags of this system only
 
     @property
     def stock(self) -> bool:
         return self.server == "stock"
 
     def server_flags(self) -> list[str]:
-        """The policy flag for this system's server (the only flag that differs between systems)."""
+        """The flags that differ between systems' servers: the policy, and the system's own."""
         flag = "--schedule-policy" if self.stock else "--dynasor-schedule-policy"
-        return [flag, self.schedule_policy]
+        return [flag, self.schedule_policy, *self.flags]
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -63,6 +69,7 @@ class System:
 SYSTEMS: dict[str, System] = {s.name: s for s in (
     System("sglang-fcfs", "stock", "fcfs", False, "SGLang fcfs"),
     System("sglang-lpm", "stock", "lpm", False, "SGLang lpm"),
+    System("dynasor-fcfs", "dynasor", "fcfs", False, "Dynasor server, SGLang's fcfs"),
     System("program-fifo", "dynasor", "program-fifo", False, "program-fifo"),
     System("gang", "dynasor", "gang", False, "gang"),
     System("gang+certaindex", "dynasor", "gang", True, "gang + certaindex"),
@@ -70,6 +77,8 @@ SYSTEMS: dict[str, System] = {s.name: s for s in (
     System("gang-sjf+certaindex", "dynasor", "gang-sjf", True, "gang-sjf + certaindex (full)"),
     System("gang-sjf+certaindex+deferred", "dynasor", "gang-sjf", True, "gang-sjf + certaindex, deferred rest",
            launch="deferred"),
+    System("gang-sjf+certaindex+sglang-dispatch", "dynasor", "gang-sjf", True,
+           "gang-sjf + certaindex, SGLang's DP dispatch", flags=("--dynasor-dp-placement", "sglang")),
 )}
 BASELINES = ("sglang-fcfs", "sglang-lpm")
 # What --systems all runs (gang-sjf without certaindex and the deferred launch are for the powered preset).

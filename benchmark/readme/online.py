@@ -168,6 +168,30 @@ def _online_slo_table(systems: Mapping[str, Any], target: float) -> list[str]:
     return out + [""]
 
 
+def _online_cache_table(systems: Mapping[str, Any]) -> list[str]:
+    """Prompt tokens found in the prefix cache and prompt tokens prefilled (runs that record them)."""
+    rates = _rates(systems)
+    rows = []
+    for name, s in systems.items():
+        if not isinstance(s, Mapping) or s.get("error"):
+            continue
+        by_rate = _windows(s)
+        if all(by_rate.get(r, {}).get("cache_hit_rate") is None for r in rates):
+            continue
+        cells = []
+        for r in rates:
+            w = by_rate.get(r, {})
+            hit = w.get("cache_hit_rate")
+            cells.append("–" if hit is None else f"{hit:.1%} / {num(w.get('prefill_tokens'), 'd')} / "
+                         f"{num(w.get('mean_latency'), '.2f')} s")
+        rows.append(f"| {s.get('label') or name} | " + " | ".join(cells) + " |")
+    if not rows:
+        return []
+    return ["Prompt tokens found in the prefix cache / prompt tokens prefilled / mean program latency, per rate.", "",
+            "| system | " + " | ".join(f"{r:g}/s" for r in rates) + " |", "|---|" + "---|" * len(rates),
+            *rows, ""]
+
+
 def render_online(path: Path, data: Mapping[str, Any], readme: Path) -> list[str]:
     summary: Mapping[str, Any] = data["summary"] if isinstance(data.get("summary"), Mapping) else data
     target = summary.get("target", 0.9)
@@ -186,6 +210,7 @@ def render_online(path: Path, data: Mapping[str, Any], readme: Path) -> list[str
         out += _online_scale_table(systems, target)
         out += _online_level_table(systems)
         out += _online_slo_table(systems, target)
+        out += _online_cache_table(systems)
     else:
         out.append("(no per-system maximum rates in this file)")
     out.append("")

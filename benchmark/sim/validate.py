@@ -75,7 +75,7 @@ def programs_of(records: Sequence[Mapping[str, Any]], cap: int, detect_at: int, 
         requests = r.get("requests") or []
         if not requests:
             continue
-        lengths = [c for _, c, _ in requests]
+        lengths = [int(row[1]) for row in requests]
         mean = round(sum(lengths) / len(lengths)) or 1
         branches = tuple(lengths + [mean] * (cap - len(lengths)))[:cap]
         level = int(r.get("level") or 0)

@@ -8,18 +8,22 @@
     client.abort_program(pid)    # abort everything it still has waiting or running
 
 Both clients speak SGLang's native ``/generate`` plus the ``/dynasor/...`` endpoints. Untagged
-calls (``program=None``) work against a stock SGLang server too.
+calls (``program=None``) work against a stock SGLang server too. A tagged request carries its
+program's routing key for SGLang's router; ``router=True`` says ``base_url`` is that router, and
+program status, listings, load and aborts go to every worker it lists (``dynasor.core.routing``).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from dynasor.core.tag import ProgramTag, new_program_id, tag_sampling_params
+from dynasor.core import routing
+from dynasor.core.tag import ProgramTag, new_program_id, program_id_of, tag_sampling_params
 
 DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=10.0)
 
@@ -52,6 +56,7 @@ class _Call:
     method: str
     path: str
     body: dict[str, Any] | None = None
+    headers: dict[str, str] | None = None
 
 
 def _generate_call(
@@ -61,11 +66,19 @@ def _generate_call(
     rid: str | None,
     extra: Mapping[str, Any],
 ) -> _Call:
-    body: dict[str, Any] = {"sampling_params": tag_sampling_params(sampling_params, program), **extra}
+    tagged = tag_sampling_params(sampling_params, program)
+    body: dict[str, Any] = {"sampling_params": tagged, **extra}
     body["input_ids" if isinstance(prompt, list) else "text"] = prompt
     if rid is not None:
         body["rid"] = rid
-    return _Call("POST", "/generate", body)
+    return _Call("POST", "/generate", body, routing.routing_headers(program_id_of(tagged)))
+
+
+def _answer(response: httpx.Response) -> tuple[int, Any]:
+    try:
+        return response.status_code, response.json()
+    except ValueError:
+        return response.status_code, response.text
 
 
 def _decode(response: httpx.Response) -> Any:
@@ -80,6 +93,30 @@ def _decode(response: httpx.Response) -> Any:
 
 class _Calls:
     """The calls both clients share; subclasses only differ in how they send one."""
+
+    router = False
+    _WORKERS = _Call("GET", "/workers")
+
+    @staticmethod
+    def _merged(call: _Call, replies: list[tuple[int, Any]], url: str) -> Any:
+        """The answer of a ``/dynasor`` call sent to every worker behind a router."""
+        for status, body in replies:
+            if status >= 400 and status != 404:
+                raise DynasorHTTPError(status, body, url + call.path)
+        found = [body for status, body in replies if status == 200]
+        try:
+            if call.path == "/dynasor/programs":
+                return routing.merge_listings(found)
+            if call.path == "/dynasor/load":
+                return routing.merge_loads(found)
+            if call.method == "POST":
+                return routing.merge_abort(replies)
+            return routing.merge_program(replies)
+        except routing.NotOnAnyWorker as e:
+            raise DynasorHTTPError(404, {"error": {"message": str(e), "code": 404}}, url + call.path) from None
+
+    def _fans_out(self, call: _Call) -> bool:
+        return self.router and call.path.startswith("/dynasor/")
 
     @staticmethod
     def new_program() -> str:
@@ -113,12 +150,18 @@ class _Calls:
 class DynasorClient(_Calls):
     """Blocking client (``httpx.Client``)."""
 
-    def __init__(self, base_url: str, timeout: httpx.Timeout | float = DEFAULT_TIMEOUT, api_key: str | None = None):
+    def __init__(self, base_url: str, timeout: httpx.Timeout | float = DEFAULT_TIMEOUT, api_key: str | None = None,
+                 router: bool = False):
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
         self._http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, headers=headers)
+        self.router = router
 
     def _send(self, call: _Call) -> Any:
-        return _decode(self._http.request(call.method, call.path, json=call.body))
+        if self._fans_out(call):
+            urls = routing.worker_urls(self._send(self._WORKERS))
+            replies = [_answer(self._http.request(call.method, url + call.path, json=call.body)) for url in urls]
+            return self._merged(call, replies, str(self._http.base_url))
+        return _decode(self._http.request(call.method, call.path, json=call.body, headers=call.headers))
 
     def generate(self, prompt: str | list[int], sampling_params: Mapping[str, Any] | None = None,
                  program: str | ProgramTag | Mapping[str, Any] | None = None, rid: str | None = None,
@@ -162,13 +205,19 @@ class AsyncDynasorClient(_Calls):
     """Asyncio client (``httpx.AsyncClient``)."""
 
     def __init__(self, base_url: str, timeout: httpx.Timeout | float = DEFAULT_TIMEOUT, api_key: str | None = None,
-                 max_connections: int = 256):
+                 max_connections: int = 256, router: bool = False):
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._http = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout, headers=headers, limits=limits)
+        self.router = router
 
     async def _send(self, call: _Call) -> Any:
-        return _decode(await self._http.request(call.method, call.path, json=call.body))
+        if self._fans_out(call):
+            urls = routing.worker_urls(await self._send(self._WORKERS))
+            replies = await asyncio.gather(*(self._http.request(call.method, url + call.path, json=call.body)
+                                             for url in urls))
+            return self._merged(call, [_answer(r) for r in replies], str(self._http.base_url))
+        return _decode(await self._http.request(call.method, call.path, json=call.body, headers=call.headers))
 
     async def generate(self, prompt: str | list[int], sampling_params: Mapping[str, Any] | None = None,
                        program: str | ProgramTag | Mapping[str, Any] | None = None, rid: str | None = None,

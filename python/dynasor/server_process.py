@@ -65,12 +65,13 @@ class ServerProcess:
     """One server process (with its own process group) and its log file."""
 
     def __init__(self, argv: list[str], env: dict[str, str], url: str, log_path: Path,
-                 instance_id: str | None = None) -> None:
+                 instance_id: str | None = None, workers: Sequence[str] = ()) -> None:
         self.argv = argv
         self.env = env
         self.url = url
         self.log_path = log_path
         self.instance_id = instance_id  # the launch id a Dynasor server must report (None: not checked)
+        self.workers = [w.rstrip("/") for w in workers]  # a router: ready once it serves all of them
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -93,6 +94,18 @@ class ServerProcess:
 
         argv, env = stock_sglang_command(model_path, ["--host", "127.0.0.1", "--port", str(port), *extra_args], python)
         return cls(argv, env, f"http://127.0.0.1:{port}", log_path)
+
+    @classmethod
+    def smg_router(cls, port: int, log_path: Path, worker_urls: Sequence[str], extra_args: Sequence[str] = (),
+                   python: str = sys.executable) -> ServerProcess:
+        """SGLang's router (``smg``) on 127.0.0.1:port in front of ``worker_urls``, routing by program
+        (``manual`` policy on Dynasor's routing key, new keys to the least loaded worker; see
+        ``dynasor.core.routing``). Its metrics listener stays on loopback too."""
+        argv = [python, "-m", "smg.launch_router", "--host", "127.0.0.1", "--port", str(port),
+                "--worker-urls", *worker_urls, "--policy", "manual", "--assignment-mode", "min_load",
+                "--prometheus-host", "127.0.0.1", "--prometheus-port", str(free_port()), "--log-level", "warn",
+                *extra_args]
+        return cls(argv, dict(os.environ), f"http://127.0.0.1:{port}", log_path, workers=worker_urls)
 
     @property
     def pid(self) -> int | None:
@@ -125,6 +138,15 @@ class ServerProcess:
         """The server answering at ``url`` is the one this object started."""
         return self.instance_id is None or instance_of(self.url) == self.instance_id
 
+    def serves_its_workers(self) -> bool:
+        """A router answers /health before it has registered its workers: ready once it lists every
+        one of them as ready (``GET /workers``)."""
+        if not self.workers:
+            return True
+        listed = httpx.get(self.url + "/workers", timeout=5).json().get("workers", [])
+        ready = {str(w.get("url", "")).rstrip("/") for w in listed if w.get("status") == "ready"}
+        return set(self.workers) <= ready
+
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -133,9 +155,10 @@ class ServerProcess:
                 self.stop()  # its children (scheduler, detokenizer) may still be alive
                 raise RuntimeError(f"server exited early (code {code}); log tail:\n{self.log_tail()}")
             try:
-                if httpx.get(self.url + "/health", timeout=5).status_code == 200 and self.is_ours():
+                if (httpx.get(self.url + "/health", timeout=5).status_code == 200 and self.is_ours()
+                        and self.serves_its_workers()):
                     return
-            except httpx.HTTPError:
+            except (httpx.HTTPError, ValueError):
                 pass
             time.sleep(1.0)
         self.stop()

@@ -103,6 +103,9 @@ def test_merge_across_data_parallel_ranks():
     assert a["state"] == "running"
     assert merged[program_key(B)]["requests"]["waiting"] == 1
     assert r0.snapshot(0.0)[program_key(A)]["requests"]["waiting"] == 0  # inputs not mutated
+    assert a["dp_ranks"] == [0, 1] and merged[program_key(B)]["dp_ranks"] == [1]
+    by_rank_number = merge_summaries([r1.snapshot(0.0), r0.snapshot(0.0)], ranks=[1, 0])
+    assert by_rank_number[program_key(B)]["dp_ranks"] == [1]
 
 
 def test_token_stats_aggregates_mean_entropy_and_lowest_window_confidence():

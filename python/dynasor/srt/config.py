@@ -31,6 +31,7 @@ ENV_ENABLED = "DYNASOR_ENABLED"
 ENV_CONFIG = "DYNASOR_SERVER_CONFIG"
 ENV_TREE_CORE = "SGLANG_UNIFIED_RADIX_TREE_CORE_BACKEND"
 EVICTION_CHOICES = ("program", "sglang")
+DP_PLACEMENT_CHOICES = ("program", "sglang")
 FLAG_PREFIX = "--dynasor-"
 
 
@@ -81,6 +82,9 @@ class DynasorServerConfig:
     eviction: str = setting("program", "radix-cache eviction: 'program' evicts prefixes held only by done programs "
                             "before those of live programs (uses SGLang's Python tree core); 'sglang' keeps "
                             "SGLang's own", choices=EVICTION_CHOICES)
+    dp_placement: str = setting("program", "with --dp-size > 1: 'program' serves every request of a program on one "
+                                "rank (new programs on the rank with fewest outstanding requests); 'sglang' leaves "
+                                "every request to SGLang's --load-balance-method", choices=DP_PLACEMENT_CHOICES)
     step_log: str = setting("", "append one JSON line per scheduling step to this file (time in scheduling, forward, "
                             "queue ordering and radix cache; for finding where throughput goes; off when empty)")
     allow_unsupported_sglang: bool = setting(False, "start even if the installed SGLang is not the version Dynasor's "

@@ -32,6 +32,7 @@ from typing import Any
 from sglang.srt.managers import scheduler as sgl_scheduler
 from sglang.srt.managers.schedule_batch import FINISH_ABORT, Req
 from sglang.srt.managers.scheduler_components.output_streamer import SchedulerOutputStreamer
+from sglang.srt.runtime_context import get_parallel
 
 from dynasor.core.tag import ABORTED_MARKER
 from dynasor.srt.config import process_config
@@ -157,6 +158,7 @@ class DynasorScheduler(sgl_scheduler.Scheduler):
         load = self.load_inquirer.get_loads()  # taken now (SGLang's /v1/loads may be a snapshot of minutes ago)
         out.internal_state[STATE_KEY] = {
             "sglang_version": SUPPORTED_SGLANG_VERSION,
+            "dp_rank": get_parallel().dp_rank or 0,
             "load": {"running": load.num_running_reqs, "waiting": load.num_waiting_reqs,
                      "used_tokens": load.num_used_tokens, "cached_tokens": self.tree_cache.evictable_size(),
                      "capacity_tokens": self.max_total_num_tokens,

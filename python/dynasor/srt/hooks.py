@@ -20,7 +20,7 @@ from dynasor.srt.openai_mode_hooks import handle_chat_request, handle_completion
 from dynasor.srt.queue_order_hooks import keep_deprioritized, order_with_programs, skip_lpm_sort
 from dynasor.srt.sampler_hooks import collect_token_stats, sample_with_token_stats
 from dynasor.srt.sglang_version import SUPPORTED_SGLANG_VERSION
-from dynasor.srt.tokenizer_hooks import abort_program_when_client_leaves, validate_request_tags
+from dynasor.srt.tokenizer_hooks import abort_program_when_client_leaves, check_and_route_request
 
 
 def _always(config: DynasorServerConfig) -> bool:
@@ -45,7 +45,7 @@ _OPENAI = "sglang.srt.entrypoints.openai."
 
 HOOKS: tuple[Hook, ...] = (
     Hook(_MANAGERS + "scheduler.Scheduler", "REPLACE", DynasorScheduler),
-    Hook(_MANAGERS + "tokenizer_manager.TokenizerManager.generate_request", "BEFORE", validate_request_tags),
+    Hook(_MANAGERS + "tokenizer_manager.TokenizerManager.generate_request", "BEFORE", check_and_route_request),
     Hook(_MANAGERS + "tokenizer_manager.TokenizerManager.generate_request", "AROUND",
          abort_program_when_client_leaves),
     Hook("sglang.srt.layers.sampler.Sampler.forward", "AROUND", sample_with_token_stats),

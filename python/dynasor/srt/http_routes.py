@@ -1,7 +1,8 @@
 """``/dynasor/...`` HTTP endpoints, added to SGLang's FastAPI app by the Dynasor launcher.
 
 - ``GET  /dynasor/programs``: every program in the scheduler's table, by program key.
-- ``GET  /dynasor/programs/{program_id}``: one program (the caller proves it holds the id).
+- ``GET  /dynasor/programs/{program_id}``: one program (the caller proves it holds the id); with
+  ``--dp-size`` > 1 ``dp_ranks`` names the data-parallel ranks that serve it (one: ``dp_placement.py``).
 - ``POST /dynasor/programs/{program_id}/abort``: abort every waiting and running request of the
   program, including requests still being tokenized (they are aborted once dispatched). Callers
   of those requests get finish reason ``abort``; SGLang frees their KV. The abort is final: a
@@ -47,7 +48,9 @@ async def _dynasor_states() -> list[dict[str, Any]]:
 
 
 async def _programs() -> dict[str, dict[str, Any]]:
-    return merge_summaries([s.get("programs", {}) for s in await _dynasor_states()])
+    states = await _dynasor_states()
+    return merge_summaries([s.get("programs", {}) for s in states],
+                           [int(s.get("dp_rank", i)) for i, s in enumerate(states)])
 
 
 class ProgramRoutes:

@@ -16,7 +16,7 @@ import sys
 from dynasor.core.instance import instance_of
 from dynasor.modes.job import ModeRunner
 from dynasor.srt.config import DynasorServerConfig
-from dynasor.srt.server_defaults import cpu_env
+from dynasor.srt.server_defaults import bind_cpu_ranks, cpu_env
 from dynasor.srt.server_state import ServerState, activate_server_state
 from dynasor.srt.sglang_version import UnsupportedSGLangError, check_sglang_version
 
@@ -47,7 +47,12 @@ def serve(config: DynasorServerConfig, sglang_argv: list[str], on_cpu: bool, mod
     except HookCheckError as e:
         raise SystemExit(f"dynasor serve: {e}") from None
     server_args = prepare_server_args(sglang_argv)
-    state = ServerState(config, mode_runner)
+    if on_cpu:
+        try:
+            bind_cpu_ranks(server_args.dp_size * server_args.tp_size * server_args.pp_size)
+        except ValueError as e:
+            raise SystemExit(f"dynasor serve: {e}") from None
+    state = ServerState(config, mode_runner, dp_size=server_args.dp_size)
     activate_server_state(state)
     install_routes(http_server.app, state)
     url = f"http://{server_args.host}:{server_args.port}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import MutableMapping, Sequence
 from pathlib import Path
 
 DEFAULT_HOST = "127.0.0.1"
@@ -16,6 +17,10 @@ DEFAULT_PORT = 30000
 # primitive cache (ONEDNN_PRIMITIVE_CACHE_CAPACITY).
 ONEDNN_CACHE_CAPACITY = 128
 ONEDNN_CACHE_VARIABLES = ("LRU_CACHE_CAPACITY", "ONEDNN_PRIMITIVE_CACHE_CAPACITY")
+# SGLang's CPU core sets, one per rank ("0-3|4-7"); without it SGLang wants one NUMA node per rank.
+CPU_BIND_VARIABLE = "SGLANG_CPU_OMP_THREADS_BIND"
+PARALLEL_FLAGS = (("--dp-size", "--data-parallel-size"), ("--tp-size", "--tensor-parallel-size"),
+                  ("--pp-size", "--pipeline-parallel-size"))
 
 # (flag, value or None for a boolean switch)
 CPU_DEFAULT_FLAGS: list[tuple[str, str | None]] = [
@@ -78,6 +83,47 @@ def onednn_cache_env() -> dict[str, str]:
     return {name: os.environ.get(name, str(ONEDNN_CACHE_CAPACITY)) for name in ONEDNN_CACHE_VARIABLES}
 
 
+def ranks_in_argv(argv: list[str]) -> int:
+    """Processes of one server, data x tensor x pipeline parallel, as SGLang counts them for CPU binding."""
+    ranks = 1
+    for names in PARALLEL_FLAGS:
+        values = [v for v in (flag_value(argv, name) for name in names) if v is not None]
+        ranks *= int(values[-1]) if values else 1
+    return ranks
+
+
+def _cpu_list(cores: Sequence[int]) -> str:
+    contiguous = list(cores) == list(range(cores[0], cores[-1] + 1))
+    if len(cores) == 1:
+        return str(cores[0])
+    return f"{cores[0]}-{cores[-1]}" if contiguous else ",".join(map(str, cores))
+
+
+def cpu_rank_binding(ranks: int, cores: Sequence[int] | None = None) -> str | None:
+    """SGLang's per-rank core sets for ``ranks`` CPU processes: the cores this process may use, split
+    into even contiguous shares ("0|1", "0-3|4-7"); None for a single rank (SGLang binds it itself)."""
+    if ranks <= 1:
+        return None
+    usable = sorted(os.sched_getaffinity(0) if cores is None else cores)
+    if len(usable) < ranks:
+        raise ValueError(f"{ranks} ranks (dp x tp x pp) need at least one CPU core each; this process may use "
+                         f"{len(usable)}. Give fewer ranks, or set {CPU_BIND_VARIABLE} yourself")
+    share, extra = divmod(len(usable), ranks)
+    groups, start = [], 0
+    for rank in range(ranks):
+        end = start + share + (1 if rank < extra else 0)
+        groups.append(_cpu_list(usable[start:end]))
+        start = end
+    return "|".join(groups)
+
+
+def bind_cpu_ranks(ranks: int, env: MutableMapping[str, str] = os.environ) -> None:
+    """Fill in ``SGLANG_CPU_OMP_THREADS_BIND`` for a multi-rank CPU server when the caller did not."""
+    binding = None if CPU_BIND_VARIABLE in env else cpu_rank_binding(ranks)
+    if binding is not None:
+        env[CPU_BIND_VARIABLE] = binding
+
+
 def cpu_env() -> dict[str, str]:
     """Environment for an SGLang server process on CPU.
 
@@ -103,4 +149,5 @@ def stock_sglang_command(model_path: str, argv: list[str], python: str) -> tuple
     env = {k: v for k, v in os.environ.items() if not k.startswith("DYNASOR_") and k != "TRITON_INTERPRET"}
     if on_cpu:
         env.update(cpu_env())
+        bind_cpu_ranks(ranks_in_argv(args), env)
     return [python, "-m", "sglang.launch_server", *args], env

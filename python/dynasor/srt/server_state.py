@@ -1,6 +1,7 @@
 """What a Dynasor server keeps in its main process (the one with SGLang's TokenizerManager and HTTP
-routes), owned by one object: the config, the dynasor modes' runner, and the programs aborted
-through ``POST /dynasor/programs/{id}/abort``.
+routes), owned by one object: the config, the dynasor modes' runner, the programs aborted
+through ``POST /dynasor/programs/{id}/abort``, and with ``--dp-size`` > 1 the rank of every program
+(``dp_placement.py``).
 
 ``serve`` builds and activates the ``ServerState``; the main-process hooks and routes reach it
 through ``current_server_state()``, which is None where no Dynasor server was launched (then the
@@ -13,6 +14,7 @@ import time
 from collections import OrderedDict
 
 from dynasor.modes.job import ModeRunner
+from dynasor.scheduler.program_placement import ProgramPlacement
 from dynasor.srt.config import DynasorServerConfig
 
 
@@ -46,10 +48,12 @@ class AbortedPrograms:
 
 
 class ServerState:
-    def __init__(self, config: DynasorServerConfig, mode_runner: ModeRunner | None = None) -> None:
+    def __init__(self, config: DynasorServerConfig, mode_runner: ModeRunner | None = None, dp_size: int = 1) -> None:
         self.config = config
         self.mode_runner = mode_runner
         self.aborted = AbortedPrograms(config.program_ttl, config.max_done_programs)
+        affinity = dp_size > 1 and config.dp_placement == "program"
+        self.placement = ProgramPlacement(dp_size, config.program_ttl) if affinity else None
 
 
 _current: ServerState | None = None

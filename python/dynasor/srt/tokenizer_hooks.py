@@ -1,10 +1,12 @@
 """Main-process hooks on SGLang's TokenizerManager (written against sglang==0.5.23).
 
-- BEFORE ``generate_request``: tags are validated before a request is tokenized, so a malformed tag
-  costs no scheduler work: SGLang turns the ``ValueError`` raised here into HTTP 400 with the
-  message (``/generate`` and the OpenAI endpoints) or raises it to the caller (``sglang.Engine``).
+- BEFORE ``generate_request`` (``check_and_route_request``): tags are validated before a request is
+  tokenized, so a malformed tag costs no scheduler work: SGLang turns the ``ValueError`` raised here
+  into HTTP 400 with the message (``/generate`` and the OpenAI endpoints) or raises it to the caller
+  (``sglang.Engine``).
   A request of a program aborted on this server gets ``ABORTED_MARKER`` (an abort is final: the
-  scheduler ends it at once, see ``dynasor_scheduler.py``).
+  scheduler ends it at once, see ``dynasor_scheduler.py``). Then, with ``--dp-size`` > 1, a tagged
+  request is routed to its program's data-parallel rank (``dp_placement.py``).
 - AROUND ``generate_request``: when the consumer of a tagged request goes away before its final
   output (the HTTP client disconnected, or the caller cancelled), every live request of the program
   is aborted, so a dropped client leaves nothing running. SGLang alone aborts just that request.
@@ -19,6 +21,7 @@ from typing import Any
 
 from dynasor.core.abort import abort_when_dispatched, dispatched_by
 from dynasor.core.tag import ABORTED_MARKER, program_id_of, tag_from_sampling_params, validate_tagged_rid
+from dynasor.srt.dp_placement import place_on_dp_rank
 from dynasor.srt.server_state import current_server_state
 
 logger = logging.getLogger(__name__)
@@ -59,6 +62,12 @@ def validate_request_tags(tokenizer_manager: Any, obj: Any, *args: Any, **kwargs
         else:
             validate_tagged_rid(rids, "rid")
         _mark_aborted(sp, state is not None and state.aborted.contains(tag.program_id))
+
+
+def check_and_route_request(tokenizer_manager: Any, obj: Any, *args: Any, **kwargs: Any) -> None:
+    """BEFORE hook on ``TokenizerManager.generate_request``: the tag check, then the rank."""
+    validate_request_tags(tokenizer_manager, obj, *args, **kwargs)
+    place_on_dp_rank(tokenizer_manager, obj)
 
 
 def _program_ids(obj: Any) -> set[str]:

@@ -1,0 +1,104 @@
+"""Two Dynasor servers behind SGLang's router (``smg``, ``manual`` policy on Dynasor's routing key).
+
+Through the router: tags survive ``/generate`` and the OpenAI routes, every request of a program
+reaches one worker (all of it, so its later branches hit that worker's prefix cache), and program
+status and abort reach the worker that holds the program (the client fans ``/dynasor`` calls out
+to the router's workers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from dynasor.client import AsyncDynasorClient, DynasorHTTPError
+from dynasor.core.routing import routing_headers
+from dynasor.server_process import ServerProcess, free_port
+
+from .conftest import LOG_DIR, PROGRAM_TTL
+from .test_abort import wait_program
+from .test_data_parallel import BRANCHES, run_program
+
+
+@pytest.fixture(scope="module")
+def routed() -> Iterator[tuple[str, list[str]]]:
+    workers = [ServerProcess.dynasor(free_port(), LOG_DIR / f"dynasor-worker{i}.log",
+                                     ["--max-running-requests", "8", "--dynasor-program-ttl", str(PROGRAM_TTL)])
+               for i in range(2)]
+    router = ServerProcess.smg_router(free_port(), LOG_DIR / "smg-router.log", [w.url for w in workers])
+    try:
+        for server in (*workers, router):
+            server.start(timeout=900)
+        yield router.url, [w.url for w in workers]
+    finally:
+        for server in (router, *workers):
+            server.stop()
+
+
+async def holders(pid: str, worker_urls: list[str]) -> list[tuple[int, dict]]:
+    """(worker index, summary) of every worker that knows the program, asked directly."""
+    found = []
+    for i, url in enumerate(worker_urls):
+        async with AsyncDynasorClient(url) as direct:
+            try:
+                found.append((i, await direct.program(pid)))
+            except DynasorHTTPError as err:
+                assert err.status == 404
+    return found
+
+
+async def test_programs_reach_one_worker_whole_and_hit_its_cache(routed):
+    router_url, worker_urls = routed
+    async with AsyncDynasorClient(router_url, router=True) as client:
+        results = await asyncio.gather(*(run_program(client, i) for i in range(4)))
+        used = set()
+        for pid, outs in results:
+            found = await holders(pid, worker_urls)
+            assert len(found) == 1, found  # the tag survived the router, and one worker has the program
+            worker, summary = found[0]
+            assert summary["requests"]["total"] == BRANCHES and summary["requests"]["finished"] == BRANCHES
+            used.add(worker)
+            cached = [out["meta_info"]["cached_tokens"] for out in outs]
+            print(f"\n[router] program on worker {worker}: cached tokens per branch {cached}")
+            assert all(c > 0 for c in cached[1:]), cached
+            assert (await client.program(pid))["requests"]["total"] == BRANCHES  # status through the router
+        assert used == {0, 1}  # new programs go to the less loaded worker
+
+
+async def test_openai_route_keeps_the_tag_through_the_router(routed):
+    router_url, worker_urls = routed
+    async with AsyncDynasorClient(router_url, router=True) as client:
+        pid = client.new_program()
+    tag = {"custom_params": {"dynasor": {"program_id": pid}}}
+    async with httpx.AsyncClient(base_url=router_url, timeout=120) as http:
+        model = (await http.get("/v1/models")).json()["data"][0]["id"]  # the router routes by model id
+        for prompt in ("1, 2, 3,", "4, 5, 6,"):
+            reply = await http.post("/v1/completions", headers=routing_headers(pid),
+                                    json={"model": model, "prompt": prompt, "max_tokens": 4, **tag})
+            assert reply.status_code == 200, reply.text
+            assert "token_stats" in reply.json()["choices"][0]  # a tagged request gets its token stats
+    found = await holders(pid, worker_urls)
+    assert len(found) == 1 and found[0][1]["requests"]["total"] == 2
+
+
+async def test_abort_through_the_router_ends_the_program_on_its_worker(routed):
+    router_url, _ = routed
+    async with AsyncDynasorClient(router_url, router=True) as client:
+        victim = client.new_program()
+        long = {"max_new_tokens": 3000, "temperature": 0.8, "ignore_eos": True}
+        tasks = [asyncio.create_task(client.generate(f"Tell story {i} about a dragon.", long, program=victim))
+                 for i in range(BRANCHES)]
+        await wait_program(client, victim, lambda s: s["requests"]["running"] == BRANCHES)
+        reply = await client.abort_program(victim)
+        assert reply["aborted_requests"] == BRANCHES and reply["workers"] == 1
+        for out in await asyncio.wait_for(asyncio.gather(*tasks), timeout=60):
+            assert out["meta_info"]["finish_reason"]["type"] == "abort"
+        for _ in range(40):
+            load = await client.load()
+            if load.running == 0:
+                break
+            await asyncio.sleep(0.25)
+        assert load.running == 0

@@ -2,6 +2,8 @@
 
     python -m benchmark.online.bench_alternate                      # dynasor-fcfs vs gang-sjf, 3 pairs
     python -m benchmark.online.bench_alternate --systems sglang-fcfs,gang-sjf --pairs 4
+    python -m benchmark.online.bench_alternate --dp-size 2 --rate 0.6 --tag dp_affinity \
+        --systems gang-sjf+certaindex+sglang-dispatch,gang-sjf+certaindex
 
 On this 2-core machine the forward pass of one unchanged server drifts by tens of percent between
 runs minutes apart, and near saturation a program's latency follows it (queueing multiplies it).
@@ -93,6 +95,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rate", type=float, default=0.45, help="programs/s")
     ap.add_argument("--programs", type=int, default=40, help="programs per run (one seeded trace)")
     ap.add_argument("--base-deadline", type=float, default=3.0, help="seconds (fixed: no oracle runs)")
+    ap.add_argument("--dp-size", type=int, default=1, help="data-parallel ranks per server")
+    ap.add_argument("--workers", type=int, default=1, help="servers per system behind SGLang's router")
     ap.add_argument("--tag", default="gang_sjf")
     ap.add_argument("--out-dir", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
@@ -101,9 +105,11 @@ def main(argv: list[str] | None = None) -> None:
         ap.error("--systems takes exactly two")
     names = [s.name for s in systems]
     common = ["--preset", "cpu-powered", "--rates", f"{args.rate:g}", "--programs-per-rate", str(args.programs),
-              "--base-deadline", f"{args.base_deadline:g}", "--difficulty-factors", "0:1,1:1"]
+              "--base-deadline", f"{args.base_deadline:g}", "--difficulty-factors", "0:1,1:1",
+              "--dp-size", str(args.dp_size), "--workers", str(args.workers)]
     report: dict[str, Any] = {"benchmark": "alternating", "machine": machine_info(), "systems": names,
                               "rate": args.rate, "programs": args.programs, "pairs": args.pairs,
+                              "dp_size": args.dp_size, "workers": args.workers,
                               "workload": "cpu-powered program shape (bench_online --preset cpu-powered)",
                               "rounds": [], "complete": False}
     out = args.out_dir / f"alternating_{args.tag}.json"

@@ -75,6 +75,7 @@ class OnlinePreset:
     systems: str = "all"
     overlap_schedule: bool = True  # SGLang's default; False adds --disable-overlap-schedule to every server
     dp_size: int = 1  # SGLang's data-parallel ranks per server (--dp-size)
+    workers: int = 1  # servers per system behind SGLang's router (1: no router)
 
 
 # --quick on 2 CPU cores: 5 servers x ~30 s start + ~25 s of oracle solo runs + 6 systems x (3 windows of one
@@ -110,6 +111,14 @@ PRESETS: dict[str, OnlinePreset] = {
                                 detect_at=2, max_new_tokens=24, temperature=0.3, levels="0:0.5,1:0.5", oracle_runs=2,
                                 slo_scales="1,1.5,2,3,4", arrivals="scaled", max_running_requests=16,
                                 systems="gang-sjf+certaindex+sglang-dispatch,gang-sjf+certaindex", dp_size=2),
+    # --preset router-affinity: the same comparison across two servers behind SGLang's router (smg): the
+    # router's default policy (cache_aware) deciding per request, then Dynasor's routing key (manual policy,
+    # one worker per program). About 10 minutes.
+    "router-affinity": OnlinePreset(rates="0.6", duration=None, programs_per_rate=100, drain_max=10.0, cap=4,
+                                    detect_at=2, max_new_tokens=24, temperature=0.3, levels="0:0.5,1:0.5",
+                                    oracle_runs=2, slo_scales="1,1.5,2,3,4", arrivals="scaled",
+                                    max_running_requests=16,
+                                    systems="gang-sjf+certaindex+sglang-dispatch,gang-sjf+certaindex", workers=2),
     "full": OnlinePreset(rates="0.5,1,2,4,8", duration=300.0, programs_per_rate=None, drain_max=300.0, cap=20,
                          detect_at=5, max_new_tokens=256, temperature=0.8, levels="1:0.25,2:0.25,3:0.25,4:0.25",
                          oracle_runs=5, slo_scales="0.5,1,1.5,2,2.5,3,4", arrivals="poisson", max_running_requests=0),
@@ -167,6 +176,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--fairness-rate", type=float, help="rate of the fairness CDF (default the highest)")
     ap.add_argument("--dp-size", type=int, help="SGLang's data-parallel ranks per started server (dp-affinity 2; "
                     "otherwise 1)")
+    ap.add_argument("--workers", type=int, help="servers per system behind SGLang's router, smg (router-affinity 2; "
+                    "otherwise 1: no router)")
     ap.add_argument("--overlap-schedule", action=argparse.BooleanOptionalAction, default=None,
                     help="SGLang's overlap scheduler in started servers (default on; sim-validation: off)")
     ap.add_argument("--tag", help="output name online_<tag> (default quick / full)")
@@ -179,7 +190,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.quick = preset == "quick"
     args.given = apply_preset(args, PRESETS[preset])
     args.tag = args.tag or {"cpu-powered": "cpu", "sim-validation": "sim_validation",
-                            "dp-affinity": "dp_affinity"}.get(preset, preset)
+                            "dp-affinity": "dp_affinity", "router-affinity": "router_affinity"}.get(preset, preset)
     args.preset = preset
     if args.oracle and args.base_deadline is not None:
         ap.error("--oracle and --base-deadline exclude each other")
@@ -225,8 +236,14 @@ def server_extra(args: argparse.Namespace) -> list[str]:
 
 
 def title(args: argparse.Namespace, n_programs: int) -> str:
-    scale = {"quick": "SMALL-SCALE (--quick, CPU)", "cpu-powered": "POWERED (--preset cpu-powered, CPU)"}.get(
-        args.preset, "full")
+    scale = {"quick": "SMALL-SCALE (--quick, CPU)", "cpu-powered": "POWERED (--preset cpu-powered, CPU)",
+             "sim-validation": "SIMULATOR VALIDATION RUN (--preset sim-validation, CPU)",
+             "dp-affinity": "DATA-PARALLEL AFFINITY (--preset dp-affinity, CPU)",
+             "router-affinity": "ROUTER AFFINITY (--preset router-affinity, CPU)"}.get(args.preset, "full")
+    if args.dp_size and args.dp_size > 1:
+        scale += f", --dp-size {args.dp_size}"
+    if args.workers and args.workers > 1:
+        scale += f", {args.workers} servers behind SGLang's router (smg)"
     model = Path(args.model_path).name if args.model_path else "default model (SmolLM2-135M)"
     window = (f"{args.programs_per_rate} programs each" if args.programs_per_rate else f"{args.duration:g}s each")
     return (f"{scale}: {model}, SC K={args.cap} (detect {args.detect_at}, {args.sc_launch}), T {args.temperature:g}, "
@@ -296,7 +313,7 @@ def run_group(group: list[System], workloads: list[Workload], deadlines: Deadlin
     report["systems"].update(entries)
     started = time.monotonic()
     try:
-        server = make_server(group[0], free_port(), log, args.model_path, server_extra(args))
+        server = make_server(group[0], free_port(), log, args.model_path, server_extra(args), args.workers or 1)
         with server:
             info: dict[str, Any] = {"argv": [portable(a) for a in server.argv[1:]],
                     "start_seconds": time.monotonic() - started,
@@ -306,7 +323,8 @@ def run_group(group: list[System], workloads: list[Workload], deadlines: Deadlin
                        + (f", shared by {', '.join(info['shared_by'])}" if len(group) > 1 else ""))
             for i, system in enumerate(group):
                 entries[system.name]["server"] = info
-                deadlines = run_system(system, server.url, i > 0, workloads, deadlines, args, report)
+                deadlines = run_system(system, server.url, server.worker_urls, i > 0, workloads, deadlines, args,
+                                       report)
                 save()
     except Exception as error:
         for entry in entries.values():
@@ -317,9 +335,11 @@ def run_group(group: list[System], workloads: list[Workload], deadlines: Deadlin
     return deadlines
 
 
-def run_system(system: System, url: str, flush: bool, workloads: list[Workload], deadlines: DeadlineModel | None,
-               args: argparse.Namespace, report: dict[str, Any]) -> DeadlineModel | None:
-    """One system on a running server: warm-up, the oracle if still needed, then every window."""
+def run_system(system: System, url: str, engine_urls: list[str], flush: bool, workloads: list[Workload],
+               deadlines: DeadlineModel | None, args: argparse.Namespace,
+               report: dict[str, Any]) -> DeadlineModel | None:
+    """One system on a running server (or router): warm-up of every engine, the oracle if still
+    needed, then every window."""
     from tqdm import tqdm
 
     from benchmark.online.loadgen import run_window, solo_latencies, warmup
@@ -330,12 +350,14 @@ def run_system(system: System, url: str, flush: bool, workloads: list[Workload],
     warm = [make_prompt(p) for p in generate(len(mix), args.seed + 1, dict.fromkeys(mix, 1.0)).problems]
     started = time.monotonic()
     try:
-        if flush:
-            flush_cache(url)
-        asyncio.run(warmup(url, warm))
+        router = engine_urls != [url]  # SGLang's router in front of several engines
+        for engine in engine_urls:
+            if flush:
+                flush_cache(engine)
+            asyncio.run(warmup(engine, warm))
         if deadlines is None:
             solo = asyncio.run(solo_latencies(url, system, oracle_problems(sorted(mix), args.oracle_runs, args.seed),
-                                              shape))
+                                              shape, router))
             deadlines = oracle_deadlines({lv: sum(v) / len(v) for lv, v in solo.items()})
             report["oracle"] = {"system": system.name, "runs_per_level": args.oracle_runs,
                                 "latencies": {str(k): v for k, v in solo.items()}}
@@ -344,7 +366,7 @@ def run_system(system: System, url: str, flush: bool, workloads: list[Workload],
                        + ", ".join(f"L{k} {v:.1f}s" for k, v in deadlines.solo_latency.items()))
         for workload in workloads:
             records, wall = asyncio.run(run_window(url, system, workload, shape, limits_for(workload, deadlines, args),
-                                                   f"{system.name} @ {workload.rate:g}/s"))
+                                                   f"{system.name} @ {workload.rate:g}/s", router))
             entry["windows"].append({"workload": workload.to_json(), "wall_seconds": wall,
                                      "records": [r.to_json() for r in records]})
             done = sum(r.latency is not None for r in records)

@@ -107,8 +107,9 @@ def _record(index: int, problem: Problem, arrival: float, latency: float | None,
 
 
 async def run_window(url: str, system: System, workload: Workload, shape: ProgramShape, limits: WindowLimits,
-                     desc: str) -> tuple[list[ProgramRecord], float]:
-    """Run one rate window against a running server; (records in arrival order, wall seconds)."""
+                     desc: str, router: bool = False) -> tuple[list[ProgramRecord], float]:
+    """Run one rate window against a running server (``router``: SGLang's router in front of
+    several); (records in arrival order, wall seconds)."""
     from tqdm import tqdm
 
     from dynasor.client import AsyncDynasorClient
@@ -117,7 +118,7 @@ async def run_window(url: str, system: System, workload: Workload, shape: Progra
 
     loop = asyncio.get_running_loop()
     arrivals = workload.arrivals
-    async with AsyncDynasorClient(url, max_connections=CLIENT_CONNECTIONS) as client:
+    async with AsyncDynasorClient(url, max_connections=CLIENT_CONNECTIONS, router=router) as client:
         recorder = RecordingBackend(make_backend(system, client))
         runtime = ProgramRuntime(recorder, make_policy(system, shape.threshold),
                                  max_concurrent_programs=max(1, len(arrivals)))
@@ -171,7 +172,7 @@ async def run_window(url: str, system: System, workload: Workload, shape: Progra
 
 
 async def solo_latencies(url: str, system: System, problems: Mapping[int, Sequence[Problem]],
-                         shape: ProgramShape) -> dict[int, list[float]]:
+                         shape: ProgramShape, router: bool = False) -> dict[int, list[float]]:
     """Oracle: each problem run alone (one program at a time), seconds from submit to result."""
     from tqdm import tqdm
 
@@ -180,7 +181,7 @@ async def solo_latencies(url: str, system: System, problems: Mapping[int, Sequen
 
     loop = asyncio.get_running_loop()
     out: dict[int, list[float]] = {}
-    async with AsyncDynasorClient(url) as client:
+    async with AsyncDynasorClient(url, router=router) as client:
         runtime = ProgramRuntime(make_backend(system, client), make_policy(system, shape.threshold), 1)
         with tqdm(total=sum(len(ps) for ps in problems.values()), desc="oracle (solo runs)", unit="program",
                   leave=False) as bar:

@@ -17,11 +17,17 @@ gang-sjf               Dynasor  gang-sjf            even
 gang-sjf+certaindex    Dynasor  gang-sjf            certaindex: the full system
 gang-sjf+certaindex    Dynasor  gang-sjf            certaindex, the branches beyond detection
 +deferred                                           launched at once, tagged ``deferred``
-gang-sjf+certaindex    Dynasor  gang-sjf            certaindex; with ``--dp-size`` > 1 every request
-+sglang-dispatch                                    goes to the rank SGLang's load balancing picks
-                                                    (``--dynasor-dp-placement sglang``), not its
-                                                    program's rank: the affinity ablation
+gang-sjf+certaindex    Dynasor  gang-sjf            certaindex; placement left to SGLang: with
++sglang-dispatch                                    ``--dp-size`` > 1 every request goes to the rank
+                                                    SGLang's load balancing picks
+                                                    (``--dynasor-dp-placement sglang``), behind the
+                                                    router (``--workers``) to the worker its default
+                                                    policy (``cache_aware``) picks: the affinity ablation
 =====================  =======  ==================  ===================================
+
+Behind SGLang's router (``--workers N``) the other Dynasor systems run the router's ``manual``
+policy on Dynasor's routing key (one worker per program, ``dynasor.core.routing``); stock systems
+its default ``cache_aware`` policy.
 
 Certaindex systems launch self-consistency branches in the order ``--sc-launch`` says (staged by
 default) unless they name their own (``launch``).
@@ -40,7 +46,7 @@ if TYPE_CHECKING:
     from dynasor.client import AsyncDynasorClient
     from dynasor.runtime.allocation import AllocationPolicy
     from dynasor.runtime.backends import Backend
-    from dynasor.server_process import ServerProcess
+    from dynasor.server_process import ServerGroup, ServerProcess
 
 
 @dataclass(frozen=True)
@@ -51,16 +57,24 @@ class System:
     certaindex: bool
     label: str
     launch: str | None = None  # SelfConsistency launch order; None: the run's --sc-launch
-    flags: tuple[str, ...] = ()  # further server flags of this system only
+    # "program": Dynasor keeps a program on one data-parallel rank / router worker; "sglang": SGLang's own
+    # dispatch and the router's default policy decide per request
+    placement: str = "program"
 
     @property
     def stock(self) -> bool:
         return self.server == "stock"
 
     def server_flags(self) -> list[str]:
-        """The flags that differ between systems' servers: the policy, and the system's own."""
+        """The flags that differ between systems' servers: the policy, and Dynasor's placement."""
         flag = "--schedule-policy" if self.stock else "--dynasor-schedule-policy"
-        return [flag, self.schedule_policy, *self.flags]
+        placement = ["--dynasor-dp-placement", "sglang"] if self.placement == "sglang" and not self.stock else []
+        return [flag, self.schedule_policy, *placement]
+
+    @property
+    def router_policy(self) -> str:
+        """The router's policy in front of this system's workers (``--workers``)."""
+        return "manual" if self.placement == "program" and not self.stock else "cache_aware"
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,7 +92,7 @@ SYSTEMS: dict[str, System] = {s.name: s for s in (
     System("gang-sjf+certaindex+deferred", "dynasor", "gang-sjf", True, "gang-sjf + certaindex, deferred rest",
            launch="deferred"),
     System("gang-sjf+certaindex+sglang-dispatch", "dynasor", "gang-sjf", True,
-           "gang-sjf + certaindex, SGLang's DP dispatch", flags=("--dynasor-dp-placement", "sglang")),
+           "gang-sjf + certaindex, SGLang's placement", placement="sglang"),
 )}
 BASELINES = ("sglang-fcfs", "sglang-lpm")
 # What --systems all runs (gang-sjf without certaindex and the deferred launch are for the powered preset).
@@ -104,15 +118,25 @@ def server_argv(system: System, model_path: str | None, extra: Sequence[str]) ->
 
 
 def make_server(system: System, port: int, log_path: Path, model_path: str | None,
-                extra: Sequence[str]) -> ServerProcess:
-    from dynasor.server_process import ServerProcess
+                extra: Sequence[str], workers: int = 1) -> ServerProcess | ServerGroup:
+    """The system's server; with ``workers`` > 1 that many behind SGLang's router (at ``port``)."""
+    from dynasor.server_process import ServerGroup, ServerProcess, free_port
 
     argv = server_argv(system, model_path, extra)
-    if system.stock:
-        from dynasor.model import default_model_path
 
-        return ServerProcess.stock_sglang(model_path or str(default_model_path()), port, log_path, argv)
-    return ServerProcess.dynasor(port, log_path, argv)
+    def one(port: int, log: Path) -> ServerProcess:
+        if system.stock:
+            from dynasor.model import default_model_path
+
+            return ServerProcess.stock_sglang(model_path or str(default_model_path()), port, log, argv)
+        return ServerProcess.dynasor(port, log, argv)
+
+    if workers <= 1:
+        return one(port, log_path)
+    members = [one(free_port(), log_path.with_name(f"{log_path.stem}_worker{i}.log")) for i in range(workers)]
+    router = ServerProcess.smg_router(port, log_path.with_name(f"{log_path.stem}_router.log"),
+                                      [m.url for m in members], policy=system.router_policy)
+    return ServerGroup(members, router)
 
 
 def make_backend(system: System, client: AsyncDynasorClient) -> Backend:

@@ -21,8 +21,10 @@ def render_alternating(path: Path, data: Mapping[str, Any], readme: Path) -> lis
     names = list(data.get("systems") or [])
     out = [f"#### Alternating A/B: {' vs '.join(names)} — `{link(path, readme)}`", "",
            f"- {machine_line(data.get('machine'))}",
-           f"- {data.get('programs')} programs at {data.get('rate')}/s, one seeded trace, {data.get('workload')}; "
-           f"{data.get('pairs')} rounds, both systems per round on fresh servers, the order swapped every round"
+           f"- {data.get('programs')} programs at {data.get('rate')}/s, one seeded trace, {data.get('workload')}"
+           + (f", --dp-size {data['dp_size']}" if (data.get("dp_size") or 1) > 1 else "")
+           + (f", {data['workers']} servers behind SGLang's router" if (data.get("workers") or 1) > 1 else "") + "; "
+           + f"{data.get('pairs')} rounds, both systems per round on fresh servers, the order swapped every round"
            + ("" if data.get("complete") else " — partial run (interrupted)"), "",
            "| round | system | ran | mean program s | p50 s | decode steps | mean decode batch | forward s | "
            "decode ms @ batch 4 / 8 / 16 |", "|---|---|---|---|---|---|---|---|---|"]

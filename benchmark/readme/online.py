@@ -192,6 +192,29 @@ def _online_cache_table(systems: Mapping[str, Any]) -> list[str]:
             *rows, ""]
 
 
+def _online_latency_ratio_table(systems: Mapping[str, Any]) -> list[str]:
+    """Mean program latency against the first system run, paired over the trace's programs."""
+    rates, rows, first = _rates(systems), [], None
+    for name, s in systems.items():
+        entry = s.get("latency_ratio_vs_first") if isinstance(s, Mapping) else None
+        if not isinstance(entry, Mapping):
+            continue
+        first = entry.get("first")
+        cells = []
+        for r in rates:
+            c = (entry.get("by_rate") or {}).get(f"{r:g}")
+            cells.append("–" if not isinstance(c, Mapping) else
+                         f"{c['ratio']:.3f} [{c['low']:.3f}–{c['high']:.3f}]"
+                         + (" excludes 1" if c.get("excludes_1") else " includes 1"))
+        rows.append(f"| {s.get('label') or name} | " + " | ".join(cells) + " |")
+    if not rows:
+        return []
+    first_label = (systems.get(str(first)) or {}).get("label") or first
+    return [f"Mean program latency / that of {first_label}, paired over the trace's programs that finished under "
+            "both [95% bootstrap over programs; it does not cover run-to-run drift of the machine].", "",
+            "| system | " + " | ".join(f"{r:g}/s" for r in rates) + " |", "|---|" + "---|" * len(rates), *rows, ""]
+
+
 def render_online(path: Path, data: Mapping[str, Any], readme: Path) -> list[str]:
     summary: Mapping[str, Any] = data["summary"] if isinstance(data.get("summary"), Mapping) else data
     target = summary.get("target", 0.9)
@@ -211,6 +234,7 @@ def render_online(path: Path, data: Mapping[str, Any], readme: Path) -> list[str
         out += _online_level_table(systems)
         out += _online_slo_table(systems, target)
         out += _online_cache_table(systems)
+        out += _online_latency_ratio_table(systems)
     else:
         out.append("(no per-system maximum rates in this file)")
     out.append("")

@@ -97,15 +97,21 @@ class ServerProcess:
 
     @classmethod
     def smg_router(cls, port: int, log_path: Path, worker_urls: Sequence[str], extra_args: Sequence[str] = (),
-                   python: str = sys.executable) -> ServerProcess:
-        """SGLang's router (``smg``) on 127.0.0.1:port in front of ``worker_urls``, routing by program
-        (``manual`` policy on Dynasor's routing key, new keys to the least loaded worker; see
-        ``dynasor.core.routing``). Its metrics listener stays on loopback too."""
+                   python: str = sys.executable, policy: str = "manual") -> ServerProcess:
+        """SGLang's router (``smg``) on 127.0.0.1:port in front of ``worker_urls``. By default it routes
+        by program (``manual`` policy on Dynasor's routing key, new keys to the least loaded worker;
+        see ``dynasor.core.routing``). Its metrics listener stays on loopback too."""
+        assignment = ["--assignment-mode", "min_load"] if policy == "manual" else []
         argv = [python, "-m", "smg.launch_router", "--host", "127.0.0.1", "--port", str(port),
-                "--worker-urls", *worker_urls, "--policy", "manual", "--assignment-mode", "min_load",
+                "--worker-urls", *worker_urls, "--policy", policy, *assignment,
                 "--prometheus-host", "127.0.0.1", "--prometheus-port", str(free_port()), "--log-level", "warn",
                 *extra_args]
         return cls(argv, dict(os.environ), f"http://127.0.0.1:{port}", log_path, workers=worker_urls)
+
+    @property
+    def worker_urls(self) -> list[str]:
+        """The engines behind this URL: the workers of a router, else the server itself."""
+        return list(self.workers) or [self.url]
 
     @property
     def pid(self) -> int | None:
@@ -191,6 +197,45 @@ class ServerProcess:
             self._log = None
 
     def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+class ServerGroup:
+    """Servers behind a front (SGLang's router), started and stopped as one: the members first, the
+    front once they answer; stopped front first. Used like one ``ServerProcess``."""
+
+    def __init__(self, members: Sequence[ServerProcess], front: ServerProcess) -> None:
+        self.members, self.front = list(members), front
+
+    @property
+    def url(self) -> str:
+        return self.front.url
+
+    @property
+    def argv(self) -> list[str]:
+        return self.front.argv
+
+    @property
+    def worker_urls(self) -> list[str]:
+        return [m.url for m in self.members]
+
+    def start(self, timeout: float = 600.0) -> ServerGroup:
+        try:
+            for server in (*self.members, self.front):
+                server.start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self, grace: float = 20.0) -> None:
+        for server in (self.front, *self.members):
+            server.stop(grace)
+
+    def __enter__(self) -> ServerGroup:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:

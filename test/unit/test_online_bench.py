@@ -235,6 +235,22 @@ def test_systems_table_and_flags():
     assert not systems.SYSTEMS["gang"].certaindex and systems.SYSTEMS["gang+certaindex"].certaindex
 
 
+def test_placement_ablation_sets_dynasors_flag_and_the_routers_default_policy(tmp_path):
+    ablation, full = systems.SYSTEMS["gang-sjf+certaindex+sglang-dispatch"], systems.SYSTEMS["gang-sjf+certaindex"]
+    assert ablation.server_flags()[-2:] == ["--dynasor-dp-placement", "sglang"]
+    assert "--dynasor-dp-placement" not in full.server_flags()
+    assert (full.router_policy, ablation.router_policy, systems.SYSTEMS["sglang-fcfs"].router_policy) == (
+        "manual", "cache_aware", "cache_aware")
+    group = systems.make_server(full, 1234, tmp_path / "s.log", None, ["--x"], workers=2)
+    router = group.front.argv
+    assert group.url == "http://127.0.0.1:1234" and len(group.worker_urls) == 2
+    assert router[router.index("--policy") + 1] == "manual" and router[router.index("--worker-urls") + 1:][:2] == \
+        group.worker_urls
+    assert all("--dynasor-schedule-policy" in m.argv for m in group.members)
+    assert systems.make_server(full, 1234, tmp_path / "s.log", None, [], workers=1).worker_urls == [
+        "http://127.0.0.1:1234"]
+
+
 LIMITS = loadgen.WindowLimits(must_wait=[4.0, 4.0], give_up=[10.0, 10.0], drain_max=2.0)
 
 
@@ -445,6 +461,7 @@ def test_replay_resummarises_a_saved_run(tmp_path, capsys):
 class FakeServer:
     def __init__(self, argv):
         self.argv, self.url = ["python", *argv], "http://127.0.0.1:9"
+        self.worker_urls = [self.url]
 
     def __enter__(self):
         return self
@@ -462,7 +479,7 @@ def test_main_end_to_end_over_fake_servers(tmp_path, monkeypatch):
     async def no_warmup(url, prompts, max_new_tokens=4):
         return None
 
-    def make_server(system, port, log, model_path, extra):
+    def make_server(system, port, log, model_path, extra, workers=1):
         if system.name == "gang":
             raise RuntimeError("server exited early (code 1)")
         return FakeServer(systems.server_argv(system, model_path, extra))

@@ -3,7 +3,7 @@
 import httpx
 import pytest
 
-from dynasor.client import AsyncDynasorClient, DynasorHTTPError
+from dynasor.client import AsyncDynasorClient, DynasorHTTPError, _Call
 
 GOOD_ID = "good-program-id-0001"
 
@@ -44,7 +44,7 @@ async def test_bad_tag_in_a_batch_rejects_the_batch_and_leaks_nothing(url):
     }
     async with AsyncDynasorClient(url) as client:
         with pytest.raises(DynasorHTTPError) as err:
-            await client._send(type("Call", (), {"method": "POST", "path": "/generate", "body": body})())
+            await client._send(_Call("POST", "/generate", body))
         assert err.value.status == 400
         assert "sampling_params[1].custom_params.dynasor.program_id" in str(err.value.body)
         with pytest.raises(DynasorHTTPError) as missing:

@@ -30,23 +30,21 @@ from benchmark.common import RESULTS, machine_info
 from benchmark.online import bench_online
 from benchmark.online.systems import parse_systems
 from benchmark.paired_bootstrap import paired_ratio_interval
+from benchmark.scheduler.bench_burst import step_summary
+from dynasor.srt.server_defaults import flag_value
 from dynasor.srt.step_log import read_step_log
 
 BATCH_SIZES = (4, 8, 16)
 
 
-def step_figures(path: Path) -> dict[str, Any]:
-    """What the scheduler's step log says of one run."""
+def step_figures(path: Path, max_running: int) -> dict[str, Any]:
+    """What the scheduler's step log says of one run: the burst benchmark's step summary, plus the
+    machine's speed at the time (median forward time per decode step at fixed batch sizes)."""
     steps = [s for s in read_step_log(str(path)) if "mode" in s]
     decode = [s for s in steps if s["mode"] == "decode"]
     by_batch = {b: [s["run_s"] for s in decode if s["batch_size"] == b] for b in BATCH_SIZES}
-    return {"steps": len(steps), "decode_steps": len(decode),
-            "mean_decode_batch": statistics.mean(s["batch_size"] for s in decode) if decode else None,
-            "decode_tokens": sum(s["batch_size"] for s in decode),
-            "forward_s": sum(s["run_s"] for s in steps), "schedule_s": sum(s["schedule_s"] for s in steps),
-            "order_s": sum(s["order_s"] for s in steps), "tree_s": sum(s["tree_s"] for s in steps),
-            "prefill_new_tokens": sum(s.get("new_tokens", 0) for s in steps),
-            "prefill_cached_tokens": sum(s.get("cached_tokens", 0) for s in steps),
+    summary = step_summary(steps, max_running)
+    return {**summary, "forward_s": summary["run_s"], "decode_tokens": sum(s["batch_size"] for s in decode),
             "median_decode_ms_by_batch": {str(b): statistics.median(v) * 1000 if v else None
                                           for b, v in by_batch.items()}}
 
@@ -61,7 +59,7 @@ def run_once(system: str, tag: str, work: Path, common: list[str], step_log: boo
     out: dict[str, Any] = {"mean_latency_s": statistics.mean(latencies), "p50_latency_s": statistics.median(latencies),
                            "finished": len(latencies), "programs": len(window["records"])}
     if step_log:
-        out.update(step_figures(log))
+        out.update(step_figures(log, int(flag_value(data["server_args"], "--max-running-requests") or 0)))
     return out
 
 

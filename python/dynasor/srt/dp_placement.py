@@ -30,7 +30,8 @@ def outstanding_requests(tokenizer_manager: Any, ranks: int) -> list[int]:
     return counts
 
 
-def _program_ids(obj: Any) -> list[str]:
+def request_program_ids(obj: Any) -> list[str]:
+    """The programs of a (single or batched) request, each once, in the order they appear."""
     params = getattr(obj, "sampling_params", None)
     ids = [program_id_of(sp) for sp in (params if isinstance(params, list) else [params])]
     return list(dict.fromkeys(pid for pid in ids if pid is not None))
@@ -42,7 +43,7 @@ def place_on_dp_rank(tokenizer_manager: Any, obj: Any, *args: Any, **kwargs: Any
     placement = state.placement if state is not None else None
     if placement is None or not hasattr(obj, "routed_dp_rank"):
         return
-    program_ids = _program_ids(obj)
+    program_ids = request_program_ids(obj)
     if not program_ids:
         return
     chosen = obj.routed_dp_rank if isinstance(obj.routed_dp_rank, int) else None

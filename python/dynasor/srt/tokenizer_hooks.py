@@ -21,7 +21,7 @@ from typing import Any
 
 from dynasor.core.abort import abort_when_dispatched, dispatched_by
 from dynasor.core.tag import ABORTED_MARKER, program_id_of, tag_from_sampling_params, validate_tagged_rid
-from dynasor.srt.dp_placement import place_on_dp_rank
+from dynasor.srt.dp_placement import place_on_dp_rank, request_program_ids
 from dynasor.srt.server_state import current_server_state
 
 logger = logging.getLogger(__name__)
@@ -70,10 +70,6 @@ def check_and_route_request(tokenizer_manager: Any, obj: Any, *args: Any, **kwar
     place_on_dp_rank(tokenizer_manager, obj)
 
 
-def _program_ids(obj: Any) -> set[str]:
-    return {pid for sp in _sampling_params_list(obj) if (pid := program_id_of(sp)) is not None}
-
-
 def _is_final(out: Any) -> bool:
     meta = out.get("meta_info") if isinstance(out, Mapping) else None
     return isinstance(meta, Mapping) and meta.get("finish_reason") is not None
@@ -90,7 +86,7 @@ async def abort_program_when_client_leaves(original: Callable[..., AsyncIterator
                                            obj: Any, request: Any = None, *args: Any,
                                            **kwargs: Any) -> AsyncIterator[Any]:
     """AROUND hook on ``TokenizerManager.generate_request`` (an async generator)."""
-    program_ids = _program_ids(obj)
+    program_ids = set(request_program_ids(obj))
     finished = False
     try:
         async for out in original(tokenizer_manager, obj, request, *args, **kwargs):

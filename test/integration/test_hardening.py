@@ -5,6 +5,7 @@ program's requests with it."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -148,11 +149,12 @@ async def test_a_dropped_openai_mode_request_ends_its_program(url, mode):
             await busy(client)
             with pytest.raises(httpx.ReadTimeout):
                 await task
-        else:  # streaming: the client reads the first chunk and closes the stream
+        else:  # streaming: the client reads the first chunk of reasoning and closes the stream (the role
+            # chunk comes before any generation: leaving on it can abort the program before it runs)
             async with http.stream("POST", "/v1/chat/completions", json={**body, "stream": True}) as response:
-                async for _ in response.aiter_lines():
-                    break
-                await busy(client)
+                async for line in response.aiter_lines():
+                    if line.startswith("data: {") and json.loads(line[6:])["choices"][0]["delta"].get("content"):
+                        break  # reasoning text: the program is running, its next chunk already asked for
         left = time.monotonic()
         seconds = await seconds_until_idle(client, idle, left)
     print(f"\n[disconnect] {mode}: engine idle {seconds:.2f}s after the client left")

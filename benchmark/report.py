@@ -36,6 +36,7 @@ from benchmark.readme.overhead import render_overhead
 from benchmark.readme.sim import render_sim_profile, render_sim_validation
 from benchmark.readme.sim_gpu import HEADING as SIM_HEADING
 from benchmark.readme.sim_gpu import render_sim_gpu
+from benchmark.readme.sim_scale_out import render_sim_scale_out
 from benchmark.readme.soak import render_soak
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,8 +44,8 @@ START, END = "<!-- bench-results:start -->", "<!-- bench-results:end -->"
 
 
 KINDS = ("batch", "online", "alternating", "overhead", "burst", "kernels", "entropy_live", "chunked", "soak",
-         "sim_validation", "sim_gpu", "sim_profile")
-SIM_KINDS = ("sim_validation", "sim_gpu", "sim_profile")  # under one heading, the validation first
+         "sim_validation", "sim_gpu", "sim_scale_out", "sim_profile")
+SIM_KINDS = ("sim_validation", "sim_gpu", "sim_scale_out", "sim_profile")  # under one heading, the validation first
 
 
 def kind_of(path: Path, data: Mapping[str, Any]) -> str | None:
@@ -62,8 +63,8 @@ def kind_of(path: Path, data: Mapping[str, Any]) -> str | None:
         return "sim_profile"
     if data.get("benchmark") == "sim_validation":
         return "sim_validation"
-    if data.get("benchmark") == "sim_gpu":
-        return "sim_gpu"
+    if data.get("benchmark") in ("sim_gpu", "sim_scale_out"):
+        return str(data["benchmark"])
     live = data.get("live")
     if isinstance(live, Mapping) and "paired_ratios" in live:
         return "entropy_live"
@@ -91,7 +92,7 @@ RENDERERS = {"batch": render_batch, "online": render_online, "alternating": rend
              "overhead": render_overhead, "burst": render_burst,
              "kernels": render_kernels, "entropy_live": render_entropy_live, "chunked": render_chunked,
              "soak": render_soak, "sim_profile": render_sim_profile, "sim_validation": render_sim_validation,
-             "sim_gpu": render_sim_gpu}
+             "sim_gpu": render_sim_gpu, "sim_scale_out": render_sim_scale_out}
 
 
 def render(results_dir: Path, readme: Path) -> str:

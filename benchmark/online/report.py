@@ -23,7 +23,7 @@ from benchmark.online.metrics import (
 )
 from benchmark.online.systems import BASELINES
 from benchmark.online.workload import DeadlineModel
-from benchmark.paired_bootstrap import paired_ratio_interval
+from dynasor.core.paired_ratio import paired_ratio_interval
 from dynasor.core.rate_bootstrap import attainment_interval, rate_ratio_intervals
 from dynasor.core.rate_curve import RateBound, max_sustained_rate, rate_ratio
 

@@ -28,7 +28,7 @@ def ratio_cell(cell: Mapping[str, Any] | None) -> str:
     return f"**{text}**" if cell.get("excludes_1") and shown_excludes else text
 
 
-def _rate(bound: Mapping[str, Any] | None) -> str:
+def rate_cell(bound: Mapping[str, Any] | None) -> str:
     if not bound:
         return "–"
     if bound.get("rate") is not None:
@@ -61,7 +61,7 @@ def render_sim_gpu(path: Path, data: Mapping[str, Any], readme: Path) -> list[st
             cells = []
             for s in scales:
                 cell = (entry.get("by_scale") or {}).get(s) or {}
-                cells += [_rate(cell.get("max_rate")), ratio_cell(cell.get("max_rate_ratio_vs_fcfs")),
+                cells += [rate_cell(cell.get("max_rate")), ratio_cell(cell.get("max_rate_ratio_vs_fcfs")),
                           ratio_cell(cell.get("max_rate_ratio_vs_lpm"))]
             out.append(f"| {label} | " + " | ".join(cells) + f" | {num(entry.get('tightest_scale'), '.2f')} | "
                        f"{ratio_cell(entry.get('slo_ratio_vs_fcfs'))} | {ratio_cell(entry.get('slo_ratio_vs_lpm'))} |")

@@ -16,11 +16,13 @@ import pytest
 
 from dynasor.client import AsyncDynasorClient, DynasorHTTPError
 from dynasor.core.routing import routing_headers
+from dynasor.frontend import DynasorEndpoint, program_id
 from dynasor.server_process import ServerProcess, free_port
 
 from .conftest import LOG_DIR, PROGRAM_TTL
 from .test_abort import wait_program
 from .test_data_parallel import BRANCHES, run_program
+from .test_frontend import DONE_4, reason_then_branch
 
 
 @pytest.fixture(scope="module")
@@ -102,3 +104,26 @@ async def test_abort_through_the_router_ends_the_program_on_its_worker(routed):
                 break
             await asyncio.sleep(0.25)
         assert load.running == 0
+
+
+def test_sgl_function_runs_reach_one_worker_whole_through_the_router(routed):
+    """``DynasorEndpoint`` sends each run's routing key with every request (gen, fork prefix, branches,
+    select): without it the router would spread a run's requests over the workers. ``select`` scores
+    its choices as a batch, which the router's ``/generate`` refuses: ``router=True`` splits it."""
+    router_url, worker_urls = routed
+    questions = [f"Q: What is {a} + {b}?\nA:" for a, b in ((3, 3), (5, 1), (2, 6), (4, 4))]
+    states = reason_then_branch.run_batch([{"question": q} for q in questions],
+                                          backend=DynasorEndpoint(router_url, router=True), temperature=0.5,
+                                          num_threads=4)
+    for state in states:
+        state.sync()
+        assert state.error() is None, state.error()
+        assert state["verdict"] in (" yes", " no") and len(state["check"]) == 3
+    used = set()
+    for state in states:
+        found = asyncio.run(holders(program_id(state), worker_urls))
+        assert len(found) == 1, found
+        worker, summary = found[0]
+        assert summary["requests"] == DONE_4, summary
+        used.add(worker)
+    print(f"\n[router] sgl.function runs on workers {sorted(used)}")

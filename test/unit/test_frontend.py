@@ -284,3 +284,16 @@ def test_abort_program_and_argument_checks(fake):
     with pytest.raises(TagError):
         ProgramHandle("short")
     assert majority_vote(["4", None, "4.0", "5"]) == "4" and majority_vote([None]) is None
+
+
+def test_a_batch_for_the_router_splits_into_one_request_per_prompt():
+    from dynasor.frontend.endpoint import _batch_items
+
+    tag = {"custom_params": {"dynasor": {"program_id": "p"}}}
+    texts = _batch_items({"text": ["a yes", "a no"], "sampling_params": tag, "return_logprob": True})
+    ids = _batch_items({"input_ids": [[1, 2], [1, 3]], "sampling_params": tag})
+    assert texts == [{"text": "a yes", "sampling_params": tag, "return_logprob": True},
+                     {"text": "a no", "sampling_params": tag, "return_logprob": True}]
+    assert ids == [{"input_ids": [1, 2], "sampling_params": tag}, {"input_ids": [1, 3], "sampling_params": tag}]
+    assert _batch_items({"text": "one", "sampling_params": tag}) is None
+    assert _batch_items({"input_ids": [1, 2, 3], "sampling_params": tag}) is None

@@ -19,6 +19,8 @@ Requests are tagged without copying SGLang's request building: ``generate``/``ge
 get sampling params whose ``to_srt_kwargs`` adds ``custom_params``; ``select`` and the prefix
 commit of ``fork`` go through ``_generate_http_request``, which is overridden to tag its body.
 ``cache_prefix`` (``run_batch``'s shared precache) stays untagged: it belongs to no single run.
+Every tagged request also carries the program's routing key (``routing_header``), so behind
+SGLang's router a run reaches one worker whole.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from sglang.lang.interpreter import StreamExecutor
 from sglang.lang.ir import SglSamplingParams
 
 from dynasor.client import DynasorClient, DynasorHTTPError
+from dynasor.core.routing import routing_key
 from dynasor.core.tag import (
     ProgramTag,
     new_program_id,
@@ -42,6 +45,7 @@ from dynasor.core.tag import (
     validate_program_id,
     validate_remaining_work,
 )
+from dynasor.frontend.routing_header import install, sending_routing_key
 
 
 class ProgramHandle:
@@ -91,12 +95,18 @@ class DynasorEndpoint(RuntimeEndpoint):
 
         backend = DynasorEndpoint("http://127.0.0.1:30000")
         state = my_program.run(question="...", backend=backend)   # one program per run
+
+    ``router=True``: ``base_url`` is SGLang's router (``smg``). Its ``/generate`` takes one prompt per
+    request, so a batch (``select`` scores its choices as one) goes as one request per prompt, and
+    program aborts go to the router's workers (``DynasorClient(router=True)``).
     """
 
     def __init__(self, base_url: str, api_key: str | None = None, verify: str | None = None,
-                 chat_template_name: str | None = None, return_entropy: bool = True) -> None:
+                 chat_template_name: str | None = None, return_entropy: bool = True, router: bool = False) -> None:
+        install()
         super().__init__(base_url.rstrip("/"), api_key=api_key, verify=verify, chat_template_name=chat_template_name)
         self.return_entropy = return_entropy
+        self.router = router
         self._bound: ProgramHandle | None = None
         self._lock = threading.Lock()
         self._by_executor: weakref.WeakKeyDictionary[StreamExecutor, ProgramHandle] = weakref.WeakKeyDictionary()
@@ -133,7 +143,7 @@ class DynasorEndpoint(RuntimeEndpoint):
 
         Returns how many requests were aborted (0 when none of them is still in the engine).
         """
-        with DynasorClient(self.base_url, api_key=self.api_key) as client:
+        with DynasorClient(self.base_url, api_key=self.api_key, router=self.router) as client:
             try:
                 return int(client.abort_program(program_id).get("aborted_requests", 0))
             except DynasorHTTPError as err:
@@ -142,11 +152,19 @@ class DynasorEndpoint(RuntimeEndpoint):
                 raise
 
     def generate(self, s: StreamExecutor, sampling_params: SglSamplingParams) -> tuple[Any, dict[str, Any]]:
-        return super().generate(s, _TaggedSamplingParams.of(sampling_params, self.program_of(s).tag()))
+        program = self.program_of(s)
+        with sending_routing_key(routing_key(program.program_id)):
+            return super().generate(s, _TaggedSamplingParams.of(sampling_params, program.tag()))
 
     def generate_stream(self, s: StreamExecutor, sampling_params: SglSamplingParams
                         ) -> Iterator[tuple[str, dict[str, Any]]]:
-        return super().generate_stream(s, _TaggedSamplingParams.of(sampling_params, self.program_of(s).tag()))
+        program = self.program_of(s)
+        stream = super().generate_stream(s, _TaggedSamplingParams.of(sampling_params, program.tag()))
+        with sending_routing_key(routing_key(program.program_id)):  # the request goes out at the first item
+            first = next(stream, None)
+        if first is not None:
+            yield first
+            yield from stream
 
     def commit_lazy_operations(self, s: StreamExecutor) -> None:
         """The prefix prefill ``fork`` sends first; tagged so it joins the program too."""
@@ -157,5 +175,19 @@ class DynasorEndpoint(RuntimeEndpoint):
 
     def _generate_http_request(self, s: StreamExecutor, data: dict[str, Any]) -> Any:
         """Every ``select`` request passes here (prefix cache, choice logprobs, unconditional)."""
-        tagged = {**data, "sampling_params": tag_sampling_params(data.get("sampling_params"), self.program_of(s).tag())}
-        return super()._generate_http_request(s, tagged)
+        program = self.program_of(s)
+        tagged = {**data, "sampling_params": tag_sampling_params(data.get("sampling_params"), program.tag())}
+        items = _batch_items(tagged) if self.router else None
+        with sending_routing_key(routing_key(program.program_id)):
+            if items is None:
+                return super()._generate_http_request(s, tagged)
+            return [super(DynasorEndpoint, self)._generate_http_request(s, item) for item in items]
+
+
+def _batch_items(data: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The one-prompt requests of a batched ``/generate`` body (None: not a batch)."""
+    for field in ("text", "input_ids"):
+        value = data.get(field)
+        if isinstance(value, list) and (field == "text" or (value and isinstance(value[0], list))):
+            return [{**data, field: one} for one in value]
+    return None

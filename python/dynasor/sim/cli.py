@@ -1,10 +1,13 @@
 """``dynasor simulate``: attainment-vs-rate sweeps of serving systems in the simulated engine.
 
     dynasor simulate --profile h100-llama2-7b --workload paper-sc --programs 2000 --rates 2,4,6,8,10
+    dynasor simulate --profile h100-llama2-7b --engines 8 --rates 8,16,24 \\
+        --systems sglang-fcfs,gang-sjf+certaindex,gang-sjf+certaindex/round-robin
     dynasor simulate --profile cpu-smollm2 --records benchmark/results/batch_deepconf.records.json \\
         --rates 0.1,0.2,0.3 --max-running 16 --kv-tokens 16384
 
-Every figure it writes is SIMULATED (a model of one SGLang engine, ``dynasor.sim.engine``, on an
+Every figure it writes is SIMULATED (a model of one SGLang engine, ``dynasor.sim.engine``, or of
+``--engines`` N of them behind a dispatch, ``dynasor.sim.dispatch``, on an
 iteration-time profile); the JSON carries the profile's and the workload's assumptions. Profiles:
 ``cpu-smollm2`` (fitted on this machine by ``python -m benchmark.sim.profile_cpu``; or
 ``--profile-json``), ``a100-llama3-8b`` and ``h100-llama2-7b`` (measured operator times in the
@@ -78,6 +81,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     help="untagged traffic from a request trace (e.g. ../shared/data/traces/azure_conv.csv)")
     ap.add_argument("--background-rate", type=float, help="time-scale --background to this many requests/s")
     ap.add_argument("--jobs", type=int, default=2, help="runs played in parallel processes")
+    ap.add_argument("--engines", type=int, default=1,
+                    help="data-parallel ranks (or servers behind a router): Dynasor systems place programs, stock "
+                         "SGLang dispatches round robin")
     ap.add_argument("--max-running", type=int, help="override the running-request cap")
     ap.add_argument("--kv-tokens", type=int, help="override the KV pool (tokens)")
     ap.add_argument("--replicates", type=int, default=1000)
@@ -85,6 +91,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--out", type=Path, default=Path("simulate.json"))
     ap.add_argument("--png", type=Path, help="attainment-vs-rate plot (default: next to --out)")
     args = ap.parse_args(argv)
+    if args.engines < 1:
+        ap.error(f"--engines must be >= 1, got {args.engines}")
     cost, limits = load_profile(args.profile, args.profile_json, args.data_dir)
     overrides = {k: v for k, v in (("max_running_requests", args.max_running), ("kv_tokens", args.kv_tokens)) if v}
     limits = EngineLimits(**{**limits.__dict__, **overrides})
@@ -108,7 +116,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         described = {**described, "background": {"trace": args.background.name, "requests_in_trace": len(background),
                                                  "rate": args.background_rate or "the trace's own"}}
     spec = SweepSpec(tuple(shapes), detect_at, max_new_tokens, _floats(args.rates), _floats(args.slo_scales),
-                     tuple(dict.fromkeys(systems)), args.seed, replicates=args.replicates, background=background)
+                     tuple(dict.fromkeys(systems)), args.seed, replicates=args.replicates, background=background,
+                     engines=args.engines)
     from tqdm import tqdm
 
     with tqdm(total=len(spec.systems) * len(spec.rates), desc="simulate", unit="run") as bar:
@@ -119,7 +128,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         body = sweep(spec, cost, limits, progress=advance, jobs=args.jobs)
     report = {"label": LABEL, "profile": cost.describe(), "limits": limits.__dict__, "workload": described,
               "programs": len(shapes), "rates": list(spec.rates), "slo_scales": list(spec.scales),
-              "detect_at": detect_at, "seed": args.seed, **body}
+              "detect_at": detect_at, "seed": args.seed, "engines": args.engines, **body}
     args.out.write_text(json.dumps(report, indent=1))
     png = args.png or args.out.with_suffix(".png")
     plot(report, png)

@@ -66,6 +66,9 @@ class SimEngine:
         self.busy_seconds = 0.0
         self.retractions = 0
         self.recomputed_tokens = 0
+        self.admitted_input_tokens = 0  # input of every admission (a retracted request's counts again)
+        self.cached_input_tokens = 0  # of those, found in the prefix cache
+        self.prefill_tokens = 0  # computed by prefill iterations
 
     # --- requests in and out ----------------------------------------------------------------
     def submit(self, req: SimRequest) -> None:
@@ -170,6 +173,8 @@ class SimEngine:
                 break
             self.queue.remove(req)
             req.matched = req.shared = cached
+            self.admitted_input_tokens += req.input_tokens
+            self.cached_input_tokens += cached
             for key in keys:
                 cache.lock(key, self.now)
             req.locked = list(keys)
@@ -191,6 +196,7 @@ class SimEngine:
         seconds = self.cost.prefill_seconds([(extend, req.computed) for req, extend in batch])
         start = self.now
         self._take(sum(extend for _, extend in batch))
+        self.prefill_tokens += sum(extend for _, extend in batch)
         self.now += seconds
         self._record("prefill", start, seconds, len(batch), sum(e for _, e in batch))
         done: list[SimRequest] = []

@@ -14,10 +14,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from dynasor.programs.self_consistency import at_detection
-from dynasor.sim.engine import SimEngine
 from dynasor.sim.request import SimRequest
+
+
+class RequestSink(Protocol):
+    """Where a program's requests go: one engine (``SimEngine``) or several (``SimCluster``)."""
+
+    now: float
+
+    def submit(self, req: SimRequest) -> None: ...
+
+    def abort(self, req: SimRequest) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -55,12 +65,12 @@ class ProgramRun:
     def latency(self) -> float | None:
         return None if self.finished_at is None else self.finished_at - self.program.arrival
 
-    def start(self, engine: SimEngine) -> None:
+    def start(self, engine: RequestSink) -> None:
         p = self.program
         first = min(p.detect_at, len(p.branch_tokens)) if self.launch == "staged" else len(p.branch_tokens)
         self._launch(engine, range(first))
 
-    def _launch(self, engine: SimEngine, indices: range) -> None:
+    def _launch(self, engine: RequestSink, indices: range) -> None:
         p = self.program
         for i in indices:
             deferred = self.launch == "deferred" and self.tag and i >= p.detect_at
@@ -70,7 +80,7 @@ class ProgramRun:
             self.requests.append(req)
             (self.submit or engine.submit)(req)
 
-    def on_request_end(self, req: SimRequest, engine: SimEngine, now: float | None = None) -> None:
+    def on_request_end(self, req: SimRequest, engine: RequestSink, now: float | None = None) -> None:
         """The client hears that ``req`` ended (at ``now``, default the engine's clock)."""
         p, cap = self.program, len(self.program.branch_tokens)
         self.heard += 1

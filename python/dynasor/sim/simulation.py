@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 from dynasor.scheduler.ordering import QueuePolicy, StarvationGuard
 from dynasor.sim.background import BACKGROUND, TraceRequest, background_request
+from dynasor.sim.cluster import SimCluster
+from dynasor.sim.dispatch import DISPATCHES
 from dynasor.sim.engine import SimEngine
 from dynasor.sim.programs import ProgramRun, ScProgram
 from dynasor.sim.request import EngineLimits, SimRequest
@@ -17,9 +19,10 @@ from dynasor.sim.step_cost import StepCost
 
 @dataclass(frozen=True)
 class SystemSpec:
-    """A serving system: SGLang's stock ``fcfs`` / ``lpm`` (untagged requests, plain LRU eviction)
-    or a Dynasor policy (tagged requests, program-aware eviction unless turned off), with or
-    without the certaindex stop, and how programs launch their branches."""
+    """A serving system: SGLang's stock ``fcfs`` / ``lpm`` (untagged requests, plain LRU eviction,
+    round-robin data parallelism) or a Dynasor policy (tagged requests, program-aware eviction
+    unless turned off, program placement unless another dispatch is named), with or without the
+    certaindex stop, and how programs launch their branches."""
 
     name: str
     policy: QueuePolicy
@@ -27,6 +30,7 @@ class SystemSpec:
     launch: str = "together"
     program_eviction: bool = True
     guard: StarvationGuard = StarvationGuard()
+    dispatch: str = "program"  # across engines (dynasor.sim.dispatch); untagged requests go round robin
 
     @property
     def tagged(self) -> bool:
@@ -36,12 +40,13 @@ class SystemSpec:
         guarded = self.policy.by_remaining_work and self.guard.cap_s != float("inf")
         return {"policy": self.policy.value, "tagged": self.tagged, "certaindex": self.certaindex,
                 "launch": self.launch, "program_aware_eviction": self.program_eviction and self.tagged,
-                "starvation_guard": self.guard.__dict__ if guarded else None}
+                "starvation_guard": self.guard.__dict__ if guarded else None,
+                "dispatch": self.dispatch if self.tagged else "round_robin"}
 
 
 SYSTEMS = {
-    "sglang-fcfs": SystemSpec("sglang-fcfs", QueuePolicy.FCFS),
-    "sglang-lpm": SystemSpec("sglang-lpm", QueuePolicy.LPM),
+    "sglang-fcfs": SystemSpec("sglang-fcfs", QueuePolicy.FCFS, dispatch="round_robin"),
+    "sglang-lpm": SystemSpec("sglang-lpm", QueuePolicy.LPM, dispatch="round_robin"),
     "gang": SystemSpec("gang", QueuePolicy.GANG),
     "gang-sjf": SystemSpec("gang-sjf", QueuePolicy.GANG_SJF),
     # certaindex programs launch staged (the paper's intra-program scheduler, the online benchmark's default)
@@ -62,7 +67,13 @@ ABLATIONS = {
     "program-aware eviction": SystemSpec("gang-sjf+certaindex/lru", QueuePolicy.GANG_SJF, certaindex=True,
                                          launch="staged", program_eviction=False),
 }
-ALL_SYSTEMS = {**SYSTEMS, **{spec.name: spec for spec in ABLATIONS.values()}}
+# The full system with SGLang's own data-parallel dispatch instead of program placement (N engines).
+DISPATCH_VARIANTS = {
+    name: SystemSpec(f"{FULL_SYSTEM}/{name.replace('_', '-')}", QueuePolicy.GANG_SJF, certaindex=True,
+                     launch="staged", dispatch=name)
+    for name in ("round_robin", "total_requests")
+}
+ALL_SYSTEMS = {**SYSTEMS, **{spec.name: spec for spec in (*ABLATIONS.values(), *DISPATCH_VARIANTS.values())}}
 
 
 @dataclass
@@ -73,6 +84,15 @@ class RunResult:
     retractions: int
     steps: int
     background_latencies: list[float] = field(default_factory=list)  # arrival to end, background requests
+    placed: list[int] = field(default_factory=list)  # requests each engine received
+    served_by: dict[str, int] = field(default_factory=dict)  # request id -> its engine
+    input_tokens: int = 0  # admitted input, all engines
+    cached_tokens: int = 0  # of which found in a prefix cache
+    prefill_tokens: int = 0  # computed by prefill iterations
+
+    @property
+    def cache_hit_rate(self) -> float:
+        return self.cached_tokens / self.input_tokens if self.input_tokens else 0.0
 
 
 @dataclass(frozen=True)
@@ -90,26 +110,31 @@ class Transport:
 
 def run(programs: Sequence[ScProgram], system: SystemSpec, cost: StepCost, limits: EngineLimits,
         on_step: Callable[[SimEngine], None] | None = None, transport: Transport = Transport(),
-        background: Sequence[TraceRequest] = ()) -> RunResult:
-    """Play ``programs`` (and untagged ``background`` requests at their trace times) to the end."""
-    engine = SimEngine(cost, limits, system.policy, program_eviction=system.program_eviction, guard=system.guard)
+        background: Sequence[TraceRequest] = (), engines: int = 1) -> RunResult:
+    """Play ``programs`` (and untagged ``background`` requests at their trace times) to the end, on
+    ``engines`` engines placed by the system's dispatch (``dynasor.sim.dispatch``).
+
+    Conservative discrete events: the engine with the earliest clock runs its next iteration
+    unless an event is due no later than that clock; an event is handled once every busy engine
+    has reached its time."""
+    cluster = SimCluster([SimEngine(cost, limits, system.policy, program_eviction=system.program_eviction,
+                                    guard=system.guard) for _ in range(engines)],
+                         DISPATCHES[system.dispatch](engines))
     events: list[tuple[float, int, str, object]] = []  # (time, order, kind, what)
     order = itertools.count()
     burst = {"at": -1.0, "n": 0}
 
     def submit(req: SimRequest) -> None:
-        now = engine.now
+        now = cluster.now
         burst["n"] = burst["n"] + 1 if burst["at"] == now else 0
         burst["at"] = now
         heapq.heappush(events, (now + transport.arrival_s + burst["n"] * transport.spacing_s, next(order),
                                 "submit", req))
 
     runs = {p.program_id: ProgramRun(p, system.certaindex, system.launch, system.tagged, submit) for p in programs}
-
-    def ended(req: SimRequest) -> None:
-        heapq.heappush(events, (engine.now + transport.return_s, next(order), "heard", req))
-
-    engine.on_finish = ended
+    for engine in cluster.engines:
+        engine.on_finish = lambda req, engine=engine: heapq.heappush(  # type: ignore[misc]
+            events, (engine.now + transport.return_s, next(order), "heard", req))
     for p in programs:
         heapq.heappush(events, (p.arrival, next(order), "program", runs[p.program_id]))
     sent_at: dict[str, float] = {}  # background request -> its trace arrival
@@ -119,34 +144,36 @@ def run(programs: Sequence[ScProgram], system: SystemSpec, cost: StepCost, limit
         heapq.heappush(events, (row.arrival, next(order), "submit", req))
     background_latencies: list[float] = []
     steps = 0
-    while events or not engine.idle:
-        while events and events[0][0] <= engine.now:
+    while True:
+        busy = cluster.busy
+        first = min(busy, key=lambda e: e.now) if busy else None
+        if events and (first is None or events[0][0] <= first.now):
             at, _, kind, what = heapq.heappop(events)
-            if kind == "submit":  # reaches the scheduler between steps (``at`` <= the engine's clock)
+            cluster.now = at
+            if kind == "submit":  # reaches the server; a busy engine takes it between iterations
                 assert isinstance(what, SimRequest)
                 if not what.done:  # a request aborted in transit never arrives
-                    engine.submit(what)
-                continue
-            # client-side events run at their own time: what they send or abort is stamped then
-            now, engine.now = engine.now, at
-            if kind == "program":
+                    cluster.submit(what)
+            elif kind == "program":
                 assert isinstance(what, ProgramRun)
-                what.start(engine)
+                what.start(cluster)
             else:
                 assert isinstance(what, SimRequest)
                 if what.source == BACKGROUND:
                     background_latencies.append(at - sent_at[what.rid])
                 else:
-                    runs[what.source or ""].on_request_end(what, engine, at)
-            engine.now = now
-        if engine.idle:
-            if not events:
-                break
-            engine.now = max(engine.now, events[0][0])
+                    runs[what.source or ""].on_request_end(what, cluster, at)
             continue
-        engine.step()
+        if first is None:
+            break
+        first.step()
         steps += 1
         if on_step is not None:
-            on_step(engine)
-    end = max([engine.now] + [r.finished_at or 0.0 for r in runs.values()])
-    return RunResult(list(runs.values()), end, engine.busy_seconds, engine.retractions, steps, background_latencies)
+            on_step(first)
+    end = max([e.now for e in cluster.engines] + [r.finished_at or 0.0 for r in runs.values()])
+    return RunResult(list(runs.values()), end, sum(e.busy_seconds for e in cluster.engines),
+                     sum(e.retractions for e in cluster.engines), steps, background_latencies,
+                     placed=cluster.placed, served_by=cluster.served_by,
+                     input_tokens=sum(e.admitted_input_tokens for e in cluster.engines),
+                     cached_tokens=sum(e.cached_input_tokens for e in cluster.engines),
+                     prefill_tokens=sum(e.prefill_tokens for e in cluster.engines))

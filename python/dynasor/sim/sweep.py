@@ -24,6 +24,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
+from dynasor.core.paired_ratio import paired_ratio_interval
 from dynasor.core.rate_bootstrap import attainment_interval, rate_ratio_intervals
 from dynasor.core.rate_curve import max_sustained_rate
 from dynasor.core.slo_scale import slo_ratio_intervals, tightest_scale
@@ -48,6 +49,8 @@ class SweepSpec:
     target: float = 0.9
     replicates: int = 1000
     background: tuple[TraceRequest, ...] = ()
+    engines: int = 1  # data-parallel ranks / servers, requests placed by each system's dispatch
+    baselines: tuple[str, ...] = BASELINES  # the systems every other is compared with (those in ``systems``)
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,8 @@ class PlayedRun:
     simulated_seconds: float
     busy_seconds: float
     background: list[float]
+    cache_hit_rate: float
+    prefill_tokens: int
 
 
 def solo_latencies(spec: SweepSpec, cost: StepCost, limits: EngineLimits) -> list[float]:
@@ -80,10 +85,11 @@ def play(spec: SweepSpec, cost: StepCost, limits: EngineLimits, system: str, rat
     unit = unit_arrivals(len(spec.shapes), spec.seed)
     programs = at_rate(spec.shapes, unit, rate, spec.detect_at, spec.max_new_tokens)
     background = until(spec.background, programs[-1].arrival) if spec.background else []
-    result = run(programs, ALL_SYSTEMS[system], cost, limits, background=background)
+    result = run(programs, ALL_SYSTEMS[system], cost, limits, background=background, engines=spec.engines)
     return PlayedRun(system, rate, [r.latency for r in result.runs],
                      sum(r.tokens for r in result.runs) / len(result.runs), sum(r.stopped for r in result.runs),
-                     result.retractions, result.simulated_seconds, result.busy_seconds, result.background_latencies)
+                     result.retractions, result.simulated_seconds, result.busy_seconds, result.background_latencies,
+                     result.cache_hit_rate, result.prefill_tokens)
 
 
 def _play_job(args: tuple[SweepSpec, StepCost, EngineLimits, str, float]) -> PlayedRun:
@@ -123,6 +129,7 @@ def summarize(spec: SweepSpec, solo: Sequence[float], played: dict[tuple[str, fl
                    "retractions": one.retractions, "unfinished": len(one.latencies) - len(finished),
                    "mean_latency": sum(finished) / len(finished) if finished else None,
                    "simulated_seconds": one.simulated_seconds, "busy_seconds": one.busy_seconds,
+                   "cache_hit_rate": one.cache_hit_rate, "prefill_tokens_per_program": one.prefill_tokens / len(solo),
                    "attainment": {str(s): _share(outcomes[s][name][rate]) for s in spec.scales},
                    "attainment_interval": {str(s): list(attainment_interval(outcomes[s][name][rate],
                                                                             spec.replicates, spec.seed))
@@ -131,7 +138,7 @@ def summarize(spec: SweepSpec, solo: Sequence[float], played: dict[tuple[str, fl
                 row["background"] = _latency_summary(one.background)
             rows.append(row)
         per_system[name] = {"rows": rows}
-    baselines = [b for b in BASELINES if b in spec.systems]
+    baselines = [b for b in spec.baselines if b in spec.systems]
     by_scale: dict[str, Any] = {}
     for scale in spec.scales:
         entry: dict[str, Any] = {}
@@ -154,10 +161,21 @@ def summarize(spec: SweepSpec, solo: Sequence[float], played: dict[tuple[str, fl
         ratios = slo_ratio_intervals(slowdowns, baselines, spec.target, spec.replicates, spec.seed)
         by_rate[str(rate)] = {name: {"tightest_scale": _finite(tightest_scale(slowdowns[name], spec.target)),
                                      **{f"slo_ratio_vs_{b.removeprefix('sglang-')}": ratios[name][b]
+                                        for b in baselines},
+                                     **{f"latency_ratio_vs_{b.removeprefix('sglang-')}":
+                                        _latency_ratio(played[(name, rate)], played[(b, rate)], spec)
                                         for b in baselines}}
                               for name in spec.systems}
     return {"systems": per_system, "by_scale": by_scale, "by_rate": by_rate,
             "solo_latency": {"mean": sum(solo) / len(solo), "max": max(solo)}}
+
+
+def _latency_ratio(ours: PlayedRun, theirs: PlayedRun, spec: SweepSpec) -> dict[str, Any] | None:
+    """Mean program latency over the baseline's, paired by program (both played the same ones)."""
+    pairs = [(a, b) for a, b in zip(ours.latencies, theirs.latencies) if a is not None and b is not None]
+    if not pairs:
+        return None
+    return paired_ratio_interval([a for a, _ in pairs], [b for _, b in pairs], spec.replicates, spec.seed)
 
 
 def _latency_summary(latencies: Sequence[float]) -> dict[str, Any]:

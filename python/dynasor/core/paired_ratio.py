@@ -2,7 +2,8 @@
 
 Benchmarks that alternate two settings round by round on one server (the round is the pair: both
 settings saw the same machine state) resample whole rounds: per replicate the ratio of the two
-settings' means over the resampled rounds. The interval is the 2.5th to 97.5th percentile.
+settings' means over the resampled rounds; the simulator's sweeps pair programs (each system
+played the same ones). The interval is the 2.5th to 97.5th percentile.
 """
 
 from __future__ import annotations

@@ -50,8 +50,12 @@ def _noise_floor(data: Mapping[str, Any]) -> list[str]:
 
 
 def render_sim_validation(path: Path, data: Mapping[str, Any], readme: Path) -> list[str]:
-    out = [f"#### Simulator validation: SIMULATED vs live CPU engine — `{link(path, readme)}`", "",
-           f"Replays `{data.get('live')}` (every request recorded) in the simulator on the CPU profile. "
+    engines = int(data.get("engines") or 1)
+    where = f"{engines} live data-parallel ranks vs {engines} SIMULATED engines" if engines > 1 else (
+        "SIMULATED vs live CPU engine")
+    out = [f"#### Simulator validation: {where} — `{link(path, readme)}`", "",
+           f"Replays `{data.get('live')}` (every request recorded) in the simulator on the CPU profile "
+           f"`{data.get('profile_json') or (data.get('profile') or {}).get('name')}`. "
            f"Per-program latency error |sim − live| / live: **median {pct(data.get('median_latency_error'))}, "
            f"P90 {pct(data.get('p90_latency_error'))}** over {data.get('programs_compared')} programs "
            f"(target: median <= 10%); largest attainment gap **{num(data.get('max_attainment_gap'), '.2f')}** "
@@ -64,4 +68,11 @@ def render_sim_validation(path: Path, data: Mapping[str, Any], readme: Path) -> 
             f"{num(row.get('attainment_sim'), '.2f')} | {pct(row.get('median_error'))} |"
             for name, entry in (data.get("systems") or {}).items() for row in entry.get("rates", [])]
     out.append("")
+    ratios = data.get("latency_ratios") or {}
+    if engines > 1 and ratios:
+        out += ["Mean program latency of one system over another, live and SIMULATED (the comparison the live "
+                "run makes, predicted):", "", "| systems | rate | live | SIMULATED |", "|---|---|---|---|"]
+        out += [f"| {pair} | {row['rate']} | {num(row['live'], '.3f')}x | {num(row['sim'], '.3f')}x |"
+                for pair, rows in ratios.items() for row in rows]
+        out.append("")
     return out

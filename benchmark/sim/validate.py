@@ -89,14 +89,28 @@ def deadline(record: Mapping[str, Any], deadlines: Mapping[str, Any], scale: flo
     return scale * float(deadlines["base_deadline"]) * float(factors.get(str(record.get("level") or 0), 1.0))
 
 
+def sim_system(entry: Mapping[str, Any], launch: str) -> SystemSpec:
+    """The simulated system of a live one: its policy and stop, the launch it ran, and on a
+    ``--dp-size`` server SGLang's round-robin dispatch if Dynasor's placement was turned off."""
+    live = entry["system"]
+    name = live["name"]
+    if name not in SYSTEMS:  # a variant of a Dynasor system (e.g. its placement left to SGLang)
+        name = f"{live['schedule_policy']}+certaindex" if live.get("certaindex") else live["schedule_policy"]
+    base = SYSTEMS[name]
+    flags = live.get("flags") or []
+    dispatch = "round_robin" if "--dynasor-dp-placement" in flags and "sglang" in flags else base.dispatch
+    return SystemSpec(base.name, base.policy, base.certaindex, launch if base.certaindex else "together",
+                      base.program_eviction, dispatch=dispatch)
+
+
 def compare_window(records: Sequence[Mapping[str, Any]], system: SystemSpec, live: Mapping[str, Any],
                    limits: EngineLimits, cost: Any, scale: float,
                    headers: Mapping[int, tuple[str, int]] | None,
-                   transport: Transport = NO_TRANSPORT) -> dict[str, Any]:
+                   transport: Transport = NO_TRANSPORT, engines: int = 1) -> dict[str, Any]:
     program = live["program"]
     programs = programs_of(records, program["cap"], program["detect_at"], program["sampling_params"]["max_new_tokens"],
                            headers)
-    result = run(programs, system, cost, limits, transport=transport)
+    result = run(programs, system, cost, limits, transport=transport, engines=engines)
     sim_latency = {r.program.program_id: r.latency for r in result.runs}
     errors, pairs = [], []
     met_live = met_sim = 0
@@ -110,33 +124,49 @@ def compare_window(records: Sequence[Mapping[str, Any]], system: SystemSpec, liv
             pairs.append((r["latency"], sim))
     n = len(records)
     return {"programs": n, "attainment_live": met_live / n, "attainment_sim": met_sim / n, "errors": errors,
-            "latency_pairs": pairs, "simulated_seconds": result.simulated_seconds}
+            "latency_pairs": pairs, "simulated_seconds": result.simulated_seconds,
+            "mean_latency_live": statistics.fmean(a for a, _ in pairs) if pairs else None,
+            "mean_latency_sim": statistics.fmean(b for _, b in pairs) if pairs else None}
 
 
 def validate(live: Mapping[str, Any], cost: Any, limits: EngineLimits, scale: float,
              headers: Mapping[int, tuple[str, int]] | None = None,
-             transport: Transport = NO_TRANSPORT) -> dict[str, Any]:
+             transport: Transport = NO_TRANSPORT, engines: int = 1) -> dict[str, Any]:
     per_system: dict[str, Any] = {}
     all_errors: list[float] = []
     for name, entry in live["systems"].items():
-        base = SYSTEMS[name]
-        launch = live["program"].get("launch", "staged") if base.certaindex else "together"
-        system = SystemSpec(base.name, base.policy, base.certaindex, launch, base.program_eviction)
+        system = sim_system(entry, live["program"].get("launch", "staged"))
+        launch = system.launch
         rows, errors = [], []
         for window in entry["windows"]:
-            row = compare_window(window["records"], system, live, limits, cost, scale, headers, transport)
+            row = compare_window(window["records"], system, live, limits, cost, scale, headers, transport, engines)
             errors += row.pop("errors")
             rows.append({"rate": window["workload"]["rate"], **row,
                          "median_error": statistics.median(e for a, b in row["latency_pairs"] for e in [abs(b - a) / a])
                          if row["latency_pairs"] else None})
         all_errors += errors
-        per_system[name] = {"launch": launch, "rates": rows,
+        per_system[name] = {"launch": launch, "dispatch": system.dispatch if engines > 1 else None, "rates": rows,
                             "median_latency_error": statistics.median(errors) if errors else None,
                             "p90_latency_error": quantile(errors, 0.9) if errors else None,
                             "max_attainment_gap": max(abs(r["attainment_live"] - r["attainment_sim"]) for r in rows)}
     return {"median_latency_error": statistics.median(all_errors), "p90_latency_error": quantile(all_errors, 0.9),
             "programs_compared": len(all_errors), "slo_scale": scale, "systems": per_system,
             "max_attainment_gap": max(s["max_attainment_gap"] for s in per_system.values())}
+
+
+def latency_ratios(systems: Mapping[str, Any]) -> dict[str, list[dict[str, float]]]:
+    """Each system's mean program latency over the first system's, per rate, live and simulated:
+    does the simulator predict the comparison a live run makes?"""
+    names = list(systems)
+    out: dict[str, list[dict[str, float]]] = {}
+    for name in names[1:]:
+        rows = []
+        for ours, first in zip(systems[name]["rates"], systems[names[0]]["rates"]):
+            if ours["mean_latency_live"] and first["mean_latency_live"]:
+                rows.append({"rate": ours["rate"], "live": ours["mean_latency_live"] / first["mean_latency_live"],
+                             "sim": ours["mean_latency_sim"] / first["mean_latency_sim"]})
+        out[f"{name} / {names[0]}"] = rows
+    return out
 
 
 def live_vs_live(live: Mapping[str, Any], repeat: Mapping[str, Any], scale: float) -> dict[str, Any]:
@@ -177,6 +207,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--slo-scale", type=float, default=2.0)
     ap.add_argument("--repeat", type=Path, default=RESULTS / "online_sim_validation_repeat.json",
                     help="a second live run of some of the same systems (the noise floor; skipped if missing)")
+    ap.add_argument("--no-repeat", action="store_true", help="no second live run to compare with")
+    ap.add_argument("--engines", type=int,
+                    help="simulated engines (default: the live server's --dp-size, else 1)")
     ap.add_argument("--no-shared-header", action="store_true",
                     help="ablation: treat every program's prompt as unshared (no few-shot header segment)")
     ap.add_argument("--out", type=Path, default=RESULTS / "sim_validation.json")
@@ -186,6 +219,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     server_args = live.get("server_args") or []
     flag = "--max-running-requests"
     running = int(server_args[server_args.index(flag) + 1]) if flag in server_args else 16
+    engines = args.engines or (int(server_args[server_args.index("--dp-size") + 1]) if "--dp-size" in server_args
+                               else 1)
     limits = EngineLimits(max_running_requests=running, kv_tokens=args.kv_tokens,
                           chunked_prefill_size=args.chunked_prefill)
     profile = json.loads(args.profile_json.read_text())
@@ -204,11 +239,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print("warning: the live server ran SGLang's overlap scheduler, which the simulated engine does not model")
     report = {"benchmark": "sim_validation", "label": LABEL, "live": display_path(args.live),
               "live_overlap_scheduler": live_overlap,
-              "profile": cost.describe(),
+              "profile": cost.describe(), "profile_json": display_path(args.profile_json),
               "profile_fit": profile.get("fit"), "limits": limits.__dict__, "transport": transport.__dict__,
-              "shared_header_tokens": {str(k): v[1] for k, v in headers.items()},
-              **validate(live, cost, limits, args.slo_scale, headers, transport)}
-    if args.repeat and args.repeat.exists():
+              "shared_header_tokens": {str(k): v[1] for k, v in headers.items()}, "engines": engines,
+              **validate(live, cost, limits, args.slo_scale, headers, transport, engines)}
+    report["latency_ratios"] = latency_ratios(report["systems"])
+    if args.repeat and args.repeat.exists() and not args.no_repeat:
         repeat = json.loads(args.repeat.read_text())
         again = validate(repeat, cost, limits, args.slo_scale, headers, transport)
         report["repeat"] = {"live": display_path(args.repeat),
@@ -227,6 +263,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for row in entry["rates"]:
             print(f"  {name:<22} rate {row['rate']:<5} attainment live {row['attainment_live']:.2f} "
                   f"sim {row['attainment_sim']:.2f}  median error {row['median_error']}")
+    for name, rows in report["latency_ratios"].items():
+        for row in rows:
+            print(f"  mean latency {name}: rate {row['rate']}: live {row['live']:.3f}x, simulated {row['sim']:.3f}x")
     print(f"wrote {display_path(args.out)}")
     return report
 

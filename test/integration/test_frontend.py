@@ -99,3 +99,19 @@ def test_examples_run_against_the_server(url):
         print(f"\n[{script}]\n{done.stdout}")
         assert done.returncode == 0, done.stderr[-2000:]
         assert "answer:" in done.stdout
+
+
+@sgl.function
+def short_answer(s, question):
+    s += THREE_SHOT + question
+    s += sgl.gen("answer", max_tokens=12, stop="\n")
+
+
+def test_a_streamed_run_is_one_program_and_streams_its_text(url):
+    endpoint = DynasorEndpoint(url).bind()
+    state = short_answer.run(question="Q: What is 1 + 1?\nA:", backend=endpoint, stream=True, temperature=0.5)
+    pieces = list(state.text_iter("answer"))
+    assert state.error() is None and "".join(pieces) == state["answer"] and pieces
+    with DynasorClient(url) as client:
+        summary = client.program(endpoint.bound_program.program_id)
+    assert summary["requests"]["finished"] == 1 and summary["requests"]["total"] == 1

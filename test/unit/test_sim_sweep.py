@@ -91,3 +91,34 @@ def test_the_noise_floor_compares_the_same_programs_across_two_live_runs():
     assert floor["systems"] == ["sglang-fcfs", "gang"] and floor["programs_compared"] == 3
     assert floor["median_latency_error"] == 0.0 and abs(floor["p90_latency_error"] - 0.4) < 1e-9  # of 0, 0, 0.5
     assert floor["max_attainment_gap"] == 0.0 and floor["solo_latency"] == {"run": {"0": 2.0}, "repeat": {"0": 1.5}}
+
+
+def test_the_scale_out_study_compares_placement_with_sglang_dispatch_on_n_engines(tmp_path):
+    from benchmark import report as readme_report
+    from benchmark.sim import scale_out
+
+    out = tmp_path / "sim_scale_out.json"
+    data = scale_out.main(["--engines", "8", "--programs", "60", "--per-engine-rates", "1,2.5", "--slo-scales", "4",
+                           "--replicates", "30", "--jobs", "1", "--out", str(out)])
+    assert data["label"] == "SIMULATED" and data["engines"] == 8 and data["rates"] == [8.0, 20.0]
+    assert data["system_specs"]["gang-sjf+certaindex"]["dispatch"] == "program"
+    placed, spread = data["summary"]["gang-sjf+certaindex"], data["summary"][scale_out.ROUND_ROBIN]
+    for ours, theirs in zip(placed["rows"], spread["rows"]):
+        # one engine per program prefills its prompt; round robin also sends later branches to engines without it
+        assert ours["prefill_tokens_per_program"] < theirs["prefill_tokens_per_program"]
+        assert ours["cache_hit_rate"] > theirs["cache_hit_rate"]
+        assert {"ratio", "low", "high", "excludes_1"} <= set(ours["latency_ratio_vs_round_robin"])
+    section = readme_report.render(tmp_path, tmp_path / "README.md")
+    assert "SIMULATED scale-out: 8 engines" in section and "| gang-sjf+certaindex |" in section
+
+
+def test_validation_maps_live_systems_to_simulated_ones_with_their_dispatch():
+    from benchmark.sim.validate import sim_system
+
+    full = {"system": {"name": "gang-sjf+certaindex", "schedule_policy": "gang-sjf", "certaindex": True}}
+    off = {"system": {"name": "gang-sjf+certaindex+sglang-dispatch", "schedule_policy": "gang-sjf",
+                      "certaindex": True, "flags": ["--dynasor-dp-placement", "sglang"]}}
+    stock = {"system": {"name": "sglang-lpm", "schedule_policy": "lpm", "certaindex": False}}
+    assert (sim_system(full, "staged").dispatch, sim_system(full, "staged").launch) == ("program", "staged")
+    assert sim_system(off, "staged").dispatch == "round_robin" and sim_system(off, "staged").certaindex
+    assert sim_system(stock, "staged").launch == "together" and sim_system(stock, "staged").dispatch == "round_robin"

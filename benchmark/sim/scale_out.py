@@ -31,7 +31,7 @@ from typing import Any
 
 from benchmark.common import RESULTS, machine_info
 from dynasor.datasets.loaders import default_data_dir
-from dynasor.sim.cli import LABEL, draw_attainment, load_profile
+from dynasor.sim.cli import LABEL, load_profile, plot
 from dynasor.sim.simulation import ALL_SYSTEMS, DISPATCH_VARIANTS, FULL_SYSTEM
 from dynasor.sim.sweep import SweepSpec, sweep
 from dynasor.sim.workload import PAPER_SC
@@ -59,23 +59,6 @@ def summarize(body: dict[str, Any], rates: tuple[float, ...]) -> dict[str, Any]:
         out[name] = {"rows": rows, "max_rate": {scale: body["by_scale"][scale][name]
                                                 for scale in body["by_scale"]}}
     return out
-
-
-def plot(report: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    scales = report["slo_scales"]
-    fig, axes = plt.subplots(1, len(scales), figsize=(5.5 * len(scales), 3.8), squeeze=False)
-    for ax, scale in zip(axes[0], scales):
-        draw_attainment(ax, {name: report["systems"][name] for name in SYSTEM_ORDER}, scale,
-                        f"{report['engines']} x {report['profile']['name']}, SLO scale {scale:g}")
-    axes[0][0].legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

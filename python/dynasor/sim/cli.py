@@ -152,7 +152,9 @@ def plot(report: dict[str, Any], path: Path) -> None:
     scales = report["slo_scales"]
     fig, axes = plt.subplots(1, len(scales), figsize=(5 * len(scales), 4), squeeze=False)
     for ax, scale in zip(axes[0], scales):
-        draw_attainment(ax, report["systems"], scale, f"{report['profile'].get('name')}, SLO scale {scale:g}")
+        engines = int(report.get("engines") or 1)
+        card = report["profile"].get("name") if engines == 1 else f"{engines} x {report['profile'].get('name')}"
+        draw_attainment(ax, report["systems"], scale, f"{card}, SLO scale {scale:g}")
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

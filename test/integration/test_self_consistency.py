@@ -123,9 +123,10 @@ async def test_deepconf_online_warmup_sets_the_threshold_and_the_engine_stops_le
     """DeepConf-online on a hard problem at temperature 1.5 (confidence varies from sample to sample):
     the warm-up branches run to the end and set the threshold (their 0.95 quantile, near their
     maximum); every later branch carries it, and the engine ends those whose window confidence falls
-    below it with finish reason abort "low_confidence". With 9 later branches exchangeable with the 3
-    warm-up ones, the chance that none falls below is about 1 in 200."""
-    cap, warmup = 12, 3
+    below it with finish reason abort "low_confidence". With 17 later branches exchangeable with the 3
+    warm-up ones, the chance that none falls below is about 1 in C(20, 3) = 1140 (with 9: 1 in 220,
+    which CI met once)."""
+    cap, warmup = 20, 3
     conf = DeepConf("online", eta=0.05, warmup=warmup, window=8)
     (_, _), (hard, _) = one_step_problems(2, seed=11)
     program = SelfConsistency(THREE_SHOT + hard, cap=cap, detect_at=cap, confidence=conf,

@@ -23,24 +23,20 @@ class SimCluster:
         self.engines = list(engines)
         self.dispatch = dispatch
         self.now = 0.0
-        self._holder: dict[str, SimEngine] = {}
         self.served_by: dict[str, int] = {}  # request id -> the engine it was placed on
-        self.placed = [0] * len(self.engines)  # requests each engine received
 
     def submit(self, req: SimRequest) -> None:
         """``req`` reaches the server at ``now``: placed, then queued on its engine (an idle engine's
         clock moves up to ``now``; a busy one takes it between iterations, at its own clock)."""
         rank = self.dispatch.rank(req, self.engines, self.now) if len(self.engines) > 1 else 0
         engine = self.engines[rank]
-        self._holder[req.rid] = engine
         self.served_by[req.rid] = rank
-        self.placed[rank] += 1
         if engine.idle:
             engine.now = max(engine.now, self.now)
         engine.submit(req)
 
     def abort(self, req: SimRequest) -> None:
-        engine = self._holder.get(req.rid, self.engines[0])
+        engine = self.engines[self.served_by.get(req.rid, 0)]
         own, engine.now = engine.now, self.now
         engine.abort(req)
         engine.now = own

@@ -194,11 +194,11 @@ class SimEngine:
 
     def _prefill(self, batch: list[tuple[SimRequest, int]]) -> float:
         seconds = self.cost.prefill_seconds([(extend, req.computed) for req, extend in batch])
-        start = self.now
-        self._take(sum(extend for _, extend in batch))
-        self.prefill_tokens += sum(extend for _, extend in batch)
+        start, tokens = self.now, sum(extend for _, extend in batch)
+        self._take(tokens)
+        self.prefill_tokens += tokens
         self.now += seconds
-        self._record("prefill", start, seconds, len(batch), sum(e for _, e in batch))
+        self._record("prefill", start, seconds, len(batch), tokens)
         done: list[SimRequest] = []
         for req, extend in batch:
             req.computed += extend

@@ -84,11 +84,19 @@ class RunResult:
     retractions: int
     steps: int
     background_latencies: list[float] = field(default_factory=list)  # arrival to end, background requests
-    placed: list[int] = field(default_factory=list)  # requests each engine received
+    engines: int = 1
     served_by: dict[str, int] = field(default_factory=dict)  # request id -> its engine
     input_tokens: int = 0  # admitted input, all engines
     cached_tokens: int = 0  # of which found in a prefix cache
     prefill_tokens: int = 0  # computed by prefill iterations
+
+    @property
+    def placed(self) -> list[int]:
+        """Requests each engine received."""
+        counts = [0] * self.engines
+        for engine in self.served_by.values():
+            counts[engine] += 1
+        return counts
 
     @property
     def cache_hit_rate(self) -> float:
@@ -173,7 +181,7 @@ def run(programs: Sequence[ScProgram], system: SystemSpec, cost: StepCost, limit
     end = max([e.now for e in cluster.engines] + [r.finished_at or 0.0 for r in runs.values()])
     return RunResult(list(runs.values()), end, sum(e.busy_seconds for e in cluster.engines),
                      sum(e.retractions for e in cluster.engines), steps, background_latencies,
-                     placed=cluster.placed, served_by=cluster.served_by,
+                     engines=engines, served_by=cluster.served_by,
                      input_tokens=sum(e.admitted_input_tokens for e in cluster.engines),
                      cached_tokens=sum(e.cached_input_tokens for e in cluster.engines),
                      prefill_tokens=sum(e.prefill_tokens for e in cluster.engines))

@@ -17,6 +17,7 @@ import argparse
 import sys
 
 from dynasor.srt.config import ConfigError, DynasorServerConfig
+from dynasor.srt.http_listener import HttpListener, PortTakenError, reserve_http_port
 from dynasor.srt.server_defaults import DEFAULT_HOST, flag_given, flag_value, has_cuda, with_defaults
 
 
@@ -47,15 +48,15 @@ def split_args(argv: list[str]) -> tuple[DynasorServerConfig, list[str]]:
     return config, sglang_argv
 
 
-def refuse_taken_port(sglang_argv: list[str]) -> None:
-    """Exit at once, before the model loads, when another process listens on the server's port
-    (it would answer the readiness checks meant for this server)."""
-    from dynasor.server_process import port_in_use
-
+def reserve_port(sglang_argv: list[str]) -> HttpListener:
+    """Bind and listen on the server's port before anything else starts, or exit at once when it is
+    taken: nothing (another server, the engine's own ephemeral sockets) can take it while the model
+    loads, and uvicorn serves on this socket later (``dynasor.srt.http_listener``)."""
     host, port = flag_value(sglang_argv, "--host") or DEFAULT_HOST, int(flag_value(sglang_argv, "--port") or 0)
-    if port and port_in_use(host, port):
-        raise SystemExit(f"dynasor serve: port {port} on {host} is already in use (another server?); "
-                         "stop it or choose another --port")
+    try:
+        return reserve_http_port(host, port)
+    except (PortTakenError, OSError) as e:
+        raise SystemExit(f"dynasor serve: {e}") from None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     sglang_argv = with_defaults(sglang_argv, on_cpu)
     wants_help = "-h" in argv or "--help" in argv
     if not wants_help:
-        refuse_taken_port(sglang_argv)
+        reserve_port(sglang_argv)
     if not flag_given(sglang_argv, "--model-path") and not wants_help:
         from dynasor.model import default_model_path
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import random
 import secrets
 import signal
 import socket
@@ -30,11 +31,32 @@ import httpx
 
 from dynasor.core.instance import ENV_INSTANCE_ID, instance_of
 
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LOWEST_PORT = 10000  # below: well-known and registered services
+_handed_out: set[int] = set()
+
+
+def ephemeral_port_range() -> tuple[int, int]:
+    """The kernel's range for ports it hands out itself (bind to 0, outgoing connections)."""
+    try:
+        low, high = (int(v) for v in EPHEMERAL_RANGE_FILE.read_text().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    """A port for a server this process starts: free now, outside the kernel's ephemeral range (a
+    starting engine's own sockets, gloo and ZMQ, bind ephemeral ports and could take it before the
+    server binds it), and never handed out twice by this process."""
+    low, high = ephemeral_port_range()
+    candidates = [*range(LOWEST_PORT, low), *range(high + 1, 65536)]
+    rng = random.Random(secrets.randbits(64))
+    for port in rng.sample(candidates, k=min(len(candidates), 200)):
+        if port not in _handed_out and not port_in_use(host, port):
+            _handed_out.add(port)
+            return port
+    raise RuntimeError(f"no free port on {host} outside the ephemeral range {low}-{high}")
 
 
 def port_in_use(host: str, port: int) -> bool:
@@ -51,6 +73,17 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
+# Log lines after which a starting server can never become ready (uvicorn's and smg's failed binds,
+# SGLang's failed app start-up): readiness waits stop at once instead of running out their clock.
+FATAL_LOG_LINES = ("error while attempting to bind", "Application startup failed", "Failed to bind the HTTP listener")
+STALL_S = 180.0  # a starting server that writes no log line for this long is stuck
+START_TIMEOUT_S = 300.0  # below pytest's per-test limit (pytest.ini), so a fixture never outwaits it
+
+
+class ServerStartError(RuntimeError):
+    """The server exited, reported a fatal error or stopped making progress before it was ready."""
+
+
 def group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -65,13 +98,14 @@ class ServerProcess:
     """One server process (with its own process group) and its log file."""
 
     def __init__(self, argv: list[str], env: dict[str, str], url: str, log_path: Path,
-                 instance_id: str | None = None, workers: Sequence[str] = ()) -> None:
+                 instance_id: str | None = None, workers: Sequence[str] = (), stall_s: float = STALL_S) -> None:
         self.argv = argv
         self.env = env
         self.url = url
         self.log_path = log_path
         self.instance_id = instance_id  # the launch id a Dynasor server must report (None: not checked)
         self.workers = [w.rstrip("/") for w in workers]  # a router: ready once it serves all of them
+        self.stall_s = stall_s
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -121,10 +155,14 @@ class ServerProcess:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def start(self, timeout: float = 600.0) -> ServerProcess:
+    def start(self, timeout: float = START_TIMEOUT_S) -> ServerProcess:
         """Start the server and wait until it is ready; a no-op if this object's server runs."""
         if self.running:
             return self
+        silent = self.silent_workers()
+        if silent:
+            raise ServerStartError(f"not starting the router at {self.url}: its workers {', '.join(silent)} "
+                                   "do not answer /health")
         address = urlsplit(self.url)
         if address.hostname and address.port and port_in_use(address.hostname, address.port):
             raise RuntimeError(f"port {address.port} on {address.hostname} is already in use: not starting "
@@ -153,13 +191,50 @@ class ServerProcess:
         ready = {str(w.get("url", "")).rstrip("/") for w in listed if w.get("status") == "ready"}
         return set(self.workers) <= ready
 
+    def silent_workers(self) -> list[str]:
+        """This router's workers that do not answer ``/health`` themselves: a router waits for them
+        without end, so its start fails instead."""
+        silent = []
+        for worker in self.workers:
+            try:
+                if httpx.get(worker + "/health", timeout=5).status_code != 200:
+                    silent.append(worker)
+            except httpx.HTTPError:
+                silent.append(worker)
+        return silent
+
     def wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        """Wait until the server is ready. Fail fast, stopping it, when its process exits, its log
+        reports a failure it cannot recover from (``FATAL_LOG_LINES``), or the log has not grown for
+        ``stall_s`` while it is not ready (a start-up that hangs writes nothing)."""
+        started = time.monotonic()
+        deadline = started + timeout
+        last_size, last_growth = -1, started
+        while True:
+            now = time.monotonic()
             if self.proc is None or self.proc.poll() is not None:
                 code = self.proc and self.proc.returncode
                 self.stop()  # its children (scheduler, detokenizer) may still be alive
-                raise RuntimeError(f"server exited early (code {code}); log tail:\n{self.log_tail()}")
+                raise ServerStartError(f"server exited early (code {code}); log tail:\n{self.log_tail()}")
+            fatal = self.fatal_log_line()
+            if fatal:
+                self.stop()
+                raise ServerStartError(f"server at {self.url} cannot start ({fatal.strip()}); "
+                                       f"log tail:\n{self.log_tail()}")
+            size = self.log_path.stat().st_size if self.log_path.exists() else 0
+            if size != last_size:
+                last_size, last_growth = size, now
+            elif now - last_growth > self.stall_s:
+                self.stop()
+                raise ServerStartError(f"server at {self.url} stopped making progress: not ready and no log "
+                                       f"output for {self.stall_s:.0f}s; log tail:\n{self.log_tail()}")
+            silent = self.silent_workers()
+            if silent:
+                self.stop()
+                raise ServerStartError(f"router at {self.url}: its workers {', '.join(silent)} stopped answering "
+                                       f"/health; log tail:\n{self.log_tail()}")
+            if now >= deadline:
+                break
             try:
                 if (httpx.get(self.url + "/health", timeout=5).status_code == 200 and self.is_ours()
                         and self.serves_its_workers()):
@@ -169,6 +244,12 @@ class ServerProcess:
             time.sleep(1.0)
         self.stop()
         raise TimeoutError(f"server at {self.url} not healthy after {timeout:.0f}s; log tail:\n{self.log_tail()}")
+
+    def fatal_log_line(self) -> str | None:
+        for line in self.log_text().splitlines():
+            if any(marker in line for marker in FATAL_LOG_LINES):
+                return line
+        return None
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -222,7 +303,7 @@ class ServerGroup:
     def worker_urls(self) -> list[str]:
         return [m.url for m in self.members]
 
-    def start(self, timeout: float = 600.0) -> ServerGroup:
+    def start(self, timeout: float = START_TIMEOUT_S) -> ServerGroup:
         try:
             for server in (*self.members, self.front):
                 server.start(timeout)

@@ -22,7 +22,7 @@ def dynasor_server() -> Iterator[ServerProcess]:
          "--enable-metrics"]
     )
     started = time.monotonic()
-    server.start(timeout=900)
+    server.start()
     print(f"\n[dynasor server] {server.url} healthy after {time.monotonic() - started:.1f}s (pid {server.pid})")
     try:
         yield server

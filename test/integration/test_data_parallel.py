@@ -32,7 +32,7 @@ def dp_url() -> Iterator[str]:
     server = ServerProcess.dynasor(free_port(), LOG_DIR / "dynasor-dp2-server.log",
                                    ["--dp-size", "2", "--max-running-requests", "8",
                                     "--dynasor-program-ttl", str(PROGRAM_TTL)])
-    server.start(timeout=900)
+    server.start()
     try:
         yield server.url
     finally:

@@ -33,7 +33,7 @@ def routed() -> Iterator[tuple[str, list[str]]]:
     router = ServerProcess.smg_router(free_port(), LOG_DIR / "smg-router.log", [w.url for w in workers])
     try:
         for server in (*workers, router):
-            server.start(timeout=900)
+            server.start()
         yield router.url, [w.url for w in workers]
     finally:
         for server in (router, *workers):

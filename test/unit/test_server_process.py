@@ -11,16 +11,25 @@ from pathlib import Path
 
 import pytest
 
-from dynasor.server_process import ServerProcess, free_port, group_alive, port_in_use
+from dynasor.server_process import (
+    ServerProcess,
+    ServerStartError,
+    ephemeral_port_range,
+    free_port,
+    group_alive,
+    port_in_use,
+)
 
 FAKE = Path(__file__).resolve().parent / "helpers" / "fake_server.py"
 
 
-def fake(tmp_path: Path, reported_id: str, expected_id: str | None = "launch-1") -> ServerProcess:
+def fake(tmp_path: Path, reported_id: str, expected_id: str | None = "launch-1", mode: str = "serve",
+         stall_s: float = 60) -> ServerProcess:
     port = free_port()
-    env = {**os.environ, "FAKE_INSTANCE_ID": reported_id, "FAKE_CHILD_PID_FILE": str(tmp_path / "child.pid")}
+    env = {**os.environ, "FAKE_INSTANCE_ID": reported_id, "FAKE_CHILD_PID_FILE": str(tmp_path / "child.pid"),
+           "FAKE_MODE": mode}
     return ServerProcess([sys.executable, str(FAKE), str(port)], env, f"http://127.0.0.1:{port}",
-                         tmp_path / "server.log", instance_id=expected_id)
+                         tmp_path / "server.log", instance_id=expected_id, stall_s=stall_s)
 
 
 def alive(pid: int) -> bool:
@@ -78,3 +87,36 @@ def test_an_interrupted_start_leaves_no_process(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         server.start()
     assert server.pid is not None and not group_alive(server.pid)
+
+
+def test_free_ports_lie_outside_the_kernels_ephemeral_range_and_are_not_handed_out_twice():
+    low, high = ephemeral_port_range()
+    ports = [free_port() for _ in range(50)]
+    assert all(not low <= p <= high for p in ports) and len(set(ports)) == 50
+    assert not any(port_in_use("127.0.0.1", p) for p in ports)
+
+
+def test_a_logged_failed_bind_ends_the_wait_at_once_and_leaves_no_process(tmp_path):
+    server = fake(tmp_path, "launch-1", mode="bind-error")
+    started = time.monotonic()
+    with pytest.raises(ServerStartError, match="error while attempting to bind"):
+        server.start(timeout=60)
+    assert time.monotonic() - started < 10 and not group_alive(server.pid)
+    assert not alive(int((tmp_path / "child.pid").read_text()))
+
+
+def test_a_start_up_that_writes_nothing_and_never_answers_is_given_up_after_the_stall_bound(tmp_path):
+    server = fake(tmp_path, "launch-1", mode="hang", stall_s=3)
+    started = time.monotonic()
+    with pytest.raises(ServerStartError, match="stopped making progress"):
+        server.start(timeout=60)
+    assert 3 <= time.monotonic() - started < 15 and not group_alive(server.pid)
+
+
+def test_a_router_whose_worker_does_not_answer_is_not_started(tmp_path):
+    silent = f"http://127.0.0.1:{free_port()}"
+    router = ServerProcess.smg_router(free_port(), tmp_path / "router.log", [silent])
+    started = time.monotonic()
+    with pytest.raises(ServerStartError, match="do not answer /health"):
+        router.start(timeout=60)
+    assert router.proc is None and time.monotonic() - started < 10

@@ -15,6 +15,7 @@ from typing import Any
 from dynasor.srt.config import DynasorServerConfig
 from dynasor.srt.dynasor_scheduler import DynasorScheduler
 from dynasor.srt.eviction_hooks import record_holders, wrap_eviction_strategy
+from dynasor.srt.http_listener import serve_on_reserved_port
 from dynasor.srt.openai_hooks import add_chat_token_stats, add_completion_token_stats
 from dynasor.srt.openai_mode_hooks import handle_chat_request, handle_completion_request
 from dynasor.srt.queue_order_hooks import keep_deprioritized, order_with_programs, skip_lpm_sort
@@ -63,6 +64,7 @@ HOOKS: tuple[Hook, ...] = (
          add_completion_token_stats),
     Hook(_OPENAI + "serving_chat.OpenAIServingChat.handle_request", "AROUND", handle_chat_request),
     Hook(_OPENAI + "serving_completions.OpenAIServingCompletion.handle_request", "AROUND", handle_completion_request),
+    Hook("uvicorn.server.Server.serve", "AROUND", serve_on_reserved_port),
 )
 
 

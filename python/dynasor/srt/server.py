@@ -12,10 +12,12 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import Any, NoReturn
 
 from dynasor.core.instance import instance_of
 from dynasor.modes.job import ModeRunner
 from dynasor.srt.config import DynasorServerConfig
+from dynasor.srt.http_listener import HttpListener, reserved_listener
 from dynasor.srt.server_defaults import bind_cpu_ranks, cpu_env
 from dynasor.srt.server_state import ServerState, activate_server_state
 from dynasor.srt.sglang_version import UnsupportedSGLangError, check_sglang_version
@@ -57,7 +59,10 @@ def serve(config: DynasorServerConfig, sglang_argv: list[str], on_cpu: bool, mod
     install_routes(http_server.app, state)
     url = f"http://{server_args.host}:{server_args.port}"
 
+    ready = False
+
     def announce_ready() -> None:
+        nonlocal ready
         answering = instance_of(url)
         if answering != config.instance_id:
             print(f"dynasor serve: the server answering at {url} is not this one (instance {answering!r}, this "
@@ -66,11 +71,55 @@ def serve(config: DynasorServerConfig, sglang_argv: list[str], on_cpu: bool, mod
 
             kill_process_tree(os.getpid(), include_parent=True)
             return
+        ready = True
         print(f"Dynasor server ready at {url} (model {server_args.model_path})", flush=True)
 
+    listener = reserved_listener()
+    if listener is not None and not serves_on_one_uvicorn(server_args):
+        raise SystemExit("dynasor serve: --enable-http2, --enable-ssl-refresh and --tokenizer-worker-num > 1 "
+                         "serve HTTP another way; Dynasor serves through one uvicorn server")
     try:
         http_server.launch_server(server_args, launch_callback=announce_ready)
-    finally:
-        from sglang.srt.utils import kill_process_tree
+    except BaseException as e:
+        end_server(e, listener, ready)
+    end_server(None, listener, ready)
 
-        kill_process_tree(os.getpid(), include_parent=False)
+
+def serves_on_one_uvicorn(server_args: Any) -> bool:
+    """SGLang serves HTTP through one ``uvicorn.Server`` (the port reserved at launch) unless one of
+    these modes is on."""
+    return not (getattr(server_args, "enable_http2", False) or getattr(server_args, "enable_ssl_refresh", False)
+                or getattr(server_args, "tokenizer_worker_num", 1) > 1)
+
+
+def end_server(error: BaseException | None, listener: HttpListener | None, was_ready: bool) -> NoReturn:
+    """Leave no engine process behind and exit now. A failure says so in one line on stderr;
+    ``os._exit`` because SGLang's non-daemon threads (the warm-up's readiness poll) would otherwise
+    keep a server that gave up alive."""
+    from sglang.srt.utils import kill_process_tree
+
+    code = 0
+    if isinstance(error, SystemExit):
+        code = error.code if isinstance(error.code, int) else (0 if error.code is None else 1)
+    elif isinstance(error, KeyboardInterrupt):
+        code = 130
+    elif error is not None:
+        code = 1
+    left = ""
+    try:
+        kill_process_tree(os.getpid(), include_parent=False, wait_timeout=30)
+    except Exception as e:
+        left = f"; could not end every engine process: {e}"
+    if error is not None and code != 0:  # the last line on stderr
+        stage = "after it was ready" if was_ready else "before it was ready"
+        detail = f": {error}" if not isinstance(error, SystemExit) or isinstance(error.code, str) else ""
+        if not isinstance(error, SystemExit):
+            detail = f": {type(error).__name__}{detail}"
+        ended = left or "; its engine processes are ended"
+        print(f"dynasor serve: the server stopped {stage} (exit code {code}{detail}){ended}",
+              file=sys.stderr, flush=True)
+    if listener is not None:
+        listener.close()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

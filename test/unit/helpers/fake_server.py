@@ -1,6 +1,9 @@
 """A stand-in server process for ServerProcess tests: answers /health and /dynasor/instance with
 the launch id in $FAKE_INSTANCE_ID, and starts a child in its process group (pid written to
-$FAKE_CHILD_PID_FILE), as SGLang's server starts its scheduler."""
+$FAKE_CHILD_PID_FILE), as SGLang's server starts its scheduler.
+
+$FAKE_MODE picks a start-up that never becomes ready: ``hang`` (silent, as a start-up stuck on a
+socket) or ``bind-error`` (logs uvicorn's failed bind and stays alive, as SGLang's server did)."""
 
 import json
 import os
@@ -31,4 +34,11 @@ if __name__ == "__main__":
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     with open(os.environ["FAKE_CHILD_PID_FILE"], "w") as f:
         f.write(str(child.pid))
+    mode = os.environ.get("FAKE_MODE", "serve")
+    if mode == "bind-error":
+        print(f"ERROR:    [Errno 98] error while attempting to bind on address ('127.0.0.1', {sys.argv[1]}): "
+              "address already in use", flush=True)
+        print("INFO:     Waiting for application shutdown.", flush=True)
+    if mode != "serve":
+        child.wait()
     HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()

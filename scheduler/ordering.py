@@ -12,6 +12,9 @@ group (smaller first):
   program's waiting requests stay contiguous, so its branches are admitted together.
 - ``gang-sjf``: programs in service first (their gang completes), then escalated programs (longest
   wait first), then the rest by estimated remaining work (shortest first), arrival time breaking ties.
+  Estimates are compared by ``work_class``: geometric classes ``WORK_TIE_RATIO`` wide, because a
+  remaining-work estimate (a hint counted down, a learned mean length) is no finer than that, and
+  programs that look alike must keep first-come-first-served order instead of being shuffled by noise.
 - ``sjf``: ``gang-sjf`` without the gang: a program in service has no precedence, so a shorter
   program that arrives can take the place of its waiting branches (the simulator's ablation of gang).
 
@@ -40,9 +43,20 @@ deterministic. The keys live here; ``group_order.py`` keeps groups in key order 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import Enum
 from typing import NamedTuple
+
+# Remaining-work estimates within this ratio of each other are ties (same class, arrival order).
+WORK_TIE_RATIO = 1.25
+_LOG_TIE_RATIO = math.log(WORK_TIE_RATIO)
+
+
+def work_class(tokens: float) -> int:
+    """Geometric class of a remaining-work estimate: 0 for none, then one class per factor of
+    ``WORK_TIE_RATIO`` (monotone, so a shorter class always ranks first)."""
+    return math.floor(math.log1p(max(tokens, 0.0)) / _LOG_TIE_RATIO)
 
 
 class QueuePolicy(str, Enum):
@@ -143,7 +157,7 @@ def group_key(policy: QueuePolicy, view: ProgramView, oldest_queued_at: float, e
     if policy is QueuePolicy.GANG:
         return (1, 0 if view.in_service else 1, view.first_arrival, group)
     if view.in_service and policy is QueuePolicy.GANG_SJF:
-        return (0, view.remaining_work, view.first_arrival, group)
+        return (0, work_class(view.remaining_work), view.first_arrival, group)
     if escalate:
         return (1, oldest_queued_at, view.first_arrival, group)
-    return (2, view.remaining_work, view.first_arrival, group)
+    return (2, work_class(view.remaining_work), view.first_arrival, group)

@@ -32,13 +32,22 @@ import asyncio
 import json
 import shlex
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from benchmark.common import RESULTS, add_server_flags, apply_preset, display_path, machine_info
+from benchmark.online.alternation import (
+    QueueSampler,
+    alternation_summary,
+    format_alternation,
+    mean_latency,
+    queue_summary,
+    round_order,
+)
+from benchmark.online.presets import PRESETS
 from benchmark.online.report import fairness_rate, format_tables, plot, summarize
 from benchmark.online.systems import POLICY_FLAGS, System, make_server, parse_systems
+from benchmark.online.untagged import untagged_throughput
 from benchmark.online.workload import (
     DeadlineModel,
     Workload,
@@ -51,78 +60,8 @@ from benchmark.online.workload import (
 from dynasor.datasets.arithmetic import generate, make_prompt, parse_levels
 from dynasor.runtime.sampling_flags import add_sampling_flags, sampling_params_from_args
 
-
-@dataclass(frozen=True)
-class OnlinePreset:
-    """Every size a preset sets (flags the user gives win)."""
-
-    rates: str
-    duration: float | None
-    programs_per_rate: int | None
-    drain_max: float
-    cap: int
-    detect_at: int
-    max_new_tokens: int
-    temperature: float
-    levels: str
-    oracle_runs: int
-    slo_scales: str
-    arrivals: str
-    max_running_requests: int
-    slo_scale: float = 2.0
-    target: float = 0.9
-    sc_launch: str = "staged"
-    systems: str = "all"
-    overlap_schedule: bool = True  # SGLang's default; False adds --disable-overlap-schedule to every server
-    dp_size: int = 1  # SGLang's data-parallel ranks per server (--dp-size)
-    workers: int = 1  # servers per system behind SGLang's router (1: no router)
-
-
-# --quick on 2 CPU cores: 5 servers x ~30 s start + ~25 s of oracle solo runs + 6 systems x (3 windows of one
-# 8-program trace, 40 + 23 + 16 s of arrivals, each drained for up to ~10 s) ≈ 13-14 minutes.
-PRESETS: dict[str, OnlinePreset] = {
-    "quick": OnlinePreset(rates="0.2,0.35,0.5", duration=None, programs_per_rate=8, drain_max=10.0, cap=6,
-                          detect_at=3, max_new_tokens=32, temperature=0.3, levels="0:0.5,1:0.5", oracle_runs=2,
-                          slo_scales="1,1.5,2,3,4", arrivals="scaled", max_running_requests=16),
-    # --preset cpu-powered: >= 100 programs per rate per system, paired bootstrap intervals; small programs (4
-    # branches of <= 24 tokens) so that 2 CPU cores reach the knee at a rate where 100 programs take minutes, not
-    # hours. Rates: a pilot with 16-program windows put SGLang fcfs's knee (90% at SLO scale 2) near 0.9/s, but a
-    # first powered run at 0.6-1.5/s (online_cpu_overload.json) found every system below 90% at scale 2 at every
-    # rate: over 100-program windows the queue builds up where 16 programs did not. So 0.3-0.6/s.
-    # 4 systems x 3 rates x 100 programs: about an hour.
-    "cpu-powered": OnlinePreset(rates="0.3,0.45,0.6", duration=None, programs_per_rate=100, drain_max=10.0, cap=4,
-                                detect_at=2, max_new_tokens=24, temperature=0.3, levels="0:0.5,1:0.5", oracle_runs=3,
-                                slo_scales="1,1.5,2,3,4", arrivals="scaled", max_running_requests=16,
-                                systems="sglang-fcfs,sglang-lpm,gang-sjf,gang-sjf+certaindex"),
-    # --preset sim-validation: the live run the simulator is checked against (benchmark.sim.validate): every
-    # request recorded, the cpu-powered program shape, 24 programs per rate (per-program latencies are compared,
-    # so a few windows suffice), rates from light to the knee. About 20 minutes. Without the overlap scheduler,
-    # which the simulated engine does not model (and the CPU profile is fitted without).
-    "sim-validation": OnlinePreset(rates="0.3,0.45,0.6", duration=None, programs_per_rate=24, drain_max=10.0, cap=4,
-                                   detect_at=2, max_new_tokens=24, temperature=0.3, levels="0:0.5,1:0.5",
-                                   oracle_runs=2, slo_scales="1,1.5,2,3,4", arrivals="scaled", max_running_requests=16,
-                                   systems="sglang-fcfs,sglang-lpm,gang-sjf,gang-sjf+certaindex",
-                                   overlap_schedule=False),
-    # --preset dp-affinity: program affinity across data-parallel ranks (issue 13): the full system on
-    # --dp-size 2 (one core per rank) with every request left to SGLang's dispatch (run first: the latency
-    # ratios are against it), then with its programs kept on one rank; the cpu-powered program shape, one
-    # 100-program trace. About 10 minutes.
-    "dp-affinity": OnlinePreset(rates="0.6", duration=None, programs_per_rate=100, drain_max=10.0, cap=4,
-                                detect_at=2, max_new_tokens=24, temperature=0.3, levels="0:0.5,1:0.5", oracle_runs=2,
-                                slo_scales="1,1.5,2,3,4", arrivals="scaled", max_running_requests=16,
-                                systems="gang-sjf+certaindex+sglang-dispatch,gang-sjf+certaindex", dp_size=2),
-    # --preset router-affinity: the same comparison across two servers behind SGLang's router (smg): the
-    # router's default policy (cache_aware) deciding per request, then Dynasor's routing key (manual policy,
-    # one worker per program). About 10 minutes.
-    "router-affinity": OnlinePreset(rates="0.6", duration=None, programs_per_rate=100, drain_max=10.0, cap=4,
-                                    detect_at=2, max_new_tokens=24, temperature=0.3, levels="0:0.5,1:0.5",
-                                    oracle_runs=2, slo_scales="1,1.5,2,3,4", arrivals="scaled",
-                                    max_running_requests=16,
-                                    systems="gang-sjf+certaindex+sglang-dispatch,gang-sjf+certaindex", workers=2),
-    "full": OnlinePreset(rates="0.5,1,2,4,8", duration=300.0, programs_per_rate=None, drain_max=300.0, cap=20,
-                         detect_at=5, max_new_tokens=256, temperature=0.8, levels="1:0.25,2:0.25,3:0.25,4:0.25",
-                         oracle_runs=5, slo_scales="0.5,1,1.5,2,2.5,3,4", arrivals="poisson", max_running_requests=0),
-}
+SEQUENTIAL = ("SEQUENTIAL: one run per system, one after the other; machine drift between the runs is not "
+              "cancelled, so ratios between systems are not evidence")
 
 
 def floats(spec: str) -> list[float]:
@@ -134,8 +73,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="small-scale CPU sizes (defaults below marked quick/full); "
                     "the same as --preset quick")
     ap.add_argument("--preset", choices=sorted(PRESETS), help="sizes and systems: quick (smoke run), cpu-powered "
-                    "(>= 100 programs per rate on this CPU, about an hour), dp-affinity (program affinity on "
-                    "--dp-size 2), full (GPU scale; the default)")
+                    "(>= 100 programs per rate on this CPU, about an hour), parity (stock fcfs vs Dynasor's default "
+                    "near saturation), dp-affinity (program affinity on --dp-size 2), full (GPU scale; the default)")
     ap.add_argument("--rates", help="programs/s, comma separated (quick 0.15,0.3; full 0.5,1,2,4,8)")
     ap.add_argument("--duration", type=float, help="arrival window per rate, seconds (full 300)")
     ap.add_argument("--programs-per-rate", type=int, help="instead of --duration: each rate's window is N / rate "
@@ -180,6 +119,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     "otherwise 1: no router)")
     ap.add_argument("--overlap-schedule", action=argparse.BooleanOptionalAction, default=None,
                     help="SGLang's overlap scheduler in started servers (default on; sim-validation: off)")
+    ap.add_argument("--rounds", type=int, help="alternating rounds: every system once per round on the same trace, "
+                    "order swapped each round, a speed probe before each turn; ratios paired by round (quick 2, "
+                    "cpu-powered 4, parity 4, full 2)")
+    ap.add_argument("--step-logs", action=argparse.BooleanOptionalAction, default=None,
+                    help="alternating runs: Dynasor servers write a step log (--dynasor-step-log) under "
+                    "<out-dir>/tmp, named in the result (parity: on; otherwise off)")
+    ap.add_argument("--baseline", help="the system the alternating ratios are against (default: the first)")
+    ap.add_argument("--sequential", action="store_true", help="one run per system, one after the other, each on a "
+                    "fresh server (the old way; drift between systems is not cancelled, and the results say so)")
+    ap.add_argument("--bench-serving", type=int, default=None, metavar="N", help="after each turn, N untagged "
+                    "random requests through SGLang's bench_serving: decode throughput of plain traffic in the "
+                    "same alternation (parity: 64; otherwise off)")
     ap.add_argument("--tag", help="output name online_<tag> (default quick / full)")
     ap.add_argument("--out-dir", type=Path, default=RESULTS)
     ap.add_argument("--replay", type=Path, help="re-summarise a saved JSON (new scales/target), no servers")
@@ -191,6 +142,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.given = apply_preset(args, PRESETS[preset])
     args.tag = args.tag or {"cpu-powered": "cpu", "sim-validation": "sim_validation",
                             "dp-affinity": "dp_affinity", "router-affinity": "router_affinity"}.get(preset, preset)
+    if args.bench_serving is None:
+        args.bench_serving = 64 if preset == "parity" else 0
+    if args.step_logs is None:
+        args.step_logs = preset == "parity"
+    if args.rounds < 1:
+        ap.error("--rounds must be >= 1")
+
     args.preset = preset
     if args.oracle and args.base_deadline is not None:
         ap.error("--oracle and --base-deadline exclude each other")
@@ -246,6 +204,8 @@ def title(args: argparse.Namespace, n_programs: int) -> str:
         scale += f", {args.workers} servers behind SGLang's router (smg)"
     model = Path(args.model_path).name if args.model_path else "default model (SmolLM2-135M)"
     window = (f"{args.programs_per_rate} programs each" if args.programs_per_rate else f"{args.duration:g}s each")
+    if args.sequential:
+        scale = "SEQUENTIAL " + scale
     return (f"{scale}: {model}, SC K={args.cap} (detect {args.detect_at}, {args.sc_launch}), T {args.temperature:g}, "
             f"levels {args.levels}, {len(floats(args.rates))} rates x {window} ({n_programs} programs/system), "
             f"seed {args.seed}")
@@ -379,6 +339,133 @@ def run_system(system: System, url: str, engine_urls: list[str], flush: bool, wo
     return deadlines
 
 
+def run_alternating(systems: list[System], workloads: list[Workload], deadlines: DeadlineModel | None,
+                    args: argparse.Namespace, report: dict[str, Any], save: Any) -> DeadlineModel | None:
+    """Every system's server up at once; ``args.rounds`` rounds, each running every system once on
+    the same trace (order swapped each round), each turn after a cache flush, a warm-up and a speed
+    probe (``alternation.py``). Records of all rounds are pooled per rate (the attainment tables),
+    each tagged with its round; the rounds' own figures go to ``report["rounds"]``."""
+    from contextlib import ExitStack
+
+    from tqdm import tqdm
+
+    from benchmark.online.loadgen import solo_latencies
+    from dynasor.server_process import free_port
+
+    groups = server_groups(systems)
+    servers: dict[str, Any] = {}
+    for system in systems:
+        report["systems"][system.name] = {"system": system.to_json(), "error": None, "windows": []}
+    with ExitStack() as stack:
+        for group in groups:
+            log = args.out_dir / "tmp" / f"online_{args.tag}_{group[0].name}.log"
+            started = time.monotonic()
+            extra = server_extra(args)
+            if args.step_logs and not group[0].stock:
+                step_log = args.out_dir / "tmp" / f"steps_{args.tag}_{group[0].name}.jsonl"
+                step_log.parent.mkdir(parents=True, exist_ok=True)
+                step_log.unlink(missing_ok=True)
+                extra += ["--dynasor-step-log", str(step_log)]
+                for system in group:
+                    report["systems"][system.name]["step_log"] = display_path(step_log)
+            try:
+                server = make_server(group[0], free_port(), log, args.model_path, extra, args.workers or 1)
+                stack.enter_context(server)
+            except Exception as error:  # the others still alternate; this one says why it is missing
+                for system in group:
+                    report["systems"][system.name]["error"] = f"{type(error).__name__}: {error}"
+                tqdm.write(f"[{group[0].name}] FAILED: {str(error).splitlines()[0] if str(error) else error!r}")
+                continue
+            info = {"argv": [portable(a) for a in server.argv[1:]], "start_seconds": time.monotonic() - started,
+                    "log": display_path(log), "shared_by": [s.name for s in group]}
+            tqdm.write(f"[{group[0].name}] server {server.url} up in {info['start_seconds']:.0f}s")
+            for system in group:
+                servers[system.name] = server
+                report["systems"][system.name]["server"] = info
+        systems = [s for s in systems if s.name in servers]
+        if not systems:
+            return deadlines
+        mix = parse_levels(args.levels)
+        probe_problem = {min(mix): oracle_problems([min(mix)], 1, args.seed)[min(mix)][:1]}
+        pooled: dict[str, list[list[dict[str, Any]]]] = {s.name: [[] for _ in workloads] for s in systems}
+        for r in range(args.rounds):
+            order = round_order(systems, r)
+            round_: dict[str, Any] = {"round": r, "order": [s.name for s in order], "systems": {}}
+            for system in order:
+                server = servers[system.name]
+                deadlines = prepare_turn(system, server.url, server.worker_urls, deadlines, args, report)
+                probe = asyncio.run(solo_latencies(server.url, system, probe_problem, program_shape(args),
+                                                   server.worker_urls != [server.url]))
+                turn: dict[str, Any] = {"probe_s": next(iter(probe.values()))[0], "mean_latency_s": {},
+                                        "finished": {}, "queue": {}, "queue_samples": {}, "wall_s": {},
+                                        "window_started_at": {}}
+                for k, workload in enumerate(workloads):
+                    key = f"{workload.rate:g}"
+                    turn["window_started_at"][key] = time.time()
+                    records, wall, samples = asyncio.run(sampled_window(server, system, workload, deadlines, args,
+                                                                        f"round {r} {system.name} @ {key}/s"))
+                    rows = [{**rec.to_json(), "index": r * len(records) + rec.index, "round": r} for rec in records]
+                    pooled[system.name][k] += rows
+                    turn["mean_latency_s"][key] = mean_latency(rows)
+                    turn["finished"][key] = sum(row["latency"] is not None for row in rows)
+                    turn["queue"][key], turn["queue_samples"][key] = queue_summary(samples), samples
+                    turn["wall_s"][key] = wall
+                if args.bench_serving:
+                    turn["untagged_throughput"] = untagged_throughput(server.url, args)
+                round_["systems"][system.name] = turn
+                tqdm.write(f"[round {r}] {system.name}: probe {turn['probe_s']:.2f}s, mean latency "
+                           + ", ".join(f"{k}/s {v:.2f}s" for k, v in turn["mean_latency_s"].items() if v is not None))
+            report["rounds"].append(round_)
+            for system in systems:
+                report["systems"][system.name]["windows"] = [
+                    {"workload": {**w.to_json(), "duration": w.duration * (r + 1)}, "rounds": r + 1,
+                     "records": pooled[system.name][k]} for k, w in enumerate(workloads)]
+            save()
+    baseline = args.baseline or systems[0].name
+    if baseline not in [s.name for s in systems]:
+        return deadlines
+    report["alternation"] = alternation_summary(report["rounds"], [s.name for s in systems], baseline,
+                                                [w.rate for w in workloads])
+    return deadlines
+
+
+def prepare_turn(system: System, url: str, engine_urls: list[str], deadlines: DeadlineModel | None,
+                 args: argparse.Namespace, report: dict[str, Any]) -> DeadlineModel:
+    """Before a system's turn: its engines' caches flushed and warmed, the oracle if still needed."""
+    from tqdm import tqdm
+
+    from benchmark.online.loadgen import solo_latencies, warmup
+
+    mix = parse_levels(args.levels)
+    warm = [make_prompt(p) for p in generate(len(mix), args.seed + 1, dict.fromkeys(mix, 1.0)).problems]
+    for engine in engine_urls:
+        flush_cache(engine)
+        asyncio.run(warmup(engine, warm))
+    if deadlines is not None:
+        return deadlines
+    solo = asyncio.run(solo_latencies(url, system, oracle_problems(sorted(mix), args.oracle_runs, args.seed),
+                                      program_shape(args), engine_urls != [url]))
+    deadlines = oracle_deadlines({lv: sum(v) / len(v) for lv, v in solo.items()})
+    report["oracle"] = {"system": system.name, "runs_per_level": args.oracle_runs,
+                        "latencies": {str(k): v for k, v in solo.items()}}
+    report["deadlines"] = deadlines.to_json()
+    tqdm.write(f"[{system.name}] oracle solo latency per level: "
+               + ", ".join(f"L{k} {v:.1f}s" for k, v in deadlines.solo_latency.items()))
+    return deadlines
+
+
+async def sampled_window(server: Any, system: System, workload: Workload, deadlines: DeadlineModel,
+                         args: argparse.Namespace, desc: str) -> tuple[Any, float, list[list[float]]]:
+    """One window with the server's queue length sampled throughout."""
+    from benchmark.online.loadgen import run_window
+
+    async with QueueSampler(server.worker_urls) as sampler:
+        records, wall = await run_window(server.url, system, workload, program_shape(args),
+                                         limits_for(workload, deadlines, args), desc,
+                                         server.worker_urls != [server.url])
+    return records, wall, sampler.samples
+
+
 def finish(report: dict[str, Any], args: argparse.Namespace, out: Path) -> None:
     """Summary, plots and tables from the recorded programs (also the whole of --replay)."""
     deadlines = DeadlineModel.from_json(report["deadlines"])
@@ -393,6 +480,10 @@ def finish(report: dict[str, Any], args: argparse.Namespace, out: Path) -> None:
     print(f"\n{report['title']}")
     print(f"deadlines: {report['deadlines']}")
     print(format_tables(summary))
+    if report.get("alternation"):
+        print(format_alternation(report["alternation"], report["rounds"]))
+    else:
+        print(f"comparison: {report.get('comparison', SEQUENTIAL)}")
     print(f"\nwrote {out} and {', '.join(p.name for p in paths)}")
 
 
@@ -416,6 +507,8 @@ def main(argv: list[str] | None = None) -> None:
 
     mix = parse_levels(args.levels)
     systems = parse_systems(args.systems)
+    if args.baseline and args.baseline not in [s.name for s in systems]:
+        raise SystemExit(f"--baseline {args.baseline} is not one of the systems run")
     workloads = [build_workload(rate, window_seconds(args, rate), args.seed, mix, args.arrivals == "fixed-count",
                                 args.arrivals == "scaled") for rate in floats(args.rates)]
     n_programs = sum(len(w.arrivals) for w in workloads)
@@ -435,6 +528,9 @@ def main(argv: list[str] | None = None) -> None:
         "program": {"algorithm": "self-consistency", "cap": args.cap, "detect_at": args.detect_at,
                     "threshold": args.threshold, "launch": args.sc_launch, "sampling_params": shape.sampling_params},
         "workloads": [w.to_json() for w in workloads], "systems_order": [s.name for s in systems],
+        "comparison": SEQUENTIAL if args.sequential else f"alternating: {args.rounds} rounds, order swapped each "
+                      "round, a speed probe before each turn; ratios paired by round",
+        "rounds": [],
         "deadlines": deadlines.to_json() if deadlines else None, "oracle": None, "systems": {}, "complete": False}
     out = args.out_dir / f"online_{args.tag}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -447,9 +543,12 @@ def main(argv: list[str] | None = None) -> None:
         report["elapsed_seconds"] = time.monotonic() - started
         out.write_text(json.dumps(report, indent=1))
 
-    for group in tqdm(server_groups(systems), desc="servers", unit="server"):
-        deadlines = run_group(group, workloads, deadlines, args, report, save)
-        save()
+    if args.sequential:
+        for group in tqdm(server_groups(systems), desc="servers", unit="server"):
+            deadlines = run_group(group, workloads, deadlines, args, report, save)
+            save()
+    else:
+        deadlines = run_alternating(systems, workloads, deadlines, args, report, save)
     report["complete"] = True
     if deadlines is None:
         raise SystemExit(f"no system ran, so no oracle deadlines; partial results in {out}")

@@ -12,6 +12,7 @@ aborted in the engine (their records are censored) before the next window starts
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -92,9 +93,32 @@ def request_rows(generations: Sequence[Generation]) -> list[list[int]]:
              int(g.meta_info.get("cached_tokens") or 0)] for g in generations]
 
 
+def request_times(generations: Sequence[Generation], sent_and_answered: Sequence[tuple[float, float]],
+                  start: float) -> list[list[float | None]]:
+    """Per request, seconds from ``start`` (wall clock): [sent, received, admitted, first token,
+    finished]. Sent is the client's clock; received (``request_received_ts``), admission
+    (``forward_entry_time``: first scheduled into a batch) and first token (received +
+    ``first_token_latency``) are the server's, stock SGLang's and Dynasor's alike; finished is the
+    server's ``request_finished_ts``, else the answer's arrival at the client."""
+
+    def since(value: Any) -> float | None:
+        return round(float(value) - start, 4) if isinstance(value, (int, float)) and value > 0 else None
+
+    rows = []
+    for generation, (sent, answered) in zip(generations, sent_and_answered):
+        meta = generation.meta_info
+        received, first = meta.get("request_received_ts"), meta.get("first_token_latency")
+        first_token = received + first if isinstance(received, (int, float)) and isinstance(first, (int, float)) \
+            else None
+        rows.append([since(sent), since(received), since(meta.get("forward_entry_time")), since(first_token),
+                     since(meta.get("request_finished_ts") or answered)])
+    return rows
+
+
 def _record(index: int, problem: Problem, arrival: float, latency: float | None, censored_at: float | None,
             result: ProgramResult | None, error: str | None,
-            requests: list[list[int]] | None = None) -> ProgramRecord:
+            requests: list[list[int]] | None = None, times: list[list[float | None]] | None = None,
+            rids: list[str | None] | None = None) -> ProgramRecord:
     done = result is not None and latency is not None
     answer = result.answer if result is not None and done else None
     return ProgramRecord(
@@ -103,7 +127,7 @@ def _record(index: int, problem: Problem, arrival: float, latency: float | None,
         correct=is_correct(answer, problem.answer) if done else None,
         stopped_early=bool(result and result.stopped_early), answer=answer,
         certaindex_at_detection=result.extra.get("certaindex_at_detection") if result is not None else None,
-        error=error, requests=requests)
+        error=error, requests=requests, request_times=times, request_ids=rids)
 
 
 async def run_window(url: str, system: System, workload: Workload, shape: ProgramShape, limits: WindowLimits,
@@ -124,7 +148,7 @@ async def run_window(url: str, system: System, workload: Workload, shape: Progra
                                  max_concurrent_programs=max(1, len(arrivals)))
         programs: dict[int, SelfConsistency] = {}
         finished_at: dict[int, float] = {}
-        t0 = loop.time()
+        t0, t0_wall = loop.time(), time.time()
 
         async def one(index: int, at: float, problem: Problem) -> ProgramResult:
             await asyncio.sleep(max(0.0, t0 + at - loop.time()))
@@ -162,12 +186,18 @@ async def run_window(url: str, system: System, workload: Workload, shape: Progra
         result, error = _outcome(tasks[a.index])
         scheduled = t0 + a.time
         program = programs.get(a.index)
-        requests = request_rows(recorder.generations(program.program_id)) if program is not None else None
+        requests = times = rids = None
+        if program is not None:
+            generations = recorder.generations(program.program_id)
+            requests = request_rows(generations)
+            times = request_times(generations, recorder.sent_and_answered(program.program_id), t0_wall)
+            rids = [g.meta_info.get("id") for g in generations]
         if a.index in unfinished:
-            records.append(_record(a.index, a.problem, a.time, None, cut - scheduled, result, None, requests))
+            records.append(_record(a.index, a.problem, a.time, None, cut - scheduled, result, None, requests, times,
+                                   rids))
         else:
             latency = finished_at[a.index] - scheduled if error is None else None
-            records.append(_record(a.index, a.problem, a.time, latency, None, result, error, requests))
+            records.append(_record(a.index, a.problem, a.time, latency, None, result, error, requests, times, rids))
     return records, wall
 
 

@@ -48,6 +48,11 @@ class ProgramRecord:
     # each request of the program in launch order: [prompt tokens, completion tokens, aborted (0/1),
     # cached prompt tokens] (runs before the cached column have three)
     requests: list[list[int]] | None = None
+    # the same requests' times in seconds from the window's start: [sent, received, admitted (first
+    # scheduled), first token, finished]; None where the server did not say (see loadgen.request_times)
+    request_times: list[list[float | None]] | None = None
+    request_ids: list[str | None] | None = None  # the same requests' rids (as the server's step log names them)
+    round: int | None = None  # alternating runs: the round this record belongs to
 
     @property
     def finished(self) -> bool:

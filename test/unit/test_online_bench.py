@@ -470,9 +470,10 @@ class FakeServer:
         return None
 
 
-def test_main_end_to_end_over_fake_servers(tmp_path, monkeypatch):
-    """Orchestration: oracle on the first system, every window on every system, one failing server
-    recorded without losing the others, JSON + PNGs written; no real server is started."""
+def test_main_sequential_end_to_end_over_fake_servers(tmp_path, monkeypatch):
+    """Orchestration of --sequential: oracle on the first system, every window on every system, one
+    failing server recorded without losing the others, JSON + PNGs written, the run labelled
+    sequential; no real server is started."""
     fake = FakeBackend({}, default=0.01)
     monkeypatch.setattr(loadgen, "make_backend", lambda system, client: fake)
 
@@ -488,8 +489,9 @@ def test_main_end_to_end_over_fake_servers(tmp_path, monkeypatch):
     monkeypatch.setattr(bench_online, "make_server", make_server)
     bench_online.main(["--rates", "4,8", "--duration", "0.3", "--drain-max", "0", "--cap", "2", "--detect-at", "1",
                        "--systems", "sglang-fcfs,gang,gang-sjf+certaindex", "--oracle-runs", "1",
-                       "--levels", "1:0.5,2:0.5", "--tag", "t", "--out-dir", str(tmp_path)])
+                       "--levels", "1:0.5,2:0.5", "--tag", "t", "--out-dir", str(tmp_path), "--sequential"])
     out = json.loads((tmp_path / "online_t.json").read_text())
+    assert out["title"].startswith("SEQUENTIAL") and out["comparison"].startswith("SEQUENTIAL")
     assert out["complete"] and out["deadlines"]["source"] == "oracle" and out["oracle"]["system"] == "sglang-fcfs"
     assert set(out["oracle"]["latencies"]) == {"1", "2"}
     assert out["systems"]["gang"]["error"].startswith("RuntimeError") and out["systems"]["gang"]["windows"] == []
@@ -502,6 +504,48 @@ def test_main_end_to_end_over_fake_servers(tmp_path, monkeypatch):
     assert set(out["summary"]["systems"]) == {"sglang-fcfs", "gang", "gang-sjf+certaindex"}
     assert out["workloads"][0]["problems"]["levels"] == {"1": 0.5, "2": 0.5} and out["machine"]["cpu_count"]
     assert all((tmp_path / f"online_t_{k}.png").exists() for k in ("rate", "slo", "fairness"))
+
+
+def test_main_alternates_systems_round_by_round_over_fake_servers(tmp_path, monkeypatch):
+    """The default comparison: every server up at once, rounds with the order swapped, a speed probe
+    and a cache flush before every turn, each request's times recorded, records pooled per rate with
+    their round, ratios paired by round; a server that fails to start is left out and says why."""
+    fake = FakeBackend({}, default=0.01)
+    monkeypatch.setattr(loadgen, "make_backend", lambda system, client: fake)
+    flushed = []
+
+    async def no_warmup(url, prompts, max_new_tokens=4):
+        return None
+
+    def make_server(system, port, log, model_path, extra, workers=1):
+        if system.name == "gang":
+            raise RuntimeError("server exited early (code 1)")
+        return FakeServer(systems.server_argv(system, model_path, extra))
+
+    monkeypatch.setattr(loadgen, "warmup", no_warmup)
+    monkeypatch.setattr(bench_online, "make_server", make_server)
+    monkeypatch.setattr(bench_online, "flush_cache", flushed.append)
+    bench_online.main(["--rates", "4,8", "--duration", "0.3", "--drain-max", "0", "--cap", "2", "--detect-at", "1",
+                       "--systems", "sglang-fcfs,gang,gang-sjf+certaindex", "--oracle-runs", "1", "--rounds", "3",
+                       "--levels", "1:0.5,2:0.5", "--tag", "t", "--out-dir", str(tmp_path)])
+    out = json.loads((tmp_path / "online_t.json").read_text())
+    assert out["complete"] and out["comparison"].startswith("alternating: 3 rounds")
+    assert out["systems"]["gang"]["error"].startswith("RuntimeError")
+    assert [r["order"] for r in out["rounds"]] == [["sglang-fcfs", "gang-sjf+certaindex"],
+                                                   ["gang-sjf+certaindex", "sglang-fcfs"],
+                                                   ["sglang-fcfs", "gang-sjf+certaindex"]]
+    assert len(flushed) == 6  # one flush per turn
+    for r in out["rounds"]:
+        for turn in r["systems"].values():
+            assert turn["probe_s"] > 0 and set(turn["mean_latency_s"]) == {"4", "8"}
+    full = out["systems"]["gang-sjf+certaindex"]["windows"]
+    assert [w["rounds"] for w in full] == [3, 3]
+    assert sorted({rec["round"] for rec in full[1]["records"]}) == [0, 1, 2]
+    times = [t for rec in full[1]["records"] for t in rec["request_times"]]
+    assert times and all(len(t) == 5 and t[0] is not None and t[4] is not None and t[4] >= t[0] for t in times)
+    ratio = out["alternation"]["systems"]["gang-sjf+certaindex"]
+    assert out["alternation"]["baseline"] == "sglang-fcfs" and out["alternation"]["interleaved"]
+    assert ratio["mean_latency_ratio"]["pairs"] == 6 and set(ratio["by_rate"]) == {"4", "8"}
 
 
 def test_server_args_are_recorded_without_machine_paths(monkeypatch, tmp_path):

@@ -52,6 +52,34 @@ def test_sjf_orders_programs_by_remaining_work():
     assert rids(waiting, QueuePolicy.SJF, programs, now) == ["s", "m", "l"]  # sjf: no gang, by work only
 
 
+@pytest.mark.parametrize("policy", [QueuePolicy.GANG_SJF, QueuePolicy.SJF])
+def test_programs_that_look_alike_keep_arrival_order_under_sjf(policy):
+    """Equal hints give exactly first come, first served; so do estimates that differ by less than
+    their resolution (one work class); a program whose estimate is clearly shorter still goes first."""
+    from dynasor.scheduler.ordering import WORK_TIE_RATIO
+
+    names = [f"P{i}" for i in range(12)]
+    waiting = reqs(*[(f"r{i}", name, 1.0 + i) for i, name in enumerate(names)])
+    arrival_order = [f"r{i}" for i in range(12)]
+    equal = {name: view(1.0 + i, work=400) for i, name in enumerate(names)}
+    assert rids(waiting, policy, equal, now=2.0) == arrival_order
+    low = WORK_TIE_RATIO ** 27  # the lower edge of a class; the class spans a factor WORK_TIE_RATIO
+    rng = random.Random(3)
+    noisy = {name: view(1.0 + i, work=low * rng.uniform(1.0, WORK_TIE_RATIO * 0.999) - 1)
+             for i, name in enumerate(names)}
+    assert rids(waiting, policy, noisy, now=2.0) == arrival_order
+    noisy["P11"] = view(12.0, work=low / WORK_TIE_RATIO ** 2)
+    assert rids(waiting, policy, noisy, now=2.0)[0] == "r11"
+
+
+def test_work_classes_are_monotone_and_tie_within_the_ratio():
+    from dynasor.scheduler.ordering import WORK_TIE_RATIO, work_class
+
+    values = [0, 1, 5, 50, 99, 100, 124, 1000, 1e6]
+    assert [work_class(v) for v in values] == sorted(work_class(v) for v in values)
+    assert work_class(0) == 0 and work_class(100 * WORK_TIE_RATIO ** 2) > work_class(100)
+
+
 def test_sjf_without_gang_still_escalates_a_starved_program():
     waiting = reqs(("a", "LONG", 0.0), ("b", "SHORT", 18.0))
     programs = {"LONG": view(0.0, work=5000), "SHORT": view(18.0, work=10)}

@@ -5,6 +5,7 @@ from dynasor.core.tag import (
     PROGRAM_ID_MAX_LEN,
     PROGRAM_ID_MIN_LEN,
     ProgramTag,
+    RequestHints,
     TagError,
     new_program_id,
     parse_tag,
@@ -96,16 +97,22 @@ def test_program_id_of_never_raises():
 def test_client_tags_without_touching_other_custom_params():
     params = {"max_new_tokens": 4, "custom_params": {"mine": 1}}
     tagged = tag_sampling_params(params, GOOD)
-    assert tagged["custom_params"] == {"mine": 1, "dynasor": {"program_id": GOOD, "return_entropy": True}}
+    assert tagged["custom_params"] == {"mine": 1, "dynasor": {"program_id": GOOD, "return_entropy": False}}
     assert params["custom_params"] == {"mine": 1}
     assert tag_sampling_params(params, None) == params
     with pytest.raises(TagError):
         tag_sampling_params(params, "short")
 
 
-def test_return_entropy_field():
-    assert parse_tag({"program_id": GOOD}).return_entropy is True
-    assert parse_tag({"program_id": GOOD, "return_entropy": False}).return_entropy is False
+def test_return_entropy_field_is_off_unless_asked_or_needed_by_a_confidence_stop():
+    assert parse_tag({"program_id": GOOD}).return_entropy is False
+    assert parse_tag({"program_id": GOOD, "return_entropy": True}).return_entropy is True
+    assert parse_tag({"program_id": GOOD, "stop_below_confidence": 2.0}).return_entropy is True
+    with pytest.raises(TagError, match="stop_below_confidence needs"):
+        parse_tag({"program_id": GOOD, "stop_below_confidence": 2.0, "return_entropy": False})
+    assert RequestHints().tag(GOOD, None).return_entropy is False
+    assert RequestHints(token_stats=True).tag(GOOD, None).return_entropy is True
+    assert RequestHints(stop_below_confidence=1.0).tag(GOOD, None).return_entropy is True
     with pytest.raises(TagError, match="return_entropy must be a boolean"):
         parse_tag({"program_id": GOOD, "return_entropy": "yes"})
 

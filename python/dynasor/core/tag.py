@@ -4,9 +4,12 @@ A request joins a program through ``sampling_params.custom_params["dynasor"]``::
 
     {"program_id": "3f9c0a7e5b1d4c2a9e8f7a6b5c4d3e2f", "return_entropy": true}
 
-Fields: ``program_id`` (required, see below); ``return_entropy`` (bool, default true): return the
-entropy and top-k confidence of every generated token in ``meta_info`` and aggregate them in the
-program table; ``remaining_work`` (number ≥ 0, optional): the client's estimate of the tokens the
+Fields: ``program_id`` (required, see below); ``return_entropy`` (bool, default false; true when
+``stop_below_confidence`` is set): compute the entropy and top-k confidence of every generated
+token, return them in ``meta_info`` and aggregate them in the program table. Off, the request costs
+no statistics work in the sampling step: only the rows of requests that asked are computed, so a
+program asks only when its policy reads them (DeepConf, calibration recordings, a client that wants
+the values); ``remaining_work`` (number ≥ 0, optional): the client's estimate of the tokens the
 whole program still has to generate, used by shortest-job-first scheduling instead of the
 server's own estimate; ``deferred`` (bool, default false): optional work of the program (e.g. the
 self-consistency branches beyond the detection round). Under Dynasor's queue policies a deferred
@@ -18,7 +21,7 @@ the engine. Once the request has generated a full window, the scheduler ends it 
 top-k confidence of its last ``confidence_window`` tokens falls below ``stop_below_confidence``: it
 finishes like an abort (``meta_info.finish_reason`` ``{"type": "abort", "message": "low_confidence"}``,
 its KV freed), one token after the one that crossed (the stop rides SGLang's own ``to_finish``).
-Needs ``return_entropy`` (the confidence is computed with the entropy).
+Implies ``return_entropy`` (the confidence is computed with the entropy; false is refused).
 
 SGLang forwards ``custom_params`` untouched to the scheduler process, so the tag reaches the
 program table without changing SGLang's request structs.
@@ -68,7 +71,7 @@ class ProgramTag:
     """The validated Dynasor fields of one request."""
 
     program_id: str
-    return_entropy: bool = True
+    return_entropy: bool = False
     remaining_work: float | None = None
     deferred: bool = False
     stop_below_confidence: float | None = None
@@ -92,15 +95,19 @@ class ProgramTag:
 
 @dataclass(frozen=True)
 class RequestHints:
-    """What one request of a program asks beyond the program: ``deferred`` (optional work) and the
-    confidence stop (``stop_below_confidence`` over windows of ``confidence_window`` tokens)."""
+    """What one request of a program asks beyond the program: ``deferred`` (optional work),
+    ``token_stats`` (per-token entropy and confidence, for a policy that reads them) and the
+    confidence stop (``stop_below_confidence`` over windows of ``confidence_window`` tokens, which
+    needs the statistics too)."""
 
     deferred: bool = False
     stop_below_confidence: float | None = None
     confidence_window: int | None = None
+    token_stats: bool = False
 
     def tag(self, program_id: str, remaining_work: float | None) -> ProgramTag:
         return ProgramTag(program_id, remaining_work=remaining_work, deferred=self.deferred,
+                          return_entropy=self.token_stats or self.stop_below_confidence is not None,
                           stop_below_confidence=self.stop_below_confidence, confidence_window=self.confidence_window)
 
 
@@ -152,11 +159,12 @@ def parse_tag(raw: Any, where: str = "custom_params.dynasor") -> ProgramTag:
         raise TagError(f"{where} has unknown field(s) {unknown}; allowed: {sorted(_FIELDS)}")
     if "program_id" not in raw:
         raise TagError(f"{where}.program_id is required")
-    flags = {name: raw.get(name, default) for name, default in (("return_entropy", True), ("deferred", False))}
+    stop_below = _positive_number(raw.get("stop_below_confidence"), f"{where}.stop_below_confidence")
+    flags = {name: raw.get(name, default)
+             for name, default in (("return_entropy", stop_below is not None), ("deferred", False))}
     for name, value in flags.items():
         if not isinstance(value, bool):
             raise TagError(f"{where}.{name} must be a boolean, got {type(value).__name__}")
-    stop_below = _positive_number(raw.get("stop_below_confidence"), f"{where}.stop_below_confidence")
     if stop_below is not None and not flags["return_entropy"]:
         raise TagError(f"{where}.stop_below_confidence needs {where}.return_entropy true "
                        "(the confidence is computed with the entropy)")

@@ -56,7 +56,7 @@ class ProgramHandle:
     """
 
     def __init__(self, program_id: str | None = None, remaining_work: float | None = None,
-                 return_entropy: bool = True) -> None:
+                 return_entropy: bool = False) -> None:
         self.program_id = validate_program_id(program_id) if program_id is not None else new_program_id()
         self.return_entropy = return_entropy
         self.remaining_work: float | None = None
@@ -102,7 +102,7 @@ class DynasorEndpoint(RuntimeEndpoint):
     """
 
     def __init__(self, base_url: str, api_key: str | None = None, verify: str | None = None,
-                 chat_template_name: str | None = None, return_entropy: bool = True, router: bool = False) -> None:
+                 chat_template_name: str | None = None, return_entropy: bool = False, router: bool = False) -> None:
         install()
         super().__init__(base_url.rstrip("/"), api_key=api_key, verify=verify, chat_template_name=chat_template_name)
         self.return_entropy = return_entropy

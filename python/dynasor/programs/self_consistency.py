@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from dynasor.certaindex import answer_certaindex, extract_answer, majority_vote
@@ -83,6 +84,8 @@ class SelfConsistency(ReasoningProgram):
         return True
 
     def _launch(self, runtime: ProgramRunner, hints: RequestHints = NO_HINTS) -> asyncio.Task[Generation]:
+        if self.confidence is not None:  # DeepConf reads every branch's per-token confidence
+            hints = replace(hints, token_stats=True)
         return asyncio.create_task(runtime.generate(self, self.prompt, self.sampling_params, hints=hints))
 
     def _first_round(self, granted: int) -> int:

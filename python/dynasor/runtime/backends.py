@@ -14,9 +14,11 @@ request's prompt and generation per program (calibration, the batch benchmark's 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from dynasor.core.abort import abort_when_dispatched, dispatched_by
@@ -55,11 +57,17 @@ class _LiveRids:
 
 
 class DynasorBackend:
-    def __init__(self, client: AsyncDynasorClient) -> None:
+    """``token_stats``: every request asks for per-token statistics (recordings that keep them, as
+    calibration's); otherwise only requests whose hints ask do."""
+
+    def __init__(self, client: AsyncDynasorClient, token_stats: bool = False) -> None:
         self.client = client
+        self.token_stats = token_stats
 
     async def generate(self, prompt: Prompt, params: Mapping[str, Any], program_id: str,
                        remaining_work: float | None = None, hints: RequestHints = NO_HINTS) -> Generation:
+        if self.token_stats:
+            hints = replace(hints, token_stats=True)
         out = await self.client.generate(_sendable(prompt), params, program=hints.tag(program_id, remaining_work))
         return Generation.from_response(out)
 
@@ -155,16 +163,20 @@ class EngineBackend:
 
 
 class RecordingBackend:
-    """Passes requests through and keeps ``(prompt, generation)`` per program, in completion order."""
+    """Passes requests through and keeps ``(prompt, generation)`` per program, in completion order,
+    and beside each the wall-clock times (``time.time()``) it was sent and answered."""
 
     def __init__(self, inner: Backend) -> None:
         self.inner = inner
         self.calls: dict[str, list[tuple[Prompt, Generation]]] = {}
+        self.times: dict[str, list[tuple[float, float]]] = {}
 
     async def generate(self, prompt: Prompt, params: Mapping[str, Any], program_id: str,
                        remaining_work: float | None = None, hints: RequestHints = NO_HINTS) -> Generation:
+        sent = time.time()
         out = await self.inner.generate(prompt, params, program_id, remaining_work=remaining_work, hints=hints)
         self.calls.setdefault(program_id, []).append((prompt, out))
+        self.times.setdefault(program_id, []).append((sent, time.time()))
         return out
 
     async def tokenize(self, text: str, add_special_tokens: bool = True) -> list[int] | None:
@@ -175,3 +187,7 @@ class RecordingBackend:
 
     def generations(self, program_id: str) -> list[Generation]:
         return [generation for _, generation in self.calls.get(program_id, [])]
+
+    def sent_and_answered(self, program_id: str) -> list[tuple[float, float]]:
+        """Per generation (same order): when it was sent and when its answer came, wall clock."""
+        return list(self.times.get(program_id, []))

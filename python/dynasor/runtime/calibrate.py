@@ -73,13 +73,14 @@ async def run_programs(backend: Backend, items: Sequence[Labelled], policy: Allo
 async def run_self_consistency(url: str, items: Sequence[Labelled], policy: AllocationPolicy, cap: int,
                                detect_at: int, sampling_params: Mapping[str, Any], concurrency: int = 8,
                                desc: str = "programs") -> LiveRun:
-    """``run_programs`` on a Dynasor server: tagged requests, a stop is one abort call."""
+    """``run_programs`` on a Dynasor server: tagged requests that ask for per-token statistics (the
+    profiles keep each branch's confidences), a stop is one abort call."""
     from dynasor.client import AsyncDynasorClient
     from dynasor.runtime.backends import DynasorBackend
 
     async with AsyncDynasorClient(url) as client:
-        return await run_programs(DynasorBackend(client), items, policy, cap, detect_at, sampling_params,
-                                  concurrency, desc)
+        return await run_programs(DynasorBackend(client, token_stats=True), items, policy, cap, detect_at,
+                                  sampling_params, concurrency, desc)
 
 
 def threshold_grid(spec: str) -> list[float]:

@@ -79,9 +79,10 @@ class DynasorServerConfig:
                                         requirement="> 0", flag="starvation-floor")
     starvation_cap_s: float = setting(60.0, "absolute cap of the escalation wait, seconds", rule=lambda v: v > 0,
                                       requirement="> 0", flag="starvation-cap")
-    eviction: str = setting("program", "radix-cache eviction: 'program' evicts prefixes held only by done programs "
-                            "before those of live programs (uses SGLang's Python tree core); 'sglang' keeps "
-                            "SGLang's own", choices=EVICTION_CHOICES)
+    eviction: str = setting("sglang", "radix-cache eviction: 'sglang' keeps SGLang's own (its Rust tree core); "
+                            "'program' evicts prefixes held only by done programs before those of live programs "
+                            "(switches SGLang to its slower Python tree core: for a KV pool that programs "
+                            "outgrow)", choices=EVICTION_CHOICES)
     dp_placement: str = setting("program", "with --dp-size > 1: 'program' serves every request of a program on one "
                                 "rank (new programs on the rank with fewest outstanding requests); 'sglang' leaves "
                                 "every request to SGLang's --load-balance-method", choices=DP_PLACEMENT_CHOICES)

@@ -37,6 +37,7 @@ class SchedulerContext:
         self.metrics: ProgramMetrics | None = None
         self.token_stats_topk = config.entropy_topk
         self.token_stats_enabled = True  # off under speculative decoding (no Sampler.forward per token)
+        self.token_stats_rows: list[int] = []  # rows of the batch being sampled whose request asked
         self.program_eviction = config.eviction == "program"
 
     def set_metrics(self, metrics: ProgramMetrics) -> None:

@@ -19,7 +19,7 @@ from dynasor.srt.http_listener import serve_on_reserved_port
 from dynasor.srt.openai_hooks import add_chat_token_stats, add_completion_token_stats
 from dynasor.srt.openai_mode_hooks import handle_chat_request, handle_completion_request
 from dynasor.srt.queue_order_hooks import keep_deprioritized, order_with_programs, skip_lpm_sort
-from dynasor.srt.sampler_hooks import collect_token_stats, sample_with_token_stats
+from dynasor.srt.sampler_hooks import collect_token_stats, sample_with_token_stats, select_token_stats_rows
 from dynasor.srt.sglang_version import SUPPORTED_SGLANG_VERSION
 from dynasor.srt.tokenizer_hooks import abort_program_when_client_leaves, check_and_route_request
 
@@ -49,6 +49,7 @@ HOOKS: tuple[Hook, ...] = (
     Hook(_MANAGERS + "tokenizer_manager.TokenizerManager.generate_request", "BEFORE", check_and_route_request),
     Hook(_MANAGERS + "tokenizer_manager.TokenizerManager.generate_request", "AROUND",
          abort_program_when_client_leaves),
+    Hook("sglang.srt.model_executor.model_runner.ModelRunner.sample", "AROUND", select_token_stats_rows),
     Hook("sglang.srt.layers.sampler.Sampler.forward", "AROUND", sample_with_token_stats),
     Hook(_MANAGERS + "scheduler_components.batch_result_processor.SchedulerBatchResultProcessor."
          "_maybe_collect_customized_info", "AFTER", collect_token_stats),

@@ -1,11 +1,14 @@
-"""Rewrite the README's results section from the benchmark JSON, so no result is ever typed by hand.
+"""Write the results from the benchmark JSON, so no result is ever typed by hand.
 
-    python -m benchmark.report                 # benchmark/results/*.json -> README.md section
-    python -m benchmark.report --check         # exit 1 if the README section is out of date
-    python -m benchmark.report --print         # print the section, write nothing
+    python -m benchmark.report                 # benchmark/results/*.json -> benchmark/results/README.md
+                                               # and the headline table of README.md
+    python -m benchmark.report --check         # exit 1 if either is out of date
+    python -m benchmark.report --print         # print the full results, write nothing
 
-The section lies between ``<!-- bench-results:start -->`` and ``<!-- bench-results:end -->``; it is
-appended at the end of the README when the markers are missing. Batch results are the files with
+The full results lie between ``<!-- bench-results:start -->`` and ``<!-- bench-results:end -->`` of
+``benchmark/results/README.md``; the top-level README holds one headline table between
+``<!-- headline:start -->`` and ``<!-- headline:end -->`` (``readme/headline.py``). A section is
+appended at the end of its file when the markers are missing. Batch results are the files with
 ``"benchmark": "batch"`` (``bench_batch.py``); online results are ``online_*.json`` (``bench_online.py``),
 read defensively: whatever of machine, sizes, maximum rates and ratios they hold is shown; then the
 alternating A/B runs (``bench_alternate.py``), the scheduler overhead (``bench_overhead.py``),
@@ -30,9 +33,11 @@ from benchmark.readme.alternate import render_alternating
 from benchmark.readme.batch import render_batch
 from benchmark.readme.burst import render_burst
 from benchmark.readme.engine import render_chunked, render_entropy_live
+from benchmark.readme.headline import render_headline
 from benchmark.readme.kernels import render_kernels
 from benchmark.readme.online import render_online
 from benchmark.readme.overhead import render_overhead
+from benchmark.readme.parity import render_parity
 from benchmark.readme.sim import render_sim_profile, render_sim_validation
 from benchmark.readme.sim_gpu import HEADING as SIM_HEADING
 from benchmark.readme.sim_gpu import render_sim_gpu
@@ -41,9 +46,10 @@ from benchmark.readme.soak import render_soak
 
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- bench-results:start -->", "<!-- bench-results:end -->"
+HEADLINE_START, HEADLINE_END = "<!-- headline:start -->", "<!-- headline:end -->"
 
 
-KINDS = ("batch", "online", "alternating", "overhead", "burst", "kernels", "entropy_live", "chunked", "soak",
+KINDS = ("parity", "batch", "online", "alternating", "overhead", "burst", "kernels", "entropy_live", "chunked", "soak",
          "sim_validation", "sim_gpu", "sim_scale_out", "sim_profile")
 SIM_KINDS = ("sim_validation", "sim_gpu", "sim_scale_out", "sim_profile")  # under one heading, the validation first
 
@@ -51,6 +57,8 @@ SIM_KINDS = ("sim_validation", "sim_gpu", "sim_scale_out", "sim_profile")  # und
 def kind_of(path: Path, data: Mapping[str, Any]) -> str | None:
     if data.get("benchmark") == "batch":
         return "batch"
+    if data.get("benchmark") == "live_parity":
+        return "parity"
     if path.name.startswith("online_") or str(data.get("benchmark", "")).startswith("online"):
         return "online"
     if data.get("benchmark") in ("soak", "overhead", "burst", "alternating"):
@@ -88,7 +96,7 @@ def load_results(results_dir: Path) -> dict[str, list[tuple[Path, dict]]]:
     return found
 
 
-RENDERERS = {"batch": render_batch, "online": render_online, "alternating": render_alternating,
+RENDERERS = {"parity": render_parity, "batch": render_batch, "online": render_online, "alternating": render_alternating,
              "overhead": render_overhead, "burst": render_burst,
              "kernels": render_kernels, "entropy_live": render_entropy_live, "chunked": render_chunked,
              "soak": render_soak, "sim_profile": render_sim_profile, "sim_validation": render_sim_validation,
@@ -110,20 +118,28 @@ def render(results_dir: Path, readme: Path) -> str:
     return "\n".join(lines).rstrip() + "\n" + END
 
 
-def replace_section(text: str, section: str) -> str:
+def render_headline_section(results_dir: Path, readme: Path) -> str:
+    lines = [HEADLINE_START, *render_headline(load_results(results_dir), readme)]
+    return "\n".join(lines).rstrip() + "\n" + HEADLINE_END
+
+
+def replace_section(text: str, section: str, start_marker: str = START, end_marker: str = END) -> str:
     """``text`` with the marked section replaced, or the section appended if there are no markers."""
-    start, end = text.find(START), text.find(END)
+    start, end = text.find(start_marker), text.find(end_marker)
     if start != -1 and end > start:
-        return text[:start] + section + text[end + len(END):]
+        return text[:start] + section + text[end + len(end_marker):]
     if (start == -1) != (end == -1) or start > end:
-        raise ValueError(f"README has mismatched {START} / {END} markers")
+        raise ValueError(f"README has mismatched {start_marker} / {end_marker} markers")
     return text.rstrip("\n") + "\n\n" + section + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--results", type=Path, default=ROOT / "benchmark" / "results")
-    ap.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    ap.add_argument("--readme", type=Path, default=ROOT / "benchmark" / "results" / "README.md",
+                    help="the full results file")
+    ap.add_argument("--headline-readme", type=Path, default=ROOT / "README.md",
+                    help="the README whose headline table is written")
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--check", action="store_true", help="exit 1 if the README section is out of date")
     mode.add_argument("--print", action="store_true", help="print the section only")
@@ -132,15 +148,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.print:
         print(section)
         return 0
-    current = args.readme.read_text() if args.readme.exists() else ""
-    updated = replace_section(current, section)
-    if args.check:
-        stale = updated != current
-        print(f"{args.readme}: results section {'out of date' if stale else 'up to date'}")
-        return int(stale)
-    args.readme.write_text(updated)
-    print(f"wrote the results section of {args.readme} ({len(section.splitlines())} lines)")
-    return 0
+    headline = render_headline_section(args.results, args.headline_readme)
+    stale = []
+    for path, text, markers in ((args.readme, section, (START, END)),
+                                (args.headline_readme, headline, (HEADLINE_START, HEADLINE_END))):
+        current = path.read_text() if path.exists() else ""
+        updated = replace_section(current, text, *markers)
+        if args.check:
+            print(f"{path}: {'out of date' if updated != current else 'up to date'}")
+            stale.append(updated != current)
+        elif updated != current:
+            path.write_text(updated)
+            print(f"wrote {path} ({len(text.splitlines())} generated lines)")
+    return int(any(stale))
 
 
 if __name__ == "__main__":

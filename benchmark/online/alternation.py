@@ -134,3 +134,37 @@ def format_alternation(summary: Mapping[str, Any], rounds: Sequence[Mapping[str,
             lines.append(f"  {name} untagged decode throughput (bench_serving): {u['ratio']:.3f}x "
                          f"[{u['low']:.3f}, {u['high']:.3f}]")
     return "\n".join(lines)
+
+
+def interval(ratio: Mapping[str, Any]) -> dict[str, Any]:
+    """A paired ratio as ``value``, ``lo``, ``hi`` (and how many pairs)."""
+    return {"value": ratio["ratio"], "lo": ratio["low"], "hi": ratio["high"], "pairs": ratio["pairs"],
+            "excludes_1": ratio["excludes_1"]}
+
+
+def parity_summary(report: Mapping[str, Any], system: str, source: str) -> dict[str, Any]:
+    """What ``live_parity.json`` holds: ``system`` against stock SGLang fcfs from an alternating run,
+    each round's speed probes beside it."""
+    alternation = report["alternation"]
+    if alternation["baseline"] != "sglang-fcfs":
+        raise ValueError("the parity summary needs stock SGLang fcfs as the baseline")
+    entry = alternation["systems"][system]
+    out: dict[str, Any] = {
+        "benchmark": "live_parity", "label": "LIVE (CPU), alternating rounds", "source": source,
+        "title": report["title"], "machine": report["machine"], "system": system, "baseline": "sglang-fcfs",
+        "rounds": alternation["rounds"], "interleaved": True, "rates": report["rates"],
+        "mean_latency_ratio_vs_stock_fcfs": interval(entry["mean_latency_ratio"]),
+        "by_rate": {rate: interval(r) for rate, r in entry["by_rate"].items()},
+        "speed_probe_ratio": interval(entry["probe_ratio"]),
+        "speed_probes": [{"round": r["round"], "order": r["order"],
+                          "probe_s": {name: turn["probe_s"] for name, turn in r["systems"].items()},
+                          "mean_latency_s": {name: turn["mean_latency_s"] for name, turn in r["systems"].items()}}
+                         for r in report["rounds"]],
+        "others": {name: {"mean_latency_ratio_vs_stock_fcfs": interval(e["mean_latency_ratio"])}
+                   for name, e in alternation["systems"].items() if name != system and "mean_latency_ratio" in e},
+    }
+    if "untagged_throughput_ratio" in entry:
+        out["untagged_throughput_ratio_vs_stock_fcfs"] = interval(entry["untagged_throughput_ratio"])
+        out["untagged_throughput"] = [{name: (turn.get("untagged_throughput") or {}).get("output_throughput")
+                                       for name, turn in r["systems"].items()} for r in report["rounds"]]
+    return out

@@ -41,6 +41,7 @@ from benchmark.online.alternation import (
     alternation_summary,
     format_alternation,
     mean_latency,
+    parity_summary,
     queue_summary,
     round_order,
 )
@@ -482,6 +483,10 @@ def finish(report: dict[str, Any], args: argparse.Namespace, out: Path) -> None:
     print(format_tables(summary))
     if report.get("alternation"):
         print(format_alternation(report["alternation"], report["rounds"]))
+        if args.preset == "parity" and "gang-sjf" in report["alternation"]["systems"]:
+            parity = out.parent / "live_parity.json"
+            parity.write_text(json.dumps(parity_summary(report, "gang-sjf", display_path(out)), indent=1))
+            print(f"wrote {parity}")
     else:
         print(f"comparison: {report.get('comparison', SEQUENTIAL)}")
     print(f"\nwrote {out} and {', '.join(p.name for p in paths)}")

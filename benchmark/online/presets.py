@@ -79,10 +79,12 @@ PRESETS: dict[str, OnlinePreset] = {
                          rounds=2),
     # --preset parity: never slower than stock SGLang (issue 25): the homogeneous cpu-powered program shape (K = 4,
     # <= 24 tokens, one hint) at two rates near saturation, stock fcfs against Dynasor's default server with even
-    # allocation (the same work on both: scheduling and the hooks are all that differ), 4 alternating rounds of
-    # 40 programs per rate, plus untagged decode throughput (SGLang's bench_serving) in each turn. About an hour.
+    # allocation (the same work on both: scheduling and the hooks are all that differ), and the Dynasor server
+    # with SGLang's fcfs order (the hooks alone; its step log gives the simulator's fcfs decisions); 4
+    # alternating rounds of 40 programs per rate, plus untagged decode throughput (SGLang's bench_serving) in
+    # each turn. About 50 minutes.
     "parity": OnlinePreset(rates="0.45,0.6", duration=None, programs_per_rate=40, drain_max=10.0, cap=4,
                            detect_at=2, max_new_tokens=24, temperature=0.3, levels="0:0.5,1:0.5", oracle_runs=2,
                            slo_scales="1,1.5,2,3,4", arrivals="scaled", max_running_requests=16,
-                           systems="sglang-fcfs,gang-sjf", rounds=4),
+                           systems="sglang-fcfs,gang-sjf,dynasor-fcfs", rounds=4),
 }

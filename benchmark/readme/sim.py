@@ -49,6 +49,25 @@ def _noise_floor(data: Mapping[str, Any]) -> list[str]:
             f"{again.get('programs_compared')} programs).", ""]
 
 
+def _layers(data: Mapping[str, Any]) -> list[str]:
+    agreement = data.get("decision_agreement")
+    if not agreement:
+        return []
+    cost, repeats = data.get("step_cost_median_error") or {}, data.get("median_latency_error_vs_live_median") or {}
+    rows = [f"| decision agreement on the live clock, {name} ({e.get('policy')}) | {num(e.get('agreement'), '.3f')} "
+            f"over {e.get('steps')} steps | >= {agreement.get('target')} |"
+            for name, e in (agreement.get("by_system") or {}).items()]
+    rows.append(f"| step-cost model vs live steps (median error) | {pct(cost.get('median_error'))} (prefill "
+                f"{pct((cost.get('prefill') or {}).get('median_error'))}, decode "
+                f"{pct((cost.get('decode') or {}).get('median_error'))}) | <= 10% |")
+    spread = repeats.get("live_repeat_spread")
+    rows.append(f"| latency vs the median of the live rounds (median error) | {pct(repeats.get('median'))} | "
+                f"<= max(10%, live repeat spread {pct(spread)}) |")
+    return ["Layered validation (`benchmark.sim.layers`): what the simulator decides, what a step costs, what "
+            "a program's latency is against the median of alternating live rounds.", "",
+            "| layer | SIMULATED vs live | target |", "|---|---|---|", *rows, ""]
+
+
 def render_sim_validation(path: Path, data: Mapping[str, Any], readme: Path) -> list[str]:
     engines = int(data.get("engines") or 1)
     where = f"{engines} live data-parallel ranks vs {engines} SIMULATED engines" if engines > 1 else (
@@ -61,6 +80,7 @@ def render_sim_validation(path: Path, data: Mapping[str, Any], readme: Path) -> 
            f"(target: median <= 10%); largest attainment gap **{num(data.get('max_attainment_gap'), '.2f')}** "
            f"(target <= 0.1) at SLO scale {data.get('slo_scale')}. Shared few-shot header: "
            f"{data.get('shared_header_tokens')} tokens per level.", "",
+           *_layers(data),
            *_noise_floor(data),
            "| system | launch | rate | attainment live | attainment SIMULATED | median latency error |",
            "|---|---|---|---|---|---|"]

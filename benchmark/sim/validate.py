@@ -197,6 +197,95 @@ def live_vs_live(live: Mapping[str, Any], repeat: Mapping[str, Any], scale: floa
                              "repeat": repeat["deadlines"].get("solo_latency")}}
 
 
+def first_round(alternating: Mapping[str, Any]) -> dict[str, Any]:
+    """An alternating run seen as one live run: its first round's records only."""
+    systems = {name: {**entry, "windows": [{**w, "records": [r for r in w["records"] if r.get("round") == 0]}
+                                           for w in entry.get("windows", [])]}
+               for name, entry in alternating["systems"].items() if entry.get("windows")}
+    return {**alternating, "systems": systems}
+
+
+def format_layers(report: Mapping[str, Any]) -> str:
+    agreement, cost = report["decision_agreement"], report["step_cost_median_error"]
+    repeats = report["median_latency_error_vs_live_median"]
+    lines = [f"[{LABEL}, layered] decision agreement on the live clock (target >= {agreement['target']}):"]
+    lines += [f"  {name} ({entry['policy']}): {entry['agreement']:.3f} over {entry['steps']} steps"
+              for name, entry in agreement["by_system"].items() if entry["agreement"] is not None]
+    lines.append(f"  step-cost median error {cost['median_error']} (prefill {cost['prefill']['median_error']}, "
+                 f"decode {cost['decode']['median_error']}; target <= {cost['target']})")
+    lines.append(f"  latency vs the live median of the rounds: median error {repeats['median']}, "
+                 f"live repeat spread {repeats['live_repeat_spread']}")
+    return "\n".join(lines)
+
+
+def layered(live: Mapping[str, Any], cost: Any, limits: EngineLimits, headers: Mapping[int, tuple[str, int]],
+            transport: Transport) -> dict[str, Any]:
+    """The three layers of ``benchmark.sim.layers`` over an alternating live run (``bench_online``'s
+    default: rounds of the same trace, step logs of the Dynasor servers)."""
+    from benchmark.common import ROOT
+    from benchmark.sim.layers import decision_agreement, repeat_layer, step_cost_error, steps_in, timed_steps
+    from dynasor.srt.step_log import read_step_log
+
+    overlap = "--disable-overlap-schedule" not in (live.get("server_args") or [])
+    max_new = live["program"]["sampling_params"]["max_new_tokens"]
+    agreement: dict[str, Any] = {}
+    repeats: dict[str, Any] = {}
+    all_steps: list[dict[str, Any]] = []
+    for name, entry in live["systems"].items():
+        if not entry.get("windows"):
+            continue
+        system = sim_system(entry, live["program"].get("launch", "staged"))
+        log = ROOT / entry["step_log"] if entry.get("step_log") else None
+        rows = read_step_log(str(log)) if log is not None and log.exists() else []
+        windows: list[dict[str, Any]] = []
+        live_latency: dict[str, dict[int, list[float]]] = {}
+        sim_latency: dict[str, dict[int, list[float]]] = {}
+        for window in entry["windows"]:
+            key = f"{window['workload']['rate']:g}"
+            by_round: dict[int, list[dict[str, Any]]] = {}
+            for record in window["records"]:
+                by_round.setdefault(int(record["round"]), []).append(record)
+            for r, records in sorted(by_round.items()):
+                n = len(records)
+                records = [{**rec, "index": rec["index"] - r * n} for rec in records]
+                for rec in records:
+                    if rec.get("latency") is not None and not rec.get("error"):
+                        live_latency.setdefault(key, {}).setdefault(rec["index"], []).append(rec["latency"])
+                programs = programs_of(records, live["program"]["cap"], live["program"]["detect_at"], max_new,
+                                       headers)
+                result = run(programs, system, cost, limits, transport=transport)
+                for run_ in result.runs:
+                    if run_.latency is not None:
+                        sim_latency.setdefault(key, {}).setdefault(int(run_.program.program_id[1:]), []).append(
+                            run_.latency)
+                turn = live["rounds"][r]["systems"][name]
+                if rows and key in turn.get("window_started_at", {}):
+                    start = turn["window_started_at"][key]
+                    steps = timed_steps(steps_in(rows, start, start + turn["wall_s"][key]), overlap)
+                    all_steps += steps
+                    windows.append({"round": r, "rate": window["workload"]["rate"], **decision_agreement(
+                        records, steps, system.policy, limits, cost, headers, max_new)})
+        if windows:
+            matched, total = sum(w["matched"] for w in windows), sum(w["steps"] for w in windows)
+            agreement[name] = {"policy": system.policy.value, "agreement": matched / total if total else None,
+                               "steps": total, "windows": windows}
+        repeats[name] = {key: repeat_layer(live_latency.get(key, {}), sim_latency.get(key, {}))
+                         for key in live_latency}
+    layer3 = [row for per_rate in repeats.values() for row in per_rate.values() if row.get("programs")]
+    return {
+        "decision_agreement": {"target": 0.95, "live_clock": True, "overlap_scheduler": overlap,
+                               "by_system": agreement,
+                               "min": min((a["agreement"] for a in agreement.values() if a["agreement"] is not None),
+                                          default=None)},
+        "step_cost_median_error": {"target": 0.10, **step_cost_error(all_steps, cost)},
+        "median_latency_error_vs_live_median": {
+            "by_system": repeats,
+            "median": statistics.median(row["median_latency_error_vs_live_median"] for row in layer3)
+            if layer3 else None,
+            "live_repeat_spread": statistics.median(row["live_repeat_spread"] for row in layer3) if layer3 else None},
+    }
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--live", type=Path, default=RESULTS / "online_sim_validation.json")
@@ -212,9 +301,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     help="simulated engines (default: the live server's --dp-size, else 1)")
     ap.add_argument("--no-shared-header", action="store_true",
                     help="ablation: treat every program's prompt as unshared (no few-shot header segment)")
+    ap.add_argument("--alternating", type=Path, help="an alternating live run (bench_online's default, e.g. "
+                    "live_parity.json): validate in the three layers of benchmark.sim.layers (decision agreement on "
+                    "the live clock, step cost, latency against the median of the rounds) besides the old error")
     ap.add_argument("--out", type=Path, default=RESULTS / "sim_validation.json")
     args = ap.parse_args(argv)
-    live = json.loads(args.live.read_text())
+    alternating = json.loads(args.alternating.read_text()) if args.alternating else None
+    live = first_round(alternating) if alternating else json.loads(args.live.read_text())
     cost = load_linear(args.profile_json)
     server_args = live.get("server_args") or []
     flag = "--max-running-requests"
@@ -237,14 +330,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               f"{live['program']['sampling_params'].get('temperature')} (sampling costs time per step on a CPU)")
     if live_overlap:
         print("warning: the live server ran SGLang's overlap scheduler, which the simulated engine does not model")
-    report = {"benchmark": "sim_validation", "label": LABEL, "live": display_path(args.live),
+    report = {"benchmark": "sim_validation", "label": LABEL,
+              "live": display_path(args.alternating or args.live),
               "live_overlap_scheduler": live_overlap,
               "profile": cost.describe(), "profile_json": display_path(args.profile_json),
               "profile_fit": profile.get("fit"), "limits": limits.__dict__, "transport": transport.__dict__,
               "shared_header_tokens": {str(k): v[1] for k, v in headers.items()}, "engines": engines,
               **validate(live, cost, limits, args.slo_scale, headers, transport, engines)}
     report["latency_ratios"] = latency_ratios(report["systems"])
-    if args.repeat and args.repeat.exists() and not args.no_repeat:
+    if alternating:
+        report["median_latency_error_note"] = "against the first alternating round alone (kept for continuity)"
+        report.update(layered(alternating, cost, limits, headers, transport))
+        print(format_layers(report))
+    elif args.repeat and args.repeat.exists() and not args.no_repeat:
         repeat = json.loads(args.repeat.read_text())
         again = validate(repeat, cost, limits, args.slo_scale, headers, transport)
         report["repeat"] = {"live": display_path(args.repeat),

@@ -1,4 +1,5 @@
-"""Per-token entropy computed in SGLang's sampling step reaches meta_info and the program table."""
+"""Per-token entropy computed in SGLang's sampling step reaches meta_info and the program table,
+for the requests that ask for it (``return_entropy``), and only for them."""
 
 import asyncio
 import json
@@ -13,28 +14,37 @@ GREEDY = {"temperature": 0.0}
 KEYS = ("entropy", "sampling_entropy", "topk_confidence")
 
 
+def asking(pid: str) -> dict:
+    """The tag of a request of program ``pid`` that asks for its token statistics."""
+    return {"program_id": pid, "return_entropy": True}
+
+
 async def test_one_finite_value_per_output_token(url):
     async with AsyncDynasorClient(url) as client:
         pid = client.new_program()
-        out = await client.generate("Write about the sea.", {"max_new_tokens": 12, "temperature": 0.9, "ignore_eos": True},
-                                  program=pid)
+        params = {"max_new_tokens": 12, "temperature": 0.9, "ignore_eos": True}
+        out, tagged, plain = await asyncio.gather(  # one batch: asking, tagged without asking, untagged
+            client.generate("Write about the sea.", params, program=asking(pid)),
+            client.generate("Write about the sky.", params, program=pid),
+            client.generate("Write about the land.", params))
         meta = out["meta_info"]
         for key in KEYS:
             assert len(meta[key]) == meta["completion_tokens"] == 12
             assert all(isinstance(v, float) and math.isfinite(v) and v >= 0 for v in meta[key])
-        plain = await client.generate("Write about the sea.", {"max_new_tokens": 4})
-        assert not any(key in plain["meta_info"] for key in KEYS)
+        assert not any(key in plain["meta_info"] or key in tagged["meta_info"] for key in KEYS)
         off = await client.generate("Write about the sea.", {"max_new_tokens": 4},
                                     program={"program_id": pid, "return_entropy": False})
         assert not any(key in off["meta_info"] for key in KEYS)
+        summary = await client.program(pid)
+        assert [s["tokens"] for s in summary["finished_request_token_stats"]] == [12]  # only the one that asked
 
 
 async def test_sure_continuation_has_lower_entropy_than_free_form(url):
     async with AsyncDynasorClient(url) as client:
         pid = client.new_program()
         params = {**GREEDY, "max_new_tokens": 10}
-        sure = await client.generate("1, 2, 3, 4, 5, 6, 7, 8,", params, program=pid)
-        free = await client.generate("Here is a poem about my favourite colour:", params, program=pid)
+        sure = await client.generate("1, 2, 3, 4, 5, 6, 7, 8,", params, program=asking(pid))
+        free = await client.generate("Here is a poem about my favourite colour:", params, program=asking(pid))
         mean = lambda out: sum(out["meta_info"]["entropy"]) / len(out["meta_info"]["entropy"])  # noqa: E731
         print(f"\n[entropy] sure {mean(sure):.3f} nats ({sure['text']!r}), free {mean(free):.3f} nats ({free['text']!r})")
         assert mean(sure) < mean(free)
@@ -49,7 +59,7 @@ async def test_values_match_a_recomputation_from_full_top_logprobs(url, temperat
         vocab = info.get("vocab_size") or 49152
         out = await client.generate(
             "The capital of France is", {"temperature": temperature, "max_new_tokens": 3},
-            program=client.new_program(), return_logprob=True, top_logprobs_num=vocab,
+            program=asking(client.new_program()), return_logprob=True, top_logprobs_num=vocab,
         )
         meta = out["meta_info"]
         for step, top in enumerate(meta["output_top_logprobs"]):
@@ -67,7 +77,7 @@ async def test_streamed_chunks_carry_entropy(url):
     async with AsyncDynasorClient(url) as client:
         body = {"text": "Tell me a story.", "stream": True,
                 "sampling_params": {"max_new_tokens": 8, "temperature": 0.8, "ignore_eos": True,
-                                    "custom_params": {"dynasor": {"program_id": client.new_program()}}}}
+                                    "custom_params": {"dynasor": asking(client.new_program())}}}
     lengths, last = [], None
     async with httpx.AsyncClient(base_url=url, timeout=120) as http:
         async with http.stream("POST", "/generate", json=body) as response:
@@ -83,7 +93,7 @@ async def test_program_table_aggregates_token_stats(url):
     async with AsyncDynasorClient(url) as client:
         pid = client.new_program()
         outs = [await client.generate(p, {"max_new_tokens": 6, "temperature": 0.8, "ignore_eos": True},
-                                  program=pid)
+                                  program=asking(pid))
                 for p in ("Alpha beta", "Gamma delta")]
         summary = await client.program(pid)
         values = [v for o in outs for v in o["meta_info"]["entropy"]]
@@ -101,7 +111,7 @@ def test_openai_endpoints_return_token_stats_when_tagged(url):
 
     client = OpenAI(base_url=url + "/v1", api_key="unused")
     model = client.models.list().data[0].id
-    tag = {"custom_params": {"dynasor": {"program_id": new_program_id()}}}
+    tag = {"custom_params": {"dynasor": asking(new_program_id())}}
     chat = client.chat.completions.create(
         model=model, messages=[{"role": "user", "content": "Say hello."}], max_tokens=6, extra_body=tag
     )
@@ -116,6 +126,9 @@ def test_openai_endpoints_return_token_stats_when_tagged(url):
         assert len(choice.model_extra["token_stats"]["entropy"]) >= 1
     plain = client.completions.create(model=model, prompt="1, 2, 3,", max_tokens=5)
     assert "token_stats" not in (plain.choices[0].model_extra or {})
+    quiet = client.completions.create(model=model, prompt="1, 2, 3,", max_tokens=5,
+                                      extra_body={"custom_params": {"dynasor": {"program_id": new_program_id()}}})
+    assert "token_stats" not in (quiet.choices[0].model_extra or {})  # tagged, not asking
 
 
 async def test_a_confidence_stop_ends_the_request_early_and_frees_its_kv(url):

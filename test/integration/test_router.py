@@ -74,7 +74,7 @@ async def test_openai_route_keeps_the_tag_through_the_router(routed):
     router_url, worker_urls = routed
     async with AsyncDynasorClient(router_url, router=True) as client:
         pid = client.new_program()
-    tag = {"custom_params": {"dynasor": {"program_id": pid}}}
+    tag = {"custom_params": {"dynasor": {"program_id": pid, "return_entropy": True}}}
     async with httpx.AsyncClient(base_url=router_url, timeout=120) as http:
         model = (await http.get("/v1/models")).json()["data"][0]["id"]  # the router routes by model id
         for prompt in ("1, 2, 3,", "4, 5, 6,"):

@@ -138,15 +138,20 @@ def test_replace_section_appends_then_replaces():
 
 
 def test_main_writes_checks_and_prints(results, tmp_path, capsys):
-    readme = tmp_path / "README.md"
+    readme = tmp_path / "results.md"
     readme.write_text("# Project\n\nintro\n")
-    args = ["--results", str(results), "--readme", str(readme)]
+    top = tmp_path / "README.md"
+    top.write_text(f"# Top\n\n{report.HEADLINE_START}\nold\n{report.HEADLINE_END}\n\nmore\n")
+    args = ["--results", str(results), "--readme", str(readme), "--headline-readme", str(top)]
     assert report.main(args + ["--check"]) == 1
     assert report.main(args) == 0
     text = readme.read_text()
     assert text.startswith("# Project\n\nintro\n\n" + report.START) and text.count(report.START) == 1
+    headline = top.read_text()
+    assert headline.startswith("# Top\n\n" + report.HEADLINE_START) and headline.endswith("\n\nmore\n")
+    assert "old" not in headline and "results.md" not in headline
     assert report.main(args + ["--check"]) == 0
-    assert report.main(args) == 0 and readme.read_text() == text  # idempotent
+    assert report.main(args) == 0 and readme.read_text() == text and top.read_text() == headline  # idempotent
     capsys.readouterr()
     assert report.main(args + ["--print"]) == 0 and "## Benchmark results" in capsys.readouterr().out
 

@@ -27,6 +27,10 @@ from typing import Any
 
 ROUTING_KEY_HEADER = "x-smg-routing-key"
 _KEY_DOMAIN = b"dynasor-program-routing:"
+# The function SGLang's frontend posts through (sglang==0.5.23), which ``dynasor.frontend.routing_header``
+# wraps to send the key, and the parameters it was written against (the hook self-check verifies both).
+FRONTEND_POST_MODULE = "sglang.lang.backend.runtime_endpoint"
+FRONTEND_POST_PARAMETERS = ("url", "json", "stream", "api_key", "verify", "method")
 
 
 def routing_key(program_id: str) -> str:

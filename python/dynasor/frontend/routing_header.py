@@ -22,10 +22,10 @@ from typing import Any
 
 import requests
 
-from dynasor.core.routing import ROUTING_KEY_HEADER
+from dynasor.core.routing import FRONTEND_POST_MODULE, FRONTEND_POST_PARAMETERS, ROUTING_KEY_HEADER
 
-TARGET = "sglang.lang.backend.runtime_endpoint"
-_EXPECTED_PARAMETERS = ["url", "json", "stream", "api_key", "verify", "method"]
+TARGET = FRONTEND_POST_MODULE
+_EXPECTED_PARAMETERS = list(FRONTEND_POST_PARAMETERS)
 _KEY: contextvars.ContextVar[str | None] = contextvars.ContextVar("dynasor_routing_key", default=None)
 _LOCK = threading.Lock()
 

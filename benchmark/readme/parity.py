@@ -1,0 +1,45 @@
+"""README rendering of the live parity run: Dynasor's default server against stock SGLang fcfs in
+alternating rounds, each round's speed probes beside the ratios."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from benchmark.readme.cells import link, machine_line, num
+
+
+def ratio_cell(r: Mapping[str, Any] | None) -> str:
+    if not r:
+        return "–"
+    text = f"{num(r.get('value'), '.3f')}x [{num(r.get('lo'), '.3f')}, {num(r.get('hi'), '.3f')}]"
+    return f"**{text}**" if r.get("excludes_1") else text
+
+
+def render_parity(path: Path, data: Mapping[str, Any], readme: Path) -> list[str]:
+    system, rounds = data.get("system"), data.get("rounds")
+    out = [f"#### Never slower than stock SGLang: {system} vs SGLang fcfs, {rounds} alternating rounds "
+           f"— `{link(path, readme)}`", "",
+           f"- {machine_line(data.get('machine'))}",
+           f"- {data.get('title')}; source `{data.get('source')}`",
+           "- ratio = mean program latency of the system / stock SGLang fcfs, paired by round (and rate), 95% "
+           "bootstrap; bold where the interval excludes 1.0", "",
+           "| compared | ratio |", "|---|---|",
+           f"| mean program latency, all rates | {ratio_cell(data.get('mean_latency_ratio_vs_stock_fcfs'))} |"]
+    out += [f"| mean program latency at {rate}/s | {ratio_cell(r)} |"
+            for rate, r in (data.get("by_rate") or {}).items()]
+    if data.get("untagged_throughput_ratio_vs_stock_fcfs"):
+        out.append(f"| decode throughput of untagged traffic (SGLang's bench_serving) | "
+                   f"{ratio_cell(data['untagged_throughput_ratio_vs_stock_fcfs'])} |")
+    out.append(f"| speed probe (one program alone, before each turn) | {ratio_cell(data.get('speed_probe_ratio'))} |")
+    out += [f"| {name}: mean program latency | {ratio_cell(e.get('mean_latency_ratio_vs_stock_fcfs'))} |"
+            for name, e in (data.get("others") or {}).items()]
+    out += ["", "Each round (systems in the order run; speed probe, then mean program latency per rate):", ""]
+    for r in data.get("speed_probes") or []:
+        cells = "; ".join(f"{name} probe {num(r['probe_s'].get(name), '.2f')} s, "
+                          + ", ".join(f"{k}/s {num(v, '.2f')} s" for k, v in r["mean_latency_s"].get(name, {}).items())
+                          for name in r.get("order", []))
+        out.append(f"- round {r.get('round')}: {cells}")
+    out.append("")
+    return out

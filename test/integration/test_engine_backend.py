@@ -26,7 +26,7 @@ async def scenario() -> dict:
     from dynasor.runtime.allocation import StaticThreshold
     from dynasor.runtime.runtime import ProgramRuntime
     from dynasor.scheduler.program_table import merge_summaries
-    from dynasor.srt.dynasor_scheduler import STATE_KEY
+    from dynasor.core.scheduler_state import STATE_KEY
 
     from test.integration.test_self_consistency import THREE_SHOT
 

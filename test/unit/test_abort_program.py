@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 from dynasor.core.tag import tag_sampling_params
-from dynasor.srt.tokenizer_hooks import abort_program_requests
+from dynasor.srt.program_abort import abort_program_requests
 from dynasor.core.tag import new_program_id
 
 

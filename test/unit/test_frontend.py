@@ -153,7 +153,7 @@ def test_run_program_takes_a_given_id_and_a_first_hint(fake):
     pid = "my-program-0123456789"
     run = run_program(reason_and_pick, backend=fake.url, program_id=pid, remaining_work=100, question="Q:")
     assert run.program_id == pid and run.state["city"] == " Paris"
-    assert fake.tags()[0] == {"program_id": pid, "return_entropy": True, "remaining_work": 100.0}
+    assert fake.tags()[0] == {"program_id": pid, "return_entropy": False, "remaining_work": 100.0}
 
 
 def test_unbound_endpoint_makes_each_run_and_batch_item_its_own_program(fake):
@@ -193,7 +193,7 @@ def test_streaming_gen_is_tagged(fake):
 
     state, pid = run_program(story, backend=DynasorEndpoint(fake.url), stream=True)
     assert "".join(state.text_iter()) == "Once gen0"
-    assert fake.bodies[0]["stream"] is True and fake.tags() == [{"program_id": pid, "return_entropy": True}]
+    assert fake.bodies[0]["stream"] is True and fake.tags() == [{"program_id": pid, "return_entropy": False}]
 
 
 def test_return_entropy_off_and_hint_cleared(fake):

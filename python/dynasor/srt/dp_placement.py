@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dynasor.core.tag import program_id_of
+from dynasor.srt.request_tags import program_ids_of
 from dynasor.srt.server_state import current_server_state
 
 
@@ -30,20 +30,13 @@ def outstanding_requests(tokenizer_manager: Any, ranks: int) -> list[int]:
     return counts
 
 
-def request_program_ids(obj: Any) -> list[str]:
-    """The programs of a (single or batched) request, each once, in the order they appear."""
-    params = getattr(obj, "sampling_params", None)
-    ids = [program_id_of(sp) for sp in (params if isinstance(params, list) else [params])]
-    return list(dict.fromkeys(pid for pid in ids if pid is not None))
-
-
 def place_on_dp_rank(tokenizer_manager: Any, obj: Any, *args: Any, **kwargs: Any) -> None:
     """BEFORE hook on ``TokenizerManager.generate_request``: route a tagged request to its program's rank."""
     state = current_server_state()
     placement = state.placement if state is not None else None
     if placement is None or not hasattr(obj, "routed_dp_rank"):
         return
-    program_ids = request_program_ids(obj)
+    program_ids = program_ids_of(obj)
     if not program_ids:
         return
     chosen = obj.routed_dp_rank if isinstance(obj.routed_dp_rank, int) else None

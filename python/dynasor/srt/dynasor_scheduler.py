@@ -34,6 +34,7 @@ from sglang.srt.managers.schedule_batch import FINISH_ABORT, Req
 from sglang.srt.managers.scheduler_components.output_streamer import SchedulerOutputStreamer
 from sglang.srt.runtime_context import get_parallel
 
+from dynasor.core.scheduler_state import STATE_KEY, SchedulerLoad, SchedulerState
 from dynasor.core.tag import ABORTED_MARKER
 from dynasor.srt.config import process_config
 from dynasor.srt.context import SchedulerContext, activate_context, run_startup_checks
@@ -44,7 +45,6 @@ from dynasor.srt.step_log import TREE_METHODS, StepLog
 
 logger = logging.getLogger(__name__)
 
-STATE_KEY = "dynasor"
 PROGRAM_ABORTED = "program aborted"
 
 
@@ -156,17 +156,17 @@ class DynasorScheduler(sgl_scheduler.Scheduler):
         now = time.time()
         self.program_tracker.maybe_expire(now)
         load = self.load_inquirer.get_loads()  # taken now (SGLang's /v1/loads may be a snapshot of minutes ago)
-        out.internal_state[STATE_KEY] = {
-            "sglang_version": SUPPORTED_SGLANG_VERSION,
-            "dp_rank": get_parallel().dp_rank or 0,
-            "load": {"running": load.num_running_reqs, "waiting": load.num_waiting_reqs,
-                     "used_tokens": load.num_used_tokens, "cached_tokens": self.tree_cache.evictable_size(),
-                     "capacity_tokens": self.max_total_num_tokens,
-                     "queue_reorders": self.dynasor.queue.reorders,
-                     "queue_full_reranks": self.dynasor.queue.full_reranks},
-            "schedule_policy": self.dynasor.queue.policy.value,
-            "full_rerank_reasons": dict(self.dynasor.queue.full_rerank_reasons),
-            "decode_rate": self.dynasor.rate.rate(default=0.0),
-            "programs": self.dynasor.table.snapshot(now),
-        }
+        out.internal_state[STATE_KEY] = SchedulerState(
+            sglang_version=SUPPORTED_SGLANG_VERSION,
+            dp_rank=get_parallel().dp_rank or 0,
+            load=SchedulerLoad(running=load.num_running_reqs, waiting=load.num_waiting_reqs,
+                               used_tokens=load.num_used_tokens, cached_tokens=self.tree_cache.evictable_size(),
+                               capacity_tokens=self.max_total_num_tokens,
+                               queue_reorders=self.dynasor.queue.reorders,
+                               queue_full_reranks=self.dynasor.queue.full_reranks),
+            schedule_policy=self.dynasor.queue.policy.value,
+            full_rerank_reasons=dict(self.dynasor.queue.full_rerank_reasons),
+            decode_rate=self.dynasor.rate.rate(default=0.0),
+            programs=self.dynasor.table.snapshot(now),
+        ).to_json()
         return out

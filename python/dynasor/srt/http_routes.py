@@ -19,18 +19,19 @@
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import ORJSONResponse
 
 from dynasor.core.instance import INSTANCE_ROUTE
+from dynasor.core.scheduler_state import STATE_KEY, SchedulerLoad, SchedulerState
 from dynasor.core.tag import TagError, program_key, validate_program_id
 from dynasor.scheduler.program_table import merge_summaries
-from dynasor.srt.dynasor_scheduler import STATE_KEY
+from dynasor.srt.program_abort import abort_program_requests
 from dynasor.srt.server_state import ServerState
 from dynasor.srt.sglang_version import installed_sglang_version
-from dynasor.srt.tokenizer_hooks import abort_program_requests
 
 
 def _tokenizer_manager() -> Any:
@@ -43,14 +44,14 @@ def _error(status: int, message: str) -> ORJSONResponse:
     return ORJSONResponse({"error": {"message": message, "code": status}}, status_code=status)
 
 
-async def _dynasor_states() -> list[dict[str, Any]]:
-    return [s.get(STATE_KEY, {}) for s in await _tokenizer_manager().get_internal_state()]
+async def _scheduler_states() -> list[SchedulerState]:
+    """One per data-parallel rank (a rank without Dynasor's scheduler is a launch error: it fails here)."""
+    return [SchedulerState.from_json(s[STATE_KEY]) for s in await _tokenizer_manager().get_internal_state()]
 
 
 async def _programs() -> dict[str, dict[str, Any]]:
-    states = await _dynasor_states()
-    return merge_summaries([s.get("programs", {}) for s in states],
-                           [int(s.get("dp_rank", i)) for i, s in enumerate(states)])
+    states = await _scheduler_states()
+    return merge_summaries([s.programs for s in states], [s.dp_rank for s in states])
 
 
 class ProgramRoutes:
@@ -64,10 +65,8 @@ class ProgramRoutes:
         return program_key(program_id, self.key_secret)
 
     async def load(self) -> ORJSONResponse:
-        loads = [s.get("load", {}) for s in await _dynasor_states()]
-        return ORJSONResponse({key: sum(int(x.get(key, 0)) for x in loads)
-                               for key in ("running", "waiting", "used_tokens", "cached_tokens", "capacity_tokens",
-                                           "queue_reorders", "queue_full_reranks")}
+        loads = [asdict(s.load) for s in await _scheduler_states()]
+        return ORJSONResponse({key: sum(load[key] for load in loads) for key in asdict(SchedulerLoad())}
                               | {"ranks": len(loads)})
 
     async def instance(self) -> ORJSONResponse:

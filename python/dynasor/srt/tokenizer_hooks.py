@@ -16,23 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
-from dynasor.core.abort import abort_when_dispatched, dispatched_by
-from dynasor.core.tag import ABORTED_MARKER, program_id_of, tag_from_sampling_params, validate_tagged_rid
-from dynasor.srt.dp_placement import place_on_dp_rank, request_program_ids
+from dynasor.core.tag import ABORTED_MARKER, ProgramTag, tag_from_sampling_params, validate_tagged_rid
+from dynasor.srt.dp_placement import place_on_dp_rank
+from dynasor.srt.program_abort import abort_program_requests
+from dynasor.srt.request_tags import keep_tags, program_ids_of, sampling_params_list
 from dynasor.srt.server_state import current_server_state
 
 logger = logging.getLogger(__name__)
 _BACKGROUND: set[asyncio.Task[int]] = set()  # program aborts after a disconnect, kept until done
-
-
-def _sampling_params_list(obj: Any) -> list[Any]:
-    params = getattr(obj, "sampling_params", None)
-    if isinstance(params, list):
-        return params
-    return [params]
 
 
 def _mark_aborted(sampling_params: Any, aborted: bool) -> None:
@@ -47,14 +41,16 @@ def _mark_aborted(sampling_params: Any, aborted: bool) -> None:
 def validate_request_tags(tokenizer_manager: Any, obj: Any, *args: Any, **kwargs: Any) -> None:
     """BEFORE hook on ``TokenizerManager.generate_request``: reject malformed Dynasor tags, and
     client rids of tagged requests that could be a prefix of another rid; mark requests of
-    programs aborted on this server."""
-    params = _sampling_params_list(obj)
+    programs aborted on this server. The parsed tags stay on the request (``request_tags.py``)."""
+    params = sampling_params_list(obj)
     rids = getattr(obj, "rid", None)
     state = current_server_state()
+    tags: list[ProgramTag | None] = []
     for i, sp in enumerate(params):
         single = len(params) == 1 and not isinstance(rids, list)
         where = "sampling_params" if single else f"sampling_params[{i}]"
         tag = tag_from_sampling_params(sp, where)
+        tags.append(tag)
         if tag is None:
             continue
         if isinstance(rids, list):
@@ -62,6 +58,7 @@ def validate_request_tags(tokenizer_manager: Any, obj: Any, *args: Any, **kwargs
         else:
             validate_tagged_rid(rids, "rid")
         _mark_aborted(sp, state is not None and state.aborted.contains(tag.program_id))
+    keep_tags(obj, tags)
 
 
 def check_and_route_request(tokenizer_manager: Any, obj: Any, *args: Any, **kwargs: Any) -> None:
@@ -85,38 +82,22 @@ def _abort_in_background(tokenizer_manager: Any, program_ids: set[str]) -> None:
 async def abort_program_when_client_leaves(original: Callable[..., AsyncIterator[Any]], tokenizer_manager: Any,
                                            obj: Any, request: Any = None, *args: Any,
                                            **kwargs: Any) -> AsyncIterator[Any]:
-    """AROUND hook on ``TokenizerManager.generate_request`` (an async generator)."""
-    program_ids = set(request_program_ids(obj))
+    """AROUND hook on ``TokenizerManager.generate_request`` (an async generator). The programs are
+    read when they are needed: by then the BEFORE hook has parsed the tags."""
     finished = False
     try:
         async for out in original(tokenizer_manager, obj, request, *args, **kwargs):
             finished = finished or _is_final(out)
             yield out
     except (asyncio.CancelledError, GeneratorExit):
+        program_ids = set(program_ids_of(obj))
         if program_ids and not finished:  # the consumer gave up before the end
             logger.info("Dynasor: a request's consumer left; aborting its program(s)")
             _abort_in_background(tokenizer_manager, program_ids)
         raise
     except ValueError:
+        program_ids = set(program_ids_of(obj))
         if program_ids and request is not None and await request.is_disconnected():
             logger.info("Dynasor: client disconnected; aborting its program(s)")
             _abort_in_background(tokenizer_manager, program_ids)
         raise
-
-
-def live_rids_of_program(tokenizer_manager: Any, program_id: str) -> Iterator[str]:
-    """Request ids of the program that the main process still waits on."""
-    for rid, state in list(tokenizer_manager.rid_to_state.items()):
-        if state.finished:
-            continue
-        if program_id_of(getattr(state.obj, "sampling_params", None)) == program_id:
-            yield rid
-
-
-async def abort_program_requests(tokenizer_manager: Any, program_id: str, timeout_s: float = 2.0,
-                                 poll_s: float = 0.005) -> int:
-    """Abort every live request of the program, each once it is dispatched (``dynasor.core.abort``:
-    an abort that overtakes its request is dropped by SGLang); returns how many aborts were sent."""
-    return await abort_when_dispatched(lambda: live_rids_of_program(tokenizer_manager, program_id),
-                                       lambda rid: dispatched_by(tokenizer_manager, rid),
-                                       lambda rid: tokenizer_manager.abort_request(rid=rid), timeout_s, poll_s)

@@ -12,115 +12,13 @@ Memory stays bounded: a program with no waiting or running request is *done* and
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 from dynasor.core.tag import program_key
 from dynasor.scheduler.ordering import ProgramView
+from dynasor.scheduler.program_entry import ProgramEntry, RequestRecord, RequestState
 from dynasor.scheduler.token_stats_aggregate import TokenStatsAggregate
-
-PRIOR_TOLERANCE = 0.1  # relative move of the server-wide mean output length before estimates follow
-
-
-def program_state(waiting: int, running: int) -> str:
-    """``running`` if any request runs, else ``waiting`` if any waits, else ``done``."""
-    if running:
-        return "running"
-    if waiting:
-        return "waiting"
-    return "done"
-
-
-class RequestState(str, Enum):
-    WAITING = "waiting"
-    RUNNING = "running"
-    FINISHED = "finished"
-    ABORTED = "aborted"
-
-
-@dataclass
-class RequestRecord:
-    rid: str
-    program_id: str
-    prompt_tokens: int
-    queued_at: float
-    max_new_tokens: int | None = None
-    state: RequestState = RequestState.WAITING
-    generated_tokens: int = 0
-    token_stats: TokenStatsAggregate | None = None
-    deferred: bool = False  # optional work of its program (tag ``deferred``)
-    low_confidence: bool = False  # ended (or being ended) by its stop_below_confidence
-
-
-@dataclass
-class ProgramEntry:
-    program_id: str
-    key: str
-    first_arrival: float
-    last_service: float | None = None
-    idle_since: float | None = None
-    waiting: set[str] = field(default_factory=set)
-    running: set[str] = field(default_factory=set)
-    undeferred_live: int = 0  # waiting or running requests that are not deferred
-    finished: int = 0
-    aborted: int = 0
-    low_confidence_stops: int = 0  # requests ended by their stop_below_confidence (counted in aborted)
-    prompt_tokens: int = 0
-    generated_tokens: int = 0
-    entropy_tokens: int = 0
-    entropy_sum: float = 0.0
-    finished_token_stats: list[dict[str, Any]] = field(default_factory=list)
-    finished_generated_tokens: int = 0  # of requests that finished normally (for the SJF estimate)
-    remaining_work_hint: float | None = None  # tokens, from the client's tag
-    hint_generated_tokens: int = 0  # generated_tokens when the hint arrived
-    remaining_work: float = 0.0  # the latest estimate, for display
-    waiting_time: float = 0.0  # seconds its oldest waiting request has waited, at the last snapshot
-    escalations: int = 0
-    escalated: bool = False
-    version: int = 0  # bumped by every event that can change the program's scheduling view
-    cached_view: tuple[int, float, ProgramView] | None = None  # (version, prior, view)
-    # Work of the waiting requests, for one expected output length: (expected, tokens). Progress
-    # moves only running requests, so a step re-sums a program's running requests, not its queue.
-    waiting_work: tuple[float, float] | None = None
-
-    @property
-    def mean_entropy(self) -> float | None:
-        return self.entropy_sum / self.entropy_tokens if self.entropy_tokens else None
-
-    @property
-    def live(self) -> bool:
-        return bool(self.waiting or self.running)
-
-    @property
-    def state(self) -> str:
-        return program_state(waiting=len(self.waiting), running=len(self.running))
-
-    def summary(self) -> dict[str, Any]:
-        """Counts and times only: no program id and no request id, so it can be shown to anyone."""
-        return {
-            "program_key": self.key,
-            "state": self.state,
-            "requests": {
-                "waiting": len(self.waiting),
-                "running": len(self.running),
-                "finished": self.finished,
-                "aborted": self.aborted,
-                "total": len(self.waiting) + len(self.running) + self.finished + self.aborted,
-            },
-            "prompt_tokens": self.prompt_tokens,
-            "generated_tokens": self.generated_tokens,
-            "first_arrival": self.first_arrival,
-            "last_service": self.last_service,
-            "mean_entropy": self.mean_entropy,
-            "entropy_tokens": self.entropy_tokens,
-            "low_confidence_stops": self.low_confidence_stops,
-            "finished_request_token_stats": self.finished_token_stats,
-            "estimated_remaining_work": self.remaining_work,
-            "waiting_time": self.waiting_time,
-            "remaining_work_hint": self.remaining_work_hint,
-            "escalations": self.escalations,
-        }
+from dynasor.scheduler.work_estimate import WorkEstimate
 
 
 class ProgramTable:
@@ -136,14 +34,7 @@ class ProgramTable:
         self.confidence_window = confidence_window
         self.live_token_stats_requests = 0
         self.live_programs = 0
-        # Server-wide mean output length of finished requests: the SJF prior of a program with no history.
-        # Estimates use a copy that follows the mean only once it moved by PRIOR_TOLERANCE: every
-        # estimate built on the prior stays put meanwhile, and ``prior_epoch`` says when it moved.
-        self.default_output_tokens = default_output_tokens
-        self._finished_requests = 0
-        self._finished_tokens = 0
-        self._prior = default_output_tokens
-        self.prior_epoch = 0
+        self.estimate = WorkEstimate(default_output_tokens)
         self.programs: dict[str, ProgramEntry] = {}
         self.requests: dict[str, RequestRecord] = {}
         self._done: OrderedDict[str, float] = OrderedDict()
@@ -202,7 +93,7 @@ class ProgramTable:
         prog.undeferred_live += not deferred
         self.live_token_stats_requests += token_stats
         prog.waiting.add(rid)
-        self._adjust_waiting_work(prog, self.requests[rid], +1)
+        self.estimate.adjust_waiting_work(prog, self.requests[rid], +1)
         prog.prompt_tokens += prompt_tokens
         self._touch(prog)
         return started
@@ -225,11 +116,11 @@ class ProgramTable:
         prog = self.programs[rec.program_id]
         sets = {RequestState.WAITING: prog.waiting, RequestState.RUNNING: prog.running}
         if source is RequestState.WAITING:
-            self._adjust_waiting_work(prog, rec, -1)
+            self.estimate.adjust_waiting_work(prog, rec, -1)
         sets[source].discard(rid)
         sets[target].add(rid)
         if target is RequestState.WAITING:
-            self._adjust_waiting_work(prog, rec, +1)
+            self.estimate.adjust_waiting_work(prog, rec, +1)
         rec.state = target
         self._touch(prog)
         return rec, prog
@@ -295,7 +186,7 @@ class ProgramTable:
             if len(prog.finished_token_stats) < self.MAX_KEPT_REQUEST_STATS:
                 prog.finished_token_stats.append({**rec.token_stats.summary(), "aborted": aborted})
         if rid in prog.waiting:
-            self._adjust_waiting_work(prog, rec, -1)
+            self.estimate.adjust_waiting_work(prog, rec, -1)
             prog.waiting.discard(rid)
         prog.running.discard(rid)
         prog.undeferred_live -= not rec.deferred
@@ -307,12 +198,7 @@ class ProgramTable:
         else:
             prog.finished += 1
             prog.finished_generated_tokens += rec.generated_tokens
-            self._finished_requests += 1
-            self._finished_tokens += rec.generated_tokens
-            mean = self._finished_tokens / self._finished_requests
-            if abs(mean - self._prior) > PRIOR_TOLERANCE * self._prior:
-                self._prior = mean
-                self.prior_epoch += 1
+            self.estimate.on_finished(rec.generated_tokens)
         if prog.live:
             return None
         self.live_programs -= 1
@@ -321,46 +207,16 @@ class ProgramTable:
         self._trim_done()
         return prog
 
-    # --- estimates for scheduling -----------------------------------------------------------
+    # --- estimates for scheduling (work_estimate.py) --------------------------------------------
     def expected_output_tokens_prior(self) -> float:
-        """Tokens a request with no program history is expected to generate (server-wide mean, moved
-        in steps of PRIOR_TOLERANCE)."""
-        return self._prior
+        return self.estimate.prior
 
-    def expected_output_tokens(self, prog: ProgramEntry) -> float:
-        """Tokens one more request of ``prog`` is expected to generate (program locality first)."""
-        if prog.finished:
-            return prog.finished_generated_tokens / prog.finished
-        return self.expected_output_tokens_prior()
+    @property
+    def prior_epoch(self) -> int:
+        return self.estimate.epoch
 
     def remaining_work(self, prog: ProgramEntry) -> float:
-        """Estimated tokens still to generate: the client's hint if any, else the history."""
-        if prog.remaining_work_hint is not None:
-            done_since_hint = prog.generated_tokens - prog.hint_generated_tokens
-            return max(prog.remaining_work_hint - done_since_hint, 0.0)
-        per_request = self.expected_output_tokens(prog)
-        cached = prog.waiting_work
-        if cached is None or cached[0] != per_request:
-            cached = prog.waiting_work = (per_request, self._work_of(prog.waiting, per_request))
-        return cached[1] + self._work_of(prog.running, per_request)
-
-    def _adjust_waiting_work(self, prog: ProgramEntry, rec: RequestRecord, sign: int) -> None:
-        """Keep the cached waiting work up to date as one request joins (+1) or leaves (-1) the waiting set."""
-        cached = prog.waiting_work
-        if cached is not None:
-            prog.waiting_work = (cached[0], cached[1] + sign * self._work_of_one(rec, cached[0]))
-
-    @staticmethod
-    def _work_of_one(rec: RequestRecord, per_request: float) -> float:
-        cap = rec.max_new_tokens
-        expected = per_request if cap is None or cap > per_request else cap
-        return expected - rec.generated_tokens if expected > rec.generated_tokens else 0.0
-
-    def _work_of(self, rids: set[str], per_request: float) -> float:
-        """Tokens the requests still have to generate, each expected to make ``per_request`` in all
-        (capped by its ``max_new_tokens``)."""
-        requests, one = self.requests, self._work_of_one
-        return sum((one(requests[rid], per_request) for rid in rids), 0.0)
+        return self.estimate.remaining_work(prog, self.requests)
 
     def view(self, program_id: str) -> ProgramView | None:
         """The program's scheduling view, recomputed only when one of its events (or, for a program
@@ -419,39 +275,3 @@ class ProgramTable:
             queued = [self.requests[rid].queued_at for rid in prog.waiting]
             prog.waiting_time = now - min(queued) if queued else 0.0
         return {p.key: p.summary() for p in self.programs.values()}
-
-
-def merge_summaries(per_rank: list[dict[str, dict[str, Any]]],
-                    ranks: list[int] | None = None) -> dict[str, dict[str, Any]]:
-    """Combine the snapshots of several data-parallel ranks (``ranks``: their rank numbers, by default
-    their positions) into one view per program; ``dp_ranks`` lists the ranks that hold it."""
-    merged: dict[str, dict[str, Any]] = {}
-    for rank, snapshot in zip(range(len(per_rank)) if ranks is None else ranks, per_rank):
-        for key, summary in snapshot.items():
-            into = merged.get(key)
-            if into is None:
-                merged[key] = {**summary, "requests": dict(summary["requests"]), "dp_ranks": [rank],
-                               "finished_request_token_stats": list(summary["finished_request_token_stats"])}
-                continue
-            into["dp_ranks"] = sorted({*into["dp_ranks"], rank})
-            for name, count in summary["requests"].items():
-                into["requests"][name] += count
-            into["prompt_tokens"] += summary["prompt_tokens"]
-            into["generated_tokens"] += summary["generated_tokens"]
-            into["first_arrival"] = min(into["first_arrival"], summary["first_arrival"])
-            services = [t for t in (into["last_service"], summary["last_service"]) if t is not None]
-            into["last_service"] = max(services) if services else None
-            into["estimated_remaining_work"] += summary["estimated_remaining_work"]
-            into["waiting_time"] = max(into["waiting_time"], summary["waiting_time"])
-            into["escalations"] += summary["escalations"]
-            into["low_confidence_stops"] += summary["low_confidence_stops"]
-            tokens = into["entropy_tokens"] + summary["entropy_tokens"]
-            if tokens:
-                into["mean_entropy"] = (
-                    (into["mean_entropy"] or 0.0) * into["entropy_tokens"]
-                    + (summary["mean_entropy"] or 0.0) * summary["entropy_tokens"]
-                ) / tokens
-            into["entropy_tokens"] = tokens
-            into["finished_request_token_stats"] += summary["finished_request_token_stats"]
-            into["state"] = program_state(into["requests"]["waiting"], into["requests"]["running"])
-    return merged

@@ -10,8 +10,12 @@ SelfConsistency programs (``--cap`` branches, majority vote) on generated arithm
 seconds. Each program's deadline = SLO scale × difficulty factor × base deadline
 (``workload.py``: from solo "oracle" runs per level on the first system, the default, or a fixed
 ``--base-deadline`` with factors 1/2/3 by level). Every system runs in this one process and
-environment, each on its own freshly started server, one after the other (``systems.py``):
-stock SGLang fcfs and lpm, Dynasor program-fifo, gang, gang + certaindex, gang-sjf + certaindex.
+environment on its own server (``systems.py``): stock SGLang fcfs and lpm, Dynasor program-fifo,
+gang, gang + certaindex, gang-sjf + certaindex. By default the systems alternate
+(``alternation.py``): every server stays up, and each of ``--rounds`` rounds runs every system once
+on the same trace, the order swapped each round, after a cache flush and a speed probe; ratios are
+paired by round. ``--sequential`` runs one system after the other on fresh servers instead (the old
+way; the results are labelled as such, since machine drift between the runs is not cancelled).
 
 Reported (``metrics.py``): attainment at ``--slo-scale`` per rate, the maximum rate sustaining
 ``--target`` attainment (interpolated between swept rates, bounds outside them) and its ratio to

@@ -25,7 +25,7 @@ async def scenario() -> dict:
     from dynasor.runtime.backends import EngineBackend
     from dynasor.runtime.allocation import StaticThreshold
     from dynasor.runtime.runtime import ProgramRuntime
-    from dynasor.scheduler.program_table import merge_summaries
+    from dynasor.scheduler.program_summary import merge_summaries
     from dynasor.core.scheduler_state import STATE_KEY
 
     from test.integration.test_self_consistency import THREE_SHOT

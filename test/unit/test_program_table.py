@@ -1,5 +1,6 @@
-from dynasor.scheduler.program_table import ProgramTable, merge_summaries
 from dynasor.core.tag import program_key as hmac_key
+from dynasor.scheduler.program_summary import merge_summaries
+from dynasor.scheduler.program_table import ProgramTable
 
 
 def program_key(pid):

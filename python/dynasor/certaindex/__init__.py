@@ -1,4 +1,4 @@
-"""Certaindex: how settled a reasoning program's answer is (paper §3, paper-notes.md §2)."""
+"""Certaindex: how settled a reasoning program's answer is (paper §3; docs/paper.md)."""
 
 from dynasor.certaindex.answers import extract_answer, extract_probe_answer
 from dynasor.certaindex.equivalence import answers_equivalent, canonical_answer, cluster_answers, is_correct

@@ -1,4 +1,4 @@
-"""Certaindex signals (definitions and thresholds: paper-notes.md §2).
+"""Certaindex signals (definitions and thresholds: docs/paper.md).
 
 - ``answer_certaindex``: H̃ = 1 − H / log n over answer clusters (n ≥ 2; 0 below that: no evidence).
 - ``probe_consistent``: the last N probe answers are non-empty, equivalent, and no probe text has a

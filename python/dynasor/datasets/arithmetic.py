@@ -1,7 +1,7 @@
 """Seeded arithmetic word problems with difficulty levels, and the 3-shot prompt for small models.
 
 The embedded CPU model (SmolLM2-135M) cannot do GSM8K, but gets a fair share of simple arithmetic
-right with a 3-shot "Q:/A: ... The answer is \\boxed{N}." prompt (DESIGN.md: ~13% per sample), so
+right with a 3-shot "Q:/A: ... The answer is \\boxed{N}." prompt (~13% per sample: docs/benchmarks.md), so
 the CPU benchmarks need problems whose difficulty can be dialled. Levels:
 
 - 0: one step, add or subtract two single-digit numbers (result ≥ 0). The only level where the

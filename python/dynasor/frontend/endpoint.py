@@ -1,6 +1,6 @@
 """``DynasorEndpoint``: SGLang's ``RuntimeEndpoint`` that makes each ``sgl.function`` run one program.
 
-SGLang's frontend sends no program identity (sglang-notes §4.8): every ``gen``, fork branch and
+SGLang's frontend sends no program identity (docs/frontend.md): every ``gen``, fork branch and
 ``select`` is an independent ``/generate`` call. This subclass adds the Dynasor tag
 (``sampling_params.custom_params["dynasor"]``) to every request a run sends, so the server's
 scheduler sees the run as one program (gang scheduling, SJF, one-call abort).

@@ -1,4 +1,4 @@
-"""Dynasor-CoT: early exit of a long chain of thought by probing it (paper §2.1, paper-notes §2.1).
+"""Dynasor-CoT: early exit of a long chain of thought by probing it (paper §2.1; docs/paper.md).
 
 The reasoning is generated in chunks of ``chunk_tokens``. After each chunk a probe request
 (prompt + reasoning so far + ``PROBE_SUFFIX``, at most 20 tokens) makes the model state its answer

@@ -1,6 +1,6 @@
 """Monte Carlo tree search over reasoning steps (TS-LLM / RAP style) with certaindex early stopping.
 
-One iteration (the knob unit, paper-notes §5.2):
+One iteration (the knob unit, docs/paper.md):
 
 1. *Selection*: descend from the root by UCT over mean values (``select_leaf``); unvisited
    children first, best step reward first, so an iteration starts from the highest-reward node.

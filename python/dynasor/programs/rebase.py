@@ -1,6 +1,6 @@
 """REBASE (reward-balanced search, Wu et al.) with certaindex early stopping.
 
-One search of width W (paper-notes §5.2): the root gets W children (one step each, scored by the
+One search of width W (docs/paper.md): the root gets W children (one step each, scored by the
 reward model). At every depth, each finished child (a final answer, or truncated) uses up one unit
 of width; the remaining width B is shared among the unfinished nodes of that depth by softmax of
 reward / T (``softmax_widths``), and each node is expanded into that many children, all at once.

@@ -1,7 +1,7 @@
 """The reward-model interface used by reward-guided programs (Rebase, MCTS).
 
 A reward model scores the last step of a partial solution, given the question and every step so
-far, with a value in [0, 1] (paper-notes §2.3: certaindex aggregates these normalised rewards).
+far, with a value in [0, 1] (docs/paper.md: certaindex aggregates these normalised rewards).
 Programs pass their ``program_id`` so that a reward model served by the same Dynasor server can
 tag its requests with the program (scheduled and aborted with it), and a ``ScoreUsage`` so that
 reward cost is reported apart from the policy's tokens.

@@ -11,7 +11,7 @@ few, counted live) are not replayed.
 ``calibrate`` chooses the pair (detect_at, threshold) with the fewest tokens whose accuracy on a
 calibration split is ≥ even accuracy − ε, and reports it against even allocation on a separate
 held-out split (seeded), so the reported saving is not measured on the data that chose it
-(paper-notes §7.2, leakage). The command is ``dynasor calibrate`` (``runtime/calibrate.py``).
+(docs/paper.md, calibration: leakage). The command is ``dynasor calibrate`` (``runtime/calibrate.py``).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ One iteration at a time, as SGLang's event loop runs them:
 3. Idle: the clock moves to the next event.
 
 Not modelled: the overlap scheduler's one-step-old state, mixed chunks, page sizes above 1,
-priority preemption, and the host-side cost of scheduling itself (see DESIGN, simulator).
+priority preemption, and the host-side cost of scheduling itself (see docs/simulator.md).
 """
 
 from __future__ import annotations

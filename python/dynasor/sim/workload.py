@@ -65,7 +65,7 @@ class ScDistribution:
         return {"source": "stated distributions", **asdict(self)}
 
 
-# The paper's self-consistency setting (GSM8K, Llama-3.1-8B; paper-notes): 16 branches, detection
+# The paper's self-consistency setting (GSM8K, Llama-3.1-8B; docs/paper.md): 16 branches, detection
 # at 5. Stated here: 3-shot GSM8K prompts of 150-450 tokens, outputs log-normal with median 180
 # tokens (sigma 0.5, cap 512), and 60% of programs stopped at detection (certaindex >= 0.7 at 5).
 PAPER_SC = ScDistribution("paper-sc", branches=16, detect_at=5, prompt_tokens=(150, 450), output_median=180.0,

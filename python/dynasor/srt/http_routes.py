@@ -28,7 +28,7 @@ from fastapi.responses import ORJSONResponse
 from dynasor.core.instance import INSTANCE_ROUTE
 from dynasor.core.scheduler_state import STATE_KEY, SchedulerLoad, SchedulerState
 from dynasor.core.tag import TagError, program_key, validate_program_id
-from dynasor.scheduler.program_table import merge_summaries
+from dynasor.scheduler.program_summary import merge_summaries
 from dynasor.srt.program_abort import abort_program_requests
 from dynasor.srt.server_state import ServerState
 from dynasor.srt.sglang_version import installed_sglang_version

@@ -1,13 +1,14 @@
 """Token stats in SGLang's OpenAI-compatible responses (written against sglang==0.5.23).
 
-A request tagged through ``extra_body={"custom_params": {"dynasor": {...}}}`` (``return_entropy``
-on, the default) gets, in every choice of a non-streaming ``/v1/chat/completions`` or
-``/v1/completions`` response::
+A request tagged through ``extra_body={"custom_params": {"dynasor": {...}}}`` that asks for its
+statistics (``"return_entropy": true``; off by default) gets, in every choice of a non-streaming
+``/v1/chat/completions`` or ``/v1/completions`` response::
 
     "token_stats": {"entropy": [...], "sampling_entropy": [...], "topk_confidence": [...]}
 
 one value per generated token, as in ``meta_info`` of ``/generate``. Responses to untagged requests
-are SGLang's, unchanged. The choice models are subclasses of SGLang's, so serialisation stays SGLang's.
+and to tagged ones that did not ask are SGLang's, unchanged. The choice models are subclasses of
+SGLang's, so serialisation stays SGLang's.
 """
 
 from __future__ import annotations

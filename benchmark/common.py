@@ -81,7 +81,7 @@ def dynasor_server(args: argparse.Namespace, log_name: str, extra: list[str] | N
     if getattr(args, "url", None):
         yield Served(args.url, {"url": args.url, "started_here": False})
         return
-    from dynasor.server_process import ServerProcess, free_port
+    from dynasor.evaluation.server_process import ServerProcess, free_port
 
     argv = server_extra_args(args) + list(extra or [])
     log = RESULTS / "tmp" / f"{log_name}.log"

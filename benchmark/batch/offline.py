@@ -33,7 +33,7 @@ from typing import Any
 from benchmark.batch.offline_deepconf import replay_deepconf
 from dynasor.certaindex import is_correct, majority_vote, probe_consistent, weighted_vote
 from dynasor.programs.deepconf import DeepConf
-from dynasor.runtime.replay import Profile, ReplayOutcome, simulate
+from dynasor.runtime.replay import Profile, ReplayOutcome, replay_profile
 
 FAMILIES = ("even", "certaindex", "length", "deepconf-offline", "deepconf-online", "certaindex+online")
 
@@ -108,9 +108,9 @@ def _sc_once(profile: Profile, spec: Spec) -> ReplayOutcome:
         out = replay_deepconf(profile, spec.confidence, spec.value if with_certaindex else None, spec.detect_at or 0)
         return ReplayOutcome(out.answer, out.correct, out.tokens, out.stopped)
     if spec.family == "even":
-        return simulate(profile, None, 0)
+        return replay_profile(profile, None, 0)
     if spec.family == "certaindex":
-        return simulate(profile, spec.value, spec.detect_at or 0)
+        return replay_profile(profile, spec.value, spec.detect_at or 0)
     if spec.family == "length":
         return simulate_length(profile, float(spec.value or 0), spec.detect_at or 0)
     raise ValueError(f"unknown policy family {spec.family!r}")

@@ -265,7 +265,7 @@ def live_tag(program_id: str, mode: str) -> dict[str, Any]:
 async def live_throughput(url: str, concurrency: int, max_new_tokens: int, rounds: int,
                           temperature: float = 0.8) -> dict:
     from dynasor.client import AsyncDynasorClient
-    from dynasor.core.paired_ratio import paired_ratio_interval
+    from dynasor.evaluation.paired_ratio import paired_ratio_interval
 
     async with AsyncDynasorClient(url) as client:
         async def one_round(mode: str) -> tuple[float, int]:

@@ -9,7 +9,7 @@ radix cache is flushed and a *speed probe* runs: one fixed program alone, whose 
 machine's speed at that moment, recorded next to the round. During a turn the server's queue
 length is sampled (``GET /v1/loads``). A ratio between two systems is the ratio of their mean
 program latencies paired by round (and rate): 95% bootstrap over the pairs
-(``dynasor.core.paired_ratio``), so drift common to a round cancels.
+(``dynasor.evaluation.paired_ratio``), so drift common to a round cancels.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from dynasor.core.paired_ratio import paired_ratio_interval
+from dynasor.evaluation.paired_ratio import paired_ratio_interval
 
 T = TypeVar("T")
 QUEUE_POLL_S = 1.0

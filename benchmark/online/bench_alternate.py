@@ -30,7 +30,7 @@ from benchmark.common import RESULTS, machine_info
 from benchmark.online import bench_online
 from benchmark.online.systems import parse_systems
 from benchmark.scheduler.bench_burst import step_summary
-from dynasor.core.paired_ratio import paired_ratio_interval
+from dynasor.evaluation.paired_ratio import paired_ratio_interval
 from dynasor.srt.server_defaults import flag_value
 from dynasor.srt.step_log import read_step_log
 

@@ -23,9 +23,9 @@ from benchmark.online.metrics import (
 )
 from benchmark.online.systems import BASELINES
 from benchmark.online.workload import DeadlineModel
-from dynasor.core.paired_ratio import paired_ratio_interval
-from dynasor.core.rate_bootstrap import attainment_interval, rate_ratio_intervals
-from dynasor.core.rate_curve import RateBound, max_sustained_rate, rate_ratio
+from dynasor.evaluation.paired_ratio import paired_ratio_interval
+from dynasor.evaluation.rate_bootstrap import attainment_interval, rate_ratio_intervals
+from dynasor.evaluation.rate_curve import RateBound, max_sustained_rate, rate_ratio
 
 
 def rate_key(rate: float) -> str:

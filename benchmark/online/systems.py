@@ -44,9 +44,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dynasor.client import AsyncDynasorClient
+    from dynasor.evaluation.server_process import ServerGroup, ServerProcess
     from dynasor.runtime.allocation import AllocationPolicy
     from dynasor.runtime.backends import Backend
-    from dynasor.server_process import ServerGroup, ServerProcess
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ def server_argv(system: System, model_path: str | None, extra: Sequence[str]) ->
 def make_server(system: System, port: int, log_path: Path, model_path: str | None,
                 extra: Sequence[str], workers: int = 1) -> ServerProcess | ServerGroup:
     """The system's server; with ``workers`` > 1 that many behind SGLang's router (at ``port``)."""
-    from dynasor.server_process import ServerGroup, ServerProcess, free_port
+    from dynasor.evaluation.server_process import ServerGroup, ServerProcess, free_port
 
     argv = server_argv(system, model_path, extra)
 

@@ -143,8 +143,8 @@ def step_summary(steps: list[dict[str, Any]], cap: int) -> dict[str, Any]:
 
 
 def run_system(system: BurstSystem, args: argparse.Namespace, logs: Path) -> list[dict[str, Any]]:
+    from dynasor.evaluation.server_process import ServerProcess, free_port
     from dynasor.model import default_model_path
-    from dynasor.server_process import ServerProcess, free_port
 
     engine = ["--max-running-requests", str(args.max_running_requests)]
     step_log = logs / f"burst-{system.name}.steps.jsonl"

@@ -60,8 +60,8 @@ async def untagged_load(url: str, concurrency: int, max_new_tokens: int, rounds:
 
 
 def live_table(concurrency: int, max_new_tokens: int, rounds: int) -> dict:
+    from dynasor.evaluation.server_process import ServerProcess, free_port
     from dynasor.model import default_model_path
-    from dynasor.server_process import ServerProcess, free_port
 
     logs = RESULTS / "tmp"
     results = {}

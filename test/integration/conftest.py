@@ -8,7 +8,7 @@ from typing import Iterator
 
 import pytest
 
-from dynasor.server_process import ServerProcess, free_port
+from dynasor.evaluation.server_process import ServerProcess, free_port
 
 LOG_DIR = Path(__file__).resolve().parents[1] / ".logs"
 PROGRAM_TTL = 10.0

@@ -12,8 +12,8 @@ from dynasor.certaindex import answers_equivalent
 from dynasor.client import AsyncDynasorClient
 from dynasor.programs import DynasorCoT
 from dynasor.programs.cot import PROBE_SUFFIX
-from dynasor.runtime.backends import DynasorBackend, RecordingBackend
 from dynasor.runtime.allocation import EvenAllocation, StaticThreshold
+from dynasor.runtime.backends import DynasorBackend, RecordingBackend
 from dynasor.runtime.runtime import ProgramRuntime
 
 SELF_DOUBT_SHOTS = (

@@ -18,7 +18,7 @@ import pytest
 
 from dynasor.client import AsyncDynasorClient
 from dynasor.core.tag import tag_sampling_params
-from dynasor.server_process import ServerProcess, free_port
+from dynasor.evaluation.server_process import ServerProcess, free_port
 
 from .conftest import LOG_DIR, PROGRAM_TTL
 from .test_abort import wait_program

@@ -20,14 +20,13 @@ MARK = "[engine-result] "
 
 
 async def scenario() -> dict:
-    from dynasor.srt.engine import launch_engine
+    from dynasor.core.scheduler_state import STATE_KEY
     from dynasor.programs import SelfConsistency
-    from dynasor.runtime.backends import EngineBackend
     from dynasor.runtime.allocation import StaticThreshold
+    from dynasor.runtime.backends import EngineBackend
     from dynasor.runtime.runtime import ProgramRuntime
     from dynasor.scheduler.program_summary import merge_summaries
-    from dynasor.core.scheduler_state import STATE_KEY
-
+    from dynasor.srt.engine import launch_engine
     from test.integration.test_self_consistency import THREE_SHOT
 
     engine = launch_engine(max_running_requests=8, log_level="error")

@@ -10,9 +10,9 @@ from array import array
 import pytest
 import torch
 
+from dynasor.scheduler.eviction_rank import DONE, LIVE, UNTAGGED
 from dynasor.srt.config import DynasorServerConfig
 from dynasor.srt.context import SchedulerContext, activate_context
-from dynasor.scheduler.eviction_rank import DONE, LIVE, UNTAGGED
 from dynasor.srt.eviction_hooks import hold_path, wrap_eviction_strategy
 
 pytestmark = pytest.mark.filterwarnings("ignore")

@@ -16,8 +16,8 @@ import pytest
 
 from dynasor.client import AsyncDynasorClient, DynasorHTTPError
 from dynasor.core.routing import routing_headers
+from dynasor.evaluation.server_process import ServerProcess, free_port
 from dynasor.frontend import DynasorEndpoint, program_id
-from dynasor.server_process import ServerProcess, free_port
 
 from .conftest import LOG_DIR, PROGRAM_TTL
 from .test_abort import wait_program

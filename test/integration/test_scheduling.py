@@ -11,9 +11,8 @@ import httpx
 import pytest
 
 from dynasor.client import DynasorClient, DynasorHTTPError
-
-from dynasor.server_process import ServerProcess, free_port
 from dynasor.core.tag import new_program_id
+from dynasor.evaluation.server_process import ServerProcess, free_port
 
 from .conftest import LOG_DIR
 

@@ -22,8 +22,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from dynasor.evaluation.server_process import ServerProcess, free_port, group_alive
 from dynasor.model import default_model_path
-from dynasor.server_process import ServerProcess, free_port, group_alive
 
 from .conftest import LOG_DIR
 

@@ -4,8 +4,8 @@ from importlib.metadata import entry_points
 
 import httpx
 
+from dynasor.evaluation.server_process import ServerProcess, free_port
 from dynasor.model import default_model_path
-from dynasor.server_process import ServerProcess, free_port
 
 from .conftest import LOG_DIR
 

@@ -14,8 +14,8 @@ from dynasor.programs.mcts import MCTS
 from dynasor.programs.rebase import Rebase
 from dynasor.programs.tree import StepSearch
 from dynasor.rewards import LLMJudge
+from dynasor.runtime.allocation import AllocationPolicy, EvenAllocation, StaticThreshold
 from dynasor.runtime.backends import DynasorBackend
-from dynasor.runtime.allocation import EvenAllocation, AllocationPolicy, StaticThreshold
 from dynasor.runtime.runtime import ProgramRuntime
 
 THREE_SHOT = (

@@ -5,9 +5,8 @@ import asyncio
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
-from dynasor.core.tag import tag_sampling_params
+from dynasor.core.tag import new_program_id, tag_sampling_params
 from dynasor.srt.program_abort import abort_program_requests
-from dynasor.core.tag import new_program_id
 
 
 @dataclass

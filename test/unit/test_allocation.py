@@ -6,10 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from dynasor.core.generation import Generation
 from dynasor.core.tag import tag_sampling_params
 from dynasor.programs import SelfConsistency
-from dynasor.core.generation import Generation
-from dynasor.runtime.backends import EngineBackend
 from dynasor.runtime.allocation import (
     BudgetCurve,
     EvenAllocation,
@@ -18,6 +17,7 @@ from dynasor.runtime.allocation import (
     SignalThresholds,
     StaticThreshold,
 )
+from dynasor.runtime.backends import EngineBackend
 from dynasor.runtime.runtime import ProgramRuntime
 
 

@@ -13,10 +13,10 @@ import pytest
 
 from benchmark.batch import analysis, bench_batch, curves, offline, record
 from benchmark.batch.offline import CoTTrace, Probe, RebaseTrace, Spec
-from dynasor.core.stats import quantile
-from dynasor.programs.cot import PROBE_SUFFIX, DynasorCoT, ReasoningIds
 from dynasor.core.generation import Generation
+from dynasor.core.stats import quantile
 from dynasor.datasets.labelled import Labelled
+from dynasor.programs.cot import PROBE_SUFFIX, DynasorCoT, ReasoningIds
 from dynasor.runtime.replay import Branch, Profile
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -54,12 +54,12 @@ def test_simulated_accuracy_and_tokens(threshold, correct, tokens, stopped):
 
 
 def test_simulate_details():
-    assert rp.simulate(P2, 0.4, 5) == rp.ReplayOutcome("3", False, 100, True)
-    assert rp.simulate(P2, None, 5) == rp.ReplayOutcome("7", True, 200, False)
-    assert rp.simulate(P1, 0.0, 10).stopped is False  # detection only before the cap
-    assert rp.simulate(P1, 0.0, 3).tokens == 30
+    assert rp.replay_profile(P2, 0.4, 5) == rp.ReplayOutcome("3", False, 100, True)
+    assert rp.replay_profile(P2, None, 5) == rp.ReplayOutcome("7", True, 200, False)
+    assert rp.replay_profile(P1, 0.0, 10).stopped is False  # detection only before the cap
+    assert rp.replay_profile(P1, 0.0, 3).tokens == 30
     none = profile("n", "1", [None, None, "1", None], [3, 3, 3, 3])
-    assert rp.simulate(none, None, 2) == rp.ReplayOutcome("1", True, 12, False)
+    assert rp.replay_profile(none, None, 2) == rp.ReplayOutcome("1", True, 12, False)
     assert majority_vote([None, None]) is None
     assert majority_vote(["0.5", "7", "1/2"]) == "0.5"  # equivalent answers vote together
 

@@ -9,9 +9,9 @@ import math
 
 import pytest
 
+from dynasor.core.generation import Generation
 from dynasor.programs import DynasorCoT
 from dynasor.programs.cot import PROBE_SUFFIX
-from dynasor.core.generation import Generation
 from dynasor.runtime.allocation import EvenAllocation, LengthCap, PeriodicRecheck, StaticThreshold
 from dynasor.runtime.runtime import ProgramRuntime
 

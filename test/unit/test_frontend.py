@@ -17,6 +17,8 @@ import sglang as sgl
 from sglang.lang.backend.runtime_endpoint import RuntimeEndpoint
 from sglang.srt.entrypoints.api_contract import generate_contract_error
 
+from dynasor.certaindex import majority_vote
+from dynasor.core.tag import TagError, parse_tag
 from dynasor.frontend import (
     DynasorEndpoint,
     ProgramHandle,
@@ -27,8 +29,6 @@ from dynasor.frontend import (
     run_program,
     set_remaining_work,
 )
-from dynasor.certaindex import majority_vote
-from dynasor.core.tag import TagError, parse_tag
 
 
 class FakeSGLang:

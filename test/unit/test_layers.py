@@ -142,7 +142,9 @@ LAYERS = {
     "dynasor.modes": ("dynasor.core", "dynasor.certaindex", "dynasor.programs", "dynasor.runtime"),
     # the simulator: the scheduling core the server uses, the programs' rules, replay and datasets; no SGLang
     "dynasor.sim": ("dynasor.core", "dynasor.scheduler", "dynasor.certaindex", "dynasor.programs", "dynasor.runtime",
-                    "dynasor.datasets"),
+                    "dynasor.datasets", "dynasor.evaluation"),
+    # measuring, not serving: statistics over plain data, and servers started for tests and benchmarks
+    "dynasor.evaluation": ("dynasor.core", "dynasor.srt.server_defaults"),
     "dynasor.srt": ("dynasor.core", "dynasor.scheduler", "dynasor.kernels", "dynasor.modes.job",
                     "dynasor.modes.options", "dynasor.modes.outcome", "dynasor.modes.responses", "dynasor.model"),
 }
@@ -154,6 +156,11 @@ def test_layers_point_one_way(layer):
     wrong = {f"{m} -> {t}" for m, targets in EDGES.items() if _within(m, (layer,))
              for t in targets if not _within(t, allowed) and t != "dynasor"}
     assert not wrong, f"{layer} may import only {allowed}: {sorted(wrong)}"
+
+
+def test_the_core_holds_no_evaluation_statistics():
+    core = {m for m in MODULES if _within(m, ("dynasor.core",))}
+    assert not {m for m in core if any(word in m for word in ("bootstrap", "rate_curve", "paired_ratio", "slo"))}
 
 
 def test_only_srt_touches_sglang_internals_and_the_core_stays_dependency_free():

@@ -14,15 +14,23 @@ from dynasor.core.generation import Generation
 from dynasor.core.result import ProgramResult
 from dynasor.modes.job import ModeJob
 from dynasor.modes.options import (
-    DEFAULT_BUDGET, EFFORT_PRESETS, CotOptions, DynasorOptionError, ScOptions, check_request, explicit_max_tokens,
-    parse_options, probe_sampling_params, program_sampling_params, token_budget,
+    DEFAULT_BUDGET,
+    EFFORT_PRESETS,
+    CotOptions,
+    DynasorOptionError,
+    ScOptions,
+    check_request,
+    explicit_max_tokens,
+    parse_options,
+    probe_sampling_params,
+    program_sampling_params,
+    token_budget,
 )
 from dynasor.modes.outcome import cot_outcome, sc_outcome
 from dynasor.modes.responses import ResponseMeta, chunk_body, response_body, sse, usage_chunk_body
 from dynasor.modes.runner import ProgramModeRunner
 from dynasor.programs.cot import PROBE_SUFFIX
 from dynasor.srt.tokenizer_engine import TokenizerManagerEngine
-
 
 # ---------------------------------------------------------------- options and presets
 

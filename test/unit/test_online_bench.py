@@ -23,8 +23,8 @@ from benchmark.online.metrics import (
     window_stats,
 )
 from dynasor.core.generation import Generation
-from dynasor.core.rate_curve import RateBound, max_sustained_rate, rate_ratio
 from dynasor.datasets.loaders import Problem
+from dynasor.evaluation.rate_curve import RateBound, max_sustained_rate, rate_ratio
 from dynasor.runtime.allocation import EvenAllocation, StaticThreshold
 
 

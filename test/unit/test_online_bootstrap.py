@@ -1,6 +1,6 @@
 """Bootstrap intervals of the online benchmark: attainment per window, paired max-rate ratios."""
 
-from dynasor.core.rate_bootstrap import attainment_interval, rate_ratio_intervals
+from dynasor.evaluation.rate_bootstrap import attainment_interval, rate_ratio_intervals
 
 
 def outcomes(met: int, n: int = 100) -> list[bool]:

@@ -7,7 +7,7 @@ import pytest
 from aiohttp import web
 
 from dynasor.client import AsyncDynasorClient
-from dynasor.rewards import HTTPScorer, LLMJudge, SGLangRewardModel, ScoreUsage, checked_reward, yes_probability
+from dynasor.rewards import HTTPScorer, LLMJudge, ScoreUsage, SGLangRewardModel, checked_reward, yes_probability
 from dynasor.rewards.http_scorer import squash
 from dynasor.rewards.llm_judge import reward_from_meta
 

@@ -1,7 +1,7 @@
 import pytest
 
-from dynasor.core import routing
 from dynasor.client import DynasorHTTPError, _Calls, _generate_call
+from dynasor.core import routing
 from dynasor.core.tag import new_program_id
 
 

@@ -5,8 +5,8 @@ import itertools
 
 import pytest
 
-from dynasor.programs import SelfConsistency
 from dynasor.core.generation import Generation
+from dynasor.programs import SelfConsistency
 from dynasor.runtime.allocation import EvenAllocation, StaticThreshold
 from dynasor.runtime.runtime import ProgramRuntime
 

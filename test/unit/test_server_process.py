@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dynasor.server_process import (
+from dynasor.evaluation.server_process import (
     ServerProcess,
     ServerStartError,
     ephemeral_port_range,

@@ -21,7 +21,6 @@ def test_assign_req_to_token_pool_writes_each_rows_new_slots():
 
 def test_other_kernels_import_but_fail_loudly():
     import sgl_kernel
-
     from sgl_kernel import copy_all_layer_kv_cache_cpu  # imported at module level by SGLang on CPU
 
     with pytest.raises(NotImplementedError, match="copy_all_layer_kv_cache_cpu"):

@@ -1,10 +1,10 @@
-"""Tightest SLO scale and its paired-bootstrap ratio (``dynasor.core.slo_scale``)."""
+"""Tightest SLO scale and its paired-bootstrap ratio (``dynasor.evaluation.slo_scale``)."""
 
 import math
 
 import pytest
 
-from dynasor.core.slo_scale import slo_ratio_intervals, tightest_scale
+from dynasor.evaluation.slo_scale import slo_ratio_intervals, tightest_scale
 
 
 def test_tightest_scale_is_the_slowdown_that_covers_the_target_share():

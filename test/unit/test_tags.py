@@ -1,6 +1,5 @@
 import pytest
 
-from dynasor.core.tag import tag_sampling_params
 from dynasor.core.tag import (
     PROGRAM_ID_MAX_LEN,
     PROGRAM_ID_MIN_LEN,
@@ -12,6 +11,7 @@ from dynasor.core.tag import (
     program_id_of,
     program_key,
     tag_from_sampling_params,
+    tag_sampling_params,
     validate_tagged_rid,
 )
 

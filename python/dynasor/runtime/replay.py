@@ -82,7 +82,7 @@ class ReplayOutcome:
     stopped: bool
 
 
-def simulate(profile: Profile, threshold: float | None, detect_at: int) -> ReplayOutcome:
+def replay_profile(profile: Profile, threshold: float | None, detect_at: int) -> ReplayOutcome:
     """Replay one program; ``threshold=None`` is even allocation (never stop)."""
     used = profile.branches
     if threshold is not None and at_detection(detect_at, detect_at, len(used)):
@@ -114,7 +114,7 @@ class Evaluation:
 
 
 def evaluate(profiles: Sequence[Profile], threshold: float | None, detect_at: int | None) -> Evaluation:
-    outcomes = [simulate(p, threshold, detect_at or 0) for p in profiles]
+    outcomes = [replay_profile(p, threshold, detect_at or 0) for p in profiles]
     return Evaluation(threshold, detect_at if threshold is not None else None, len(outcomes),
                       sum(o.correct for o in outcomes), sum(o.tokens for o in outcomes),
                       sum(o.stopped for o in outcomes))

@@ -5,8 +5,8 @@ stock ``fcfs``, every branch to the end (so at scale 1 a deadline is what the pr
 the machine to itself). Each system plays the same programs at every rate (one unit-rate trace,
 time-scaled), so outcomes are paired across systems and rates; the maximum rate at the target
 attainment and its ratio to each baseline, with paired-bootstrap intervals, come from
-``dynasor.core.rate_curve`` and ``dynasor.core.rate_bootstrap``, as in the online benchmark; the
-tightest SLO scale at each rate and its ratio to each baseline's from ``dynasor.core.slo_scale``.
+``dynasor.evaluation.rate_curve`` and ``dynasor.evaluation.rate_bootstrap``, as in the online benchmark; the
+tightest SLO scale at each rate and its ratio to each baseline's from ``dynasor.evaluation.slo_scale``.
 
 Background traffic (optional): the trace's requests that arrive while the programs do (up to the
 last program's arrival) are played untagged beside them at their own times, the same at every rate.
@@ -24,10 +24,10 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from dynasor.core.paired_ratio import paired_ratio_interval
-from dynasor.core.rate_bootstrap import attainment_interval, rate_ratio_intervals
-from dynasor.core.rate_curve import max_sustained_rate
-from dynasor.core.slo_scale import slo_ratio_intervals, tightest_scale
+from dynasor.evaluation.paired_ratio import paired_ratio_interval
+from dynasor.evaluation.rate_bootstrap import attainment_interval, rate_ratio_intervals
+from dynasor.evaluation.rate_curve import max_sustained_rate
+from dynasor.evaluation.slo_scale import slo_ratio_intervals, tightest_scale
 from dynasor.sim.background import TraceRequest, until
 from dynasor.sim.request import EngineLimits
 from dynasor.sim.simulation import ALL_SYSTEMS, run

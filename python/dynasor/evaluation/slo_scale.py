@@ -16,7 +16,7 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dynasor.core.rate_bootstrap import MIN_DEFINED, percentile_interval
+from dynasor.evaluation.rate_bootstrap import MIN_DEFINED, percentile_interval
 
 
 def tightest_scale(slowdowns: Sequence[float], target: float = 0.9) -> float:

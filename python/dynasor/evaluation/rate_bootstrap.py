@@ -21,7 +21,7 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dynasor.core.rate_curve import max_sustained_rate
+from dynasor.evaluation.rate_curve import max_sustained_rate
 
 MIN_DEFINED = 0.8
 Outcomes = Mapping[float, Sequence[bool | None]]  # rate -> each program's outcome, in trace order

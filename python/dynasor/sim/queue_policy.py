@@ -16,11 +16,13 @@ also needs (at least the threshold long) is held back for this pass.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 
-from dynasor.scheduler.group_order import GroupOrder, deprioritized_last
-from dynasor.scheduler.ordering import QueuePolicy, StarvationGuard, WaitingRequest
+from dynasor.scheduler.group_order import GroupOrder
+from dynasor.scheduler.ordering import QueuePolicy, StarvationGuard
 from dynasor.scheduler.program_table import ProgramTable
+from dynasor.scheduler.queue_step import advance, held_last, waiting_row
 from dynasor.sim.request import EngineLimits, SimRequest
 
 
@@ -41,6 +43,9 @@ def held_for_prefix_sharing(queue: list[SimRequest], cached: Callable[[SimReques
         else:
             seen.update(key for key, _ in req.segments)
     return held
+
+
+RID = operator.attrgetter("rid")
 
 
 class SimQueue:
@@ -73,14 +78,8 @@ class SimQueue:
 
     def _track(self, req: SimRequest) -> None:
         assert self.groups is not None
-        rec = self.table.requests.get(req.rid)
         cached = self.cached(req)
-        if rec is not None:
-            row = WaitingRequest(req.rid, rec.program_id, rec.queued_at, cached, deferred=rec.deferred)
-        else:
-            prior = self.table.expected_output_tokens_prior()
-            row = WaitingRequest(req.rid, None, req.queued_at, cached, False, min(prior, req.max_new_tokens))
-        self.groups.add(row, req)
+        self.groups.add(waiting_row(self.table, req.rid, req.queued_at, cached, req.max_new_tokens), req)
         self._placed[req.rid] = cached
 
     def order(self, now: float) -> list[SimRequest]:
@@ -100,12 +99,6 @@ class SimQueue:
                 if self._placed[req.rid] != self.cached(req):
                     groups.remove(req.rid)
                     self._track(req)
-        for pid in self.table.drain_changed():
-            groups.touch(pid)
-        for pid in groups.refresh(now, self.table.view, self.rate()):
-            self.escalations += self.table.on_escalated(pid)
-        order = groups.items()
-        if held:
-            order = deprioritized_last(order, [r.rid in held for r in order])
-        self.waiting[:] = order
+        self.escalations += len(advance(groups, self.table, now, self.rate(), list(self.table.drain_changed())))
+        self.waiting[:] = held_last(groups.items(), RID, held)
         return self.waiting

@@ -32,9 +32,10 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from dynasor.scheduler.group_order import GroupOrder, deprioritized_last
+from dynasor.scheduler.group_order import GroupOrder
 from dynasor.scheduler.ordering import QueuePolicy, StarvationGuard, WaitingRequest
 from dynasor.scheduler.program_table import ProgramTable
+from dynasor.scheduler.queue_step import advance, held_last, waiting_row
 from dynasor.scheduler.rate import RateMeter
 
 if TYPE_CHECKING:
@@ -106,9 +107,7 @@ class QueueOrderer:
         if (not had_events and not changed and not groups.pending and now < groups.next_escalation_at
                 and deprioritized == self._last_deprioritized):
             return  # nothing the order depends on changed
-        for pid in changed:
-            groups.touch(pid)
-        self._note_escalated(groups.refresh(now, self.table.view, self.rate.rate(default=100.0)))
+        self._note_escalated(advance(groups, self.table, now, self.rate.rate(default=100.0), list(changed)))
         self._write(waiting_queue, groups.items(), deprioritized)
 
     def _is_last_order_after_events(self, waiting_queue: list[Any], groups: GroupOrder[Any]) -> bool:
@@ -163,31 +162,26 @@ class QueueOrderer:
         self._prior_epoch = self.table.prior_epoch
         groups: GroupOrder[Any] = GroupOrder(self.policy, self.guard)
         groups.extend((self._row(req), req) for req in waiting_queue)
-        self._note_escalated(groups.refresh(time.time(), self.table.view, self.rate.rate(default=100.0)))
+        self._note_escalated(advance(groups, self.table, time.time(), self.rate.rate(default=100.0)))
         self._groups, self._id_sum = groups, sum(map(id, waiting_queue))
         self._cached_len = dict(zip(map(RID, waiting_queue), map(CACHED_LEN, waiting_queue)))
         self._write(waiting_queue, groups.items(), deprioritized)
 
     def _write(self, waiting_queue: list[Any], order: list[Any], deprioritized: set[str]) -> None:
-        if deprioritized:
-            order = deprioritized_last(order, list(map(deprioritized.__contains__, map(RID, order))))
+        order = held_last(order, RID, deprioritized)
         self.reorders += 1
         self._last, self._last_deprioritized = order, set(deprioritized)
         waiting_queue[:] = order
 
     def _row(self, req: Any) -> WaitingRequest:
-        rec = self.table.requests.get(req.rid)
-        if rec is not None:
-            return WaitingRequest(req.rid, rec.program_id, rec.queued_at, req.num_matched_prefix_tokens,
-                                   deferred=rec.deferred)
-        wall_now, perf_now = time.time(), time.perf_counter()
-        queued_at = wall_now - (perf_now - (req.time_stats.wait_queue_entry_time or perf_now))
-        max_new = req.sampling_params.max_new_tokens
-        expected = self.table.expected_output_tokens_prior()
-        return WaitingRequest(req.rid, None, queued_at, req.num_matched_prefix_tokens, False,
-                              expected if max_new is None else min(expected, max_new))
+        queued_at = 0.0
+        if req.rid not in self.table.requests:  # untagged: when SGLang queued it, on the wall clock
+            wall_now, perf_now = time.time(), time.perf_counter()
+            queued_at = wall_now - (perf_now - (req.time_stats.wait_queue_entry_time or perf_now))
+        return waiting_row(self.table, req.rid, queued_at, req.num_matched_prefix_tokens,
+                           req.sampling_params.max_new_tokens)
 
     def _note_escalated(self, escalated: list[str]) -> None:
-        for pid in escalated:
-            if self.table.on_escalated(pid) and self.metrics is not None:
+        if self.metrics is not None:
+            for _ in escalated:
                 self.metrics.on_escalated()

@@ -7,10 +7,14 @@ mechanism and not the small model's luck, the trivial problems are sampled at te
 
 import asyncio
 import random
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import httpx
 import pytest
 
-from dynasor.client import AsyncDynasorClient
+from dynasor.client import AsyncDynasorClient, DynasorHTTPError
 from dynasor.core.stats import quantile
 from dynasor.core.tag import LOW_CONFIDENCE
 from dynasor.programs import SelfConsistency
@@ -27,6 +31,44 @@ THREE_SHOT = (
     "Q: What is 7 - 4?\nA: 7 - 4 = 3. The answer is \\boxed{3}.\n\n"
     "Q: What is 6 + 1?\nA: 6 + 1 = 7. The answer is \\boxed{7}.\n\n"
 )
+
+
+@contextmanager
+def watching(url: str, program_ids: list[str], every_s: float = 0.25) -> Iterator[dict[str, dict]]:
+    """The latest engine summary of each program, polled from a thread of its own. A program's
+    summary is read once its run returns, but the runtime computes certaindex on the event loop
+    (math-verify may spend a second per pathological answer a hot branch wrote), so that read can
+    come after the finished program left the table (the test server keeps it 10 s): the poller,
+    which the event loop cannot stall, still holds its last summary."""
+    latest: dict[str, dict] = {}
+    done = threading.Event()
+
+    def poll() -> None:
+        with httpx.Client(base_url=url, timeout=10) as http:
+            while not done.is_set():
+                for pid in program_ids:
+                    reply = http.get(f"/dynasor/programs/{pid}")
+                    if reply.status_code == 200:
+                        latest[pid] = reply.json()
+                done.wait(every_s)
+
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    try:
+        yield latest
+    finally:
+        done.set()
+        thread.join(timeout=15)
+
+
+async def finished_summary(client: AsyncDynasorClient, pid: str, latest: dict[str, dict]) -> dict:
+    """The program's summary now, or the poller's last one if it already left the table."""
+    try:
+        return await client.program(pid)
+    except DynasorHTTPError as err:
+        if err.status != 404 or pid not in latest:
+            raise
+        return latest[pid]
 
 
 def one_step_problems(n: int, seed: int) -> list[tuple[str, int]]:
@@ -54,11 +96,12 @@ async def test_self_consistency_stops_easy_programs_and_runs_hard_ones_to_the_ca
     ]
     async with AsyncDynasorClient(url) as client:
         runtime = ProgramRuntime(DynasorBackend(client), StaticThreshold(0.7))
+        with watching(url, [p.program_id for p in programs]) as latest:
 
-        async def run_and_read(program):  # read the table before the finished program expires
-            return await runtime.run_one(program), await client.program(program.program_id)
+            async def run_and_read(program):
+                return await runtime.run_one(program), await finished_summary(client, program.program_id, latest)
 
-        pairs = await asyncio.gather(*[run_and_read(p) for p in programs])
+            pairs = await asyncio.gather(*[run_and_read(p) for p in programs])
         results, engine = [r for r, _ in pairs], [s for _, s in pairs]
     correct = sum(r.answer == str(answer) for r, (_, answer) in zip(results, problems))
     stopped = [r for r in results if r.stopped_early]
@@ -86,11 +129,12 @@ async def easy_and_hard(url, launch, cap=8, detect_at=3):
                 for question, temperature in ((easy, 0.1), (hard, 1.5))]
     async with AsyncDynasorClient(url) as client:
         runtime = ProgramRuntime(DynasorBackend(client), StaticThreshold(0.7))
+        with watching(url, [p.program_id for p in programs]) as latest:
 
-        async def run_and_read(program):
-            return await runtime.run_one(program), await client.program(program.program_id)
+            async def run_and_read(program):
+                return await runtime.run_one(program), await finished_summary(client, program.program_id, latest)
 
-        (stop, stop_engine), (go, go_engine) = await asyncio.gather(*[run_and_read(p) for p in programs])
+            (stop, stop_engine), (go, go_engine) = await asyncio.gather(*[run_and_read(p) for p in programs])
     print(f"\n[sc {launch}] easy: stopped {stop.stopped_early}, engine {stop_engine['requests']}; "
           f"hard: certaindex@{detect_at} {go.extra['certaindex_at_detection']}, engine {go_engine['requests']}")
     return (stop, stop_engine), (go, go_engine)
@@ -142,7 +186,8 @@ async def test_deepconf_online_warmup_sets_the_threshold_and_the_engine_stops_le
     assert threshold == pytest.approx(quantile(confidences[:warmup], 0.95))
     stopped = [g for g in generations if g.aborted]
     assert result.extra["low_confidence_stops"] == len(stopped) == engine["low_confidence_stops"] >= 1
-    assert all(g.meta_info["finish_reason"]["message"] == LOW_CONFIDENCE and g.completion_tokens < 24
+    # a branch that crossed on its 23rd token ends at its 24th, the last (CI met it): still a stop
+    assert all(g.meta_info["finish_reason"]["message"] == LOW_CONFIDENCE and g.completion_tokens <= 24
                for g in stopped)
     # the engine ends a branch one token after the one whose window crossed (what the batch replay charges)
     crossings = [first_window_below(g.meta_info["topk_confidence"], 8, threshold) for g in stopped]

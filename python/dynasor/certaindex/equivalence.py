@@ -132,12 +132,19 @@ def normalize_answer(answer: str) -> str:
     return repr(int(value)) if value.is_integer() else repr(value)
 
 
+# Seconds math-verify may spend parsing or comparing one answer (its default is 5). Answers like
+# 3^{3^{3^{3}}} or 10000000000! (a sampled branch writes them) hit the limit, and a program's
+# certaindex runs on the client's event loop: every second spent there stalls every program the
+# runtime drives. A comparison that does not finish in time counts as different.
+MATH_VERIFY_TIMEOUT_S = 1
+
+
 @functools.lru_cache(maxsize=4096)
 def _parsed(answer: str) -> Any:
     from math_verify import parse
 
     try:
-        return parse(f"${answer}$") or None
+        return parse(f"${answer}$", parsing_timeout=MATH_VERIFY_TIMEOUT_S) or None
     except Exception:  # math-verify raises on some malformed LaTeX; then it is just not parseable
         return None
 
@@ -165,7 +172,8 @@ def answers_equivalent(a: str | None, b: str | None) -> bool:
     from math_verify import verify
 
     try:
-        return bool(verify(pa, pb)) and bool(verify(pb, pa))
+        return bool(verify(pa, pb, timeout_seconds=MATH_VERIFY_TIMEOUT_S)) and \
+            bool(verify(pb, pa, timeout_seconds=MATH_VERIFY_TIMEOUT_S))
     except Exception:
         return False
 

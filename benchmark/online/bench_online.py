@@ -346,7 +346,8 @@ def run_system(system: System, url: str, engine_urls: list[str], flush: bool, wo
 
 def run_alternating(systems: list[System], workloads: list[Workload], deadlines: DeadlineModel | None,
                     args: argparse.Namespace, report: dict[str, Any], save: Any) -> DeadlineModel | None:
-    """Every system's server up at once; ``args.rounds`` rounds, each running every system once on
+    """Every system's server up at once (with ``--enable-metrics``, so SGLang returns each request's
+    admission and first-token times); ``args.rounds`` rounds, each running every system once on
     the same trace (order swapped each round), each turn after a cache flush, a warm-up and a speed
     probe (``alternation.py``). Records of all rounds are pooled per rate (the attainment tables),
     each tagged with its round; the rounds' own figures go to ``report["rounds"]``."""
@@ -366,6 +367,8 @@ def run_alternating(systems: list[System], workloads: list[Workload], deadlines:
             log = args.out_dir / "tmp" / f"online_{args.tag}_{group[0].name}.log"
             started = time.monotonic()
             extra = server_extra(args)
+            if "--enable-metrics" not in extra:  # SGLang returns a request's admission and first-token times
+                extra.append("--enable-metrics")
             if args.step_logs and not group[0].stock:
                 step_log = args.out_dir / "tmp" / f"steps_{args.tag}_{group[0].name}.jsonl"
                 step_log.parent.mkdir(parents=True, exist_ok=True)

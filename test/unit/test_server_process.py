@@ -5,6 +5,7 @@ integration tests."""
 
 import os
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -120,3 +121,28 @@ def test_a_router_whose_worker_does_not_answer_is_not_started(tmp_path):
     with pytest.raises(ServerStartError, match="do not answer /health"):
         router.start(timeout=60)
     assert router.proc is None and time.monotonic() - started < 10
+
+
+def test_a_terminated_user_still_stops_its_server(tmp_path):
+    """SIGTERM to a process that started a server (``timeout``, a CI runner) ends it through its
+    ``with`` block: the server goes with it."""
+    script = tmp_path / "user.py"
+    script.write_text(f"""
+import os, sys, time
+sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
+from pathlib import Path
+from test_server_process import fake
+with fake(Path({str(tmp_path)!r}), "launch-1") as server:
+    print(server.pid, flush=True)
+    time.sleep(120)
+""")
+    user = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parents[2])
+    server_pid = int(user.stdout.readline())
+    assert group_alive(server_pid)
+    user.terminate()
+    assert user.wait(timeout=60) != 0
+    deadline = time.monotonic() + 10
+    while group_alive(server_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not group_alive(server_pid)

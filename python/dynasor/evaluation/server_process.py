@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -82,6 +83,18 @@ START_TIMEOUT_S = 300.0  # below pytest's per-test limit (pytest.ini), so a fixt
 
 class ServerStartError(RuntimeError):
     """The server exited, reported a fatal error or stopped making progress before it was ready."""
+
+
+def stop_servers_on_sigterm() -> None:
+    """Make SIGTERM (``timeout``, a CI runner) end this process by ``SystemExit`` instead of at
+    once, so the ``with``/``finally`` blocks that stop its servers run: by default a terminated
+    benchmark left its server running, busy with the requests still queued. Only from the main
+    thread, and only where nobody installed a handler of their own."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        def exit_on_sigterm(signum: int, frame: Any) -> None:
+            raise SystemExit(128 + signum)
+
+        signal.signal(signal.SIGTERM, exit_on_sigterm)
 
 
 def group_alive(pgid: int) -> bool:
@@ -167,6 +180,7 @@ class ServerProcess:
         if address.hostname and address.port and port_in_use(address.hostname, address.port):
             raise RuntimeError(f"port {address.port} on {address.hostname} is already in use: not starting "
                                f"another server there ({' '.join(self.argv[:3])} ...)")
+        stop_servers_on_sigterm()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - the server writes it until stop() closes it
         self.proc = subprocess.Popen(self.argv, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,

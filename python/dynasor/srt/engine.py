@@ -22,7 +22,7 @@ from typing import Any
 
 from dynasor.srt.config import DynasorServerConfig
 from dynasor.srt.context import run_startup_checks
-from dynasor.srt.server_defaults import CPU_DEFAULT_FLAGS, cpu_env, has_cuda
+from dynasor.srt.server_defaults import cpu_default_flags, cpu_env, has_cuda
 from dynasor.srt.sglang_version import check_sglang_version
 
 
@@ -30,7 +30,7 @@ def engine_defaults(on_cpu: bool) -> dict[str, Any]:
     """The server's CPU defaults as ``sglang.Engine`` keyword arguments."""
     out: dict[str, Any] = {"sleep_on_idle": True}
     if on_cpu:
-        for flag, value in CPU_DEFAULT_FLAGS:
+        for flag, value in cpu_default_flags():
             key = flag[2:].replace("-", "_")
             out[key] = True if value is None else (int(value) if value.isdigit() else value)
     return out

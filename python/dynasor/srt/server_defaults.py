@@ -22,13 +22,12 @@ CPU_BIND_VARIABLE = "SGLANG_CPU_OMP_THREADS_BIND"
 PARALLEL_FLAGS = (("--dp-size", "--data-parallel-size"), ("--tp-size", "--tensor-parallel-size"),
                   ("--pp-size", "--pipeline-parallel-size"))
 
-# (flag, value or None for a boolean switch)
+# (flag, value or None for a boolean switch); the dtype is the CPU's (cpu_dtype)
 CPU_DEFAULT_FLAGS: list[tuple[str, str | None]] = [
     ("--device", "cpu"),
     ("--attention-backend", "torch_native"),
     ("--sampling-backend", "pytorch"),
     ("--disable-cuda-graph", None),
-    ("--dtype", "bfloat16"),
     ("--max-total-tokens", "32768"),
 ]
 COMMON_DEFAULT_FLAGS: list[tuple[str, str | None]] = [
@@ -61,10 +60,25 @@ def flag_value(argv: list[str], flag: str) -> str | None:
     return value
 
 
+def cpu_dtype() -> str:
+    """The model dtype a CPU serves fastest. With AVX-512 (and AMX) oneDNN runs bfloat16 matmuls
+    natively; on an AVX2 CPU torch falls back to a bfloat16 path ~6x slower than float32 at a decode
+    batch of 16 (measured on a 2-core AMD EPYC: 3.2 ms vs 0.56 ms for one 576x1536 layer), so
+    float32 there."""
+    import torch
+
+    return "bfloat16" if torch.backends.cpu.get_cpu_capability().startswith("AVX512") else "float32"
+
+
+def cpu_default_flags() -> list[tuple[str, str | None]]:
+    """Every flag a CPU server (or in-process engine) gets unless given: the fixed ones and the dtype."""
+    return [*CPU_DEFAULT_FLAGS, ("--dtype", cpu_dtype())]
+
+
 def with_defaults(argv: list[str], on_cpu: bool) -> list[str]:
     """``argv`` plus every default flag the user did not give."""
     out = list(argv)
-    defaults = COMMON_DEFAULT_FLAGS + (CPU_DEFAULT_FLAGS if on_cpu else [])
+    defaults = COMMON_DEFAULT_FLAGS + (cpu_default_flags() if on_cpu else [])
     for flag, value in defaults:
         if not flag_given(out, flag):
             out += [flag] if value is None else [flag, value]

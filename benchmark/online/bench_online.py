@@ -135,7 +135,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     "fresh server (the old way; drift between systems is not cancelled, and the results say so)")
     ap.add_argument("--bench-serving", type=int, default=None, metavar="N", help="after each turn, N untagged "
                     "random requests through SGLang's bench_serving: decode throughput of plain traffic in the "
-                    "same alternation (parity: 64; otherwise off)")
+                    "same alternation (parity: 32; otherwise off)")
     ap.add_argument("--tag", help="output name online_<tag> (default quick / full)")
     ap.add_argument("--out-dir", type=Path, default=RESULTS)
     ap.add_argument("--replay", type=Path, help="re-summarise a saved JSON (new scales/target), no servers")
@@ -148,7 +148,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.tag = args.tag or {"cpu-powered": "cpu", "sim-validation": "sim_validation",
                             "dp-affinity": "dp_affinity", "router-affinity": "router_affinity"}.get(preset, preset)
     if args.bench_serving is None:
-        args.bench_serving = 64 if preset == "parity" else 0
+        args.bench_serving = 32 if preset == "parity" else 0
     if args.step_logs is None:
         args.step_logs = preset == "parity"
     if args.rounds < 1:

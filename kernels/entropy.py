@@ -13,9 +13,8 @@ fp32 tensors, one value per row of ``logits [rows, vocab]``:
 −inf entries are masked tokens and contribute nothing; rows with no finite entry give zeros.
 CUDA tensors go to the Triton kernel (``entropy_triton``), CPU tensors to a vectorised torch path
 that processes rows in chunks to bound memory. ``token_stats_reference`` is the float64 oracle.
-``torch.compile`` of the CPU path was measured against eager (python -m benchmark.kernels.bench_entropy
---compile: 0.85 / 8.3 / 39.5 ms vs 0.72 / 9.2 / 31.8 ms at 1 / 16 / 64 rows × 49,152, bf16) and
-does not win consistently, so it is not used.
+The CPU path runs eagerly: ``torch.compile`` did not win consistently (``bench_entropy --compile``
+measures it).
 """
 
 from __future__ import annotations

@@ -222,6 +222,13 @@ def render_online(path: Path, data: Mapping[str, Any], readme: Path) -> list[str
     label = data.get("title") or data.get("label") or data.get("scale")
     if label:
         out += [f"> {label}" + (" — partial run (interrupted)" if data.get("complete") is False else ""), ""]
+    if not data.get("rounds"):  # recorded before bench_online alternated systems, or run with --sequential
+        out += ["> **SEQUENTIAL**: one run per system, one after the other; machine drift between the runs is "
+                "not cancelled, so the ratios between systems below are not evidence (the alternating runs are: "
+                "see the parity result).", ""]
+    else:
+        out += [f"> Alternating: {len(data['rounds'])} rounds, every system once per round on the same trace, "
+                "the order swapped each round; records pooled over the rounds.", ""]
     out.append(f"- {machine_line(data.get('machine'))}")
     for key in ONLINE_DETAILS:
         if data.get(key) is not None:

@@ -27,8 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dynasor.certaindex import answer_certaindex, is_correct
+from dynasor.certaindex.decision import at_detection
 from dynasor.programs.deepconf import DeepConf
-from dynasor.programs.self_consistency import at_detection
 from dynasor.runtime.allocation import StaticThreshold
 from dynasor.runtime.replay import Profile
 from dynasor.scheduler.token_stats_aggregate import first_window_below

@@ -26,7 +26,7 @@ from typing import Any
 
 from dynasor.scheduler.ordering import QueuePolicy
 from dynasor.sim.engine import SimEngine
-from dynasor.sim.fit import step_seconds, wall_timed
+from dynasor.sim.fit import step_seconds
 from dynasor.sim.request import EngineLimits, SimRequest
 from dynasor.sim.step_cost import StepCost
 
@@ -38,12 +38,19 @@ def steps_in(rows: Sequence[Mapping[str, Any]], start: float, end: float) -> lis
     return [dict(r) for r in rows if "mode" in r and start <= r["t"] <= end]
 
 
-def timed_steps(rows: Sequence[dict[str, Any]], overlap: bool) -> list[dict[str, Any]]:
-    """Each step with its ``seconds``: the wall interval between log lines under SGLang's overlap
-    scheduler (a step's phases then hold parts of its neighbours'), else its own phases."""
-    if overlap:
-        return wall_timed(rows)
-    return [{**r, "seconds": step_seconds(r)} for r in rows]
+def timed_steps(rows: Sequence[dict[str, Any]], overlap: bool, max_gap_s: float = 5.0) -> list[dict[str, Any]]:
+    """Every step (a decision), with its ``seconds``: under SGLang's overlap scheduler the wall
+    interval to the next log line (a step's phases then hold parts of its neighbours'), where that
+    interval is a step's and not an idle gap; else, and without overlap, its own phases.
+    ``wall_timed`` is set where the wall interval was used (the step-cost layer compares those)."""
+    out = []
+    for i, row in enumerate(rows):
+        interval = rows[i + 1]["t"] - row["t"] if overlap and i + 1 < len(rows) else 0.0
+        if 0 < interval <= max_gap_s:
+            out.append({**row, "seconds": interval, "wall_timed": True})
+        else:
+            out.append({**row, "seconds": step_seconds(row), "wall_timed": False})
+    return out
 
 
 def predicted_seconds(cost: StepCost, step: Mapping[str, Any]) -> float:
@@ -55,7 +62,9 @@ def predicted_seconds(cost: StepCost, step: Mapping[str, Any]) -> float:
 
 
 def step_cost_error(steps: Sequence[Mapping[str, Any]], cost: StepCost) -> dict[str, Any]:
-    """Layer 2 over timed live steps."""
+    """Layer 2 over timed live steps (under overlap, those whose wall interval times them)."""
+    if any("wall_timed" in s for s in steps) and any(s.get("wall_timed") for s in steps):
+        steps = [s for s in steps if s.get("wall_timed")]
     out: dict[str, Any] = {}
     every: list[float] = []
     for mode in ("prefill", "decode"):

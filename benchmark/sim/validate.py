@@ -94,7 +94,9 @@ def sim_system(entry: Mapping[str, Any], launch: str) -> SystemSpec:
     ``--dp-size`` server SGLang's round-robin dispatch if Dynasor's placement was turned off."""
     live = entry["system"]
     name = live["name"]
-    if name not in SYSTEMS:  # a variant of a Dynasor system (e.g. its placement left to SGLang)
+    if name not in SYSTEMS and live["schedule_policy"] in ("fcfs", "lpm"):  # Dynasor's server, SGLang's order
+        name = f"sglang-{live['schedule_policy']}"
+    elif name not in SYSTEMS:  # a variant of a Dynasor system (e.g. its placement left to SGLang)
         name = f"{live['schedule_policy']}+certaindex" if live.get("certaindex") else live["schedule_policy"]
     base = SYSTEMS[name]
     flags = live.get("flags") or []

@@ -1,6 +1,7 @@
 """Certaindex: how settled a reasoning program's answer is (paper §3; docs/paper.md)."""
 
 from dynasor.certaindex.answers import extract_answer, extract_probe_answer
+from dynasor.certaindex.decision import at_detection
 from dynasor.certaindex.equivalence import answers_equivalent, canonical_answer, cluster_answers, is_correct
 from dynasor.certaindex.signals import (
     HESITATION_WORDS,
@@ -17,6 +18,7 @@ __all__ = [
     "all_pass",
     "answer_certaindex",
     "answers_equivalent",
+    "at_detection",
     "canonical_answer",
     "cluster_answers",
     "extract_answer",

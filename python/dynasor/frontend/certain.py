@@ -1,8 +1,9 @@
 """``fork_until_certain``: self-consistency inside an ``sgl.function``, stopped by certaindex.
 
-The frontend twin of ``dynasor.programs.SelfConsistency``: branches forked from the state sample an
-answer each; once ``detect_at`` answers are in, the answer-cluster certaindex is read after every
-further answer, and when it reaches ``threshold`` the program's outstanding requests are aborted
+The frontend twin of ``dynasor.programs.SelfConsistency``, with its stop rule
+(``dynasor.certaindex.at_detection`` and the runtime's ``StaticThreshold``): branches forked from
+the state sample an answer each; when the ``detect_at``-th answer is in, the answer-cluster
+certaindex is read, and if it reaches ``threshold`` the program's outstanding requests are aborted
 in the engine with one call (``POST /dynasor/programs/{id}/abort``) and no more branches start.
 
 By default all ``n_max`` branches start at once: they share the state's text as prompt, which the
@@ -22,7 +23,7 @@ from typing import Any
 import sglang as sgl
 from sglang.lang.interpreter import ProgramState
 
-from dynasor.certaindex import answer_certaindex, extract_answer, majority_vote
+from dynasor.certaindex import answer_certaindex, at_detection, extract_answer, majority_vote
 from dynasor.frontend.program import _endpoint_of
 from dynasor.runtime.allocation import StaticThreshold
 
@@ -86,8 +87,8 @@ def fork_until_certain(s: ProgramState, n_max: int = 16, detect_at: int = 5, thr
                        extract: Callable[[str], str | None] = extract_answer, **gen_kwargs: Any) -> CertainFork:
     """Fork branches of ``s`` that each ``sgl.gen(name, **gen_kwargs)`` until the answers are certain.
 
-    Stops when at least ``detect_at`` branches have answered and ``answer_certaindex`` of their
-    answers (``extract`` of each text) is ≥ ``threshold``; otherwise runs ``n_max`` branches. On a
+    Stops when the ``detect_at``-th branch has answered and ``answer_certaindex`` of the answers
+    (``extract`` of each text) is ≥ ``threshold``; otherwise runs ``n_max`` branches. On a
     stop every outstanding request of the program is aborted: branches that finish anyway still
     vote, aborted ones do not (they are counted in ``aborted``). The branches are not joined into
     ``s``; their texts are in the result. A branch whose request fails raises ``RuntimeError``
@@ -131,8 +132,7 @@ def fork_until_certain(s: ProgramState, n_max: int = 16, detect_at: int = 5, thr
             result.answers.append(extract(executor.variables[name]))
             if result.stopped_early or interrupted:
                 continue  # finished before the abort reached the engine: it still votes
-            left = fork.in_flight + n_max - result.started
-            if len(result.answers) >= detect_at and left and rule.stops(answer_certaindex(result.answers)):
+            if at_detection(len(result.answers), detect_at, n_max) and rule.stops(answer_certaindex(result.answers)):
                 result.stopped_early = True
                 if fork.in_flight:
                     endpoint.abort_program(pid)

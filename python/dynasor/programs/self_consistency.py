@@ -29,20 +29,13 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from dynasor.certaindex import answer_certaindex, extract_answer, majority_vote
+from dynasor.certaindex import answer_certaindex, at_detection, extract_answer, majority_vote
 from dynasor.core.generation import Generation
 from dynasor.core.result import ProgramResult
 from dynasor.core.tag import LOW_CONFIDENCE as LOW
 from dynasor.core.tag import NO_HINTS, RequestHints
 from dynasor.programs.base import ProgramRunner, ReasoningProgram
 from dynasor.programs.deepconf import DeepConf
-
-
-def at_detection(answered: int, detect_at: int, cap: int) -> bool:
-    """The decision point of self-consistency: the ``detect_at``-th answer just came in and the
-    cap is not reached (at the cap there is nothing left to save). The offline replay uses it too."""
-    return answered == detect_at < cap
-
 
 LAUNCH_ORDERS = ("together", "staged", "deferred")
 

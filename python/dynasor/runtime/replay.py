@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from dynasor.certaindex import answer_certaindex, is_correct, majority_vote
-from dynasor.programs.self_consistency import at_detection
+from dynasor.certaindex.decision import at_detection
 from dynasor.runtime.allocation import StaticThreshold
 
 

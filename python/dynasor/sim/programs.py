@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from dynasor.programs.self_consistency import at_detection
+from dynasor.certaindex.decision import at_detection
 from dynasor.sim.request import SimRequest
 
 

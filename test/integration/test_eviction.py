@@ -21,7 +21,7 @@ pytestmark = pytest.mark.filterwarnings("ignore")
 @pytest.fixture
 def context():
     """The scheduler process's context, as DynasorScheduler activates it; removed after the test."""
-    context = SchedulerContext(DynasorServerConfig())
+    context = SchedulerContext(DynasorServerConfig(eviction="program"))
     activate_context(context)
     yield context
     activate_context(None)

@@ -86,15 +86,17 @@ class ServerStartError(RuntimeError):
 
 
 def stop_servers_on_sigterm() -> None:
-    """Make SIGTERM (``timeout``, a CI runner) end this process by ``SystemExit`` instead of at
-    once, so the ``with``/``finally`` blocks that stop its servers run: by default a terminated
-    benchmark left its server running, busy with the requests still queued. Only from the main
-    thread, and only where nobody installed a handler of their own."""
+    """Make SIGTERM (``timeout``, a CI runner) interrupt this process as Ctrl-C does instead of
+    killing it at once, so the ``with``/``finally`` blocks (and pytest's fixture teardown) that
+    stop its servers run: by default a terminated benchmark left its server running, busy with the
+    requests still queued. ``KeyboardInterrupt``, not ``SystemExit``: pytest would count the
+    latter as one test's failure and go on. Only from the main thread, and only where nobody
+    installed a handler of their own."""
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-        def exit_on_sigterm(signum: int, frame: Any) -> None:
-            raise SystemExit(128 + signum)
+        def interrupt_on_sigterm(signum: int, frame: Any) -> None:
+            raise KeyboardInterrupt(f"signal {signum}")
 
-        signal.signal(signal.SIGTERM, exit_on_sigterm)
+        signal.signal(signal.SIGTERM, interrupt_on_sigterm)
 
 
 def group_alive(pgid: int) -> bool:

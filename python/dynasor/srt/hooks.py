@@ -32,6 +32,7 @@ from dynasor.srt.http_listener import serve_on_reserved_port
 from dynasor.srt.openai_hooks import add_chat_token_stats, add_completion_token_stats
 from dynasor.srt.openai_mode_hooks import handle_chat_request, handle_completion_request
 from dynasor.srt.queue_order_hooks import keep_deprioritized, order_with_programs, skip_lpm_sort
+from dynasor.srt.response_hooks import keep_token_stats_to_those_that_asked
 from dynasor.srt.sampler_hooks import collect_token_stats, sample_with_token_stats, select_token_stats_rows
 from dynasor.srt.sglang_version import SUPPORTED_SGLANG_VERSION
 from dynasor.srt.tokenizer_hooks import abort_program_when_client_leaves, check_and_route_request
@@ -79,6 +80,8 @@ HOOKS: tuple[Hook, ...] = (
          "launcher", "arrival"),
     Hook(_OPENAI + "serving_completions.OpenAIServingCompletion.handle_request", "AROUND", handle_completion_request,
          "launcher", "arrival"),
+    Hook(_MANAGERS + "tokenizer_manager.TokenizerManager.update_request_meta_info", "AROUND",
+         keep_token_stats_to_those_that_asked, "launcher", "response"),
     Hook(_OPENAI + "serving_chat.OpenAIServingChat._build_chat_response", "AFTER", add_chat_token_stats,
          "launcher", "response"),
     Hook(_OPENAI + "serving_completions.OpenAIServingCompletion._build_completion_response", "AFTER",

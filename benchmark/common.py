@@ -37,7 +37,7 @@ def _version(dist: str) -> str | None:
 def machine_info() -> dict[str, Any]:
     """Platform, CPUs, library versions, thread and oneDNN cache settings, and commit a result was
     measured with."""
-    from dynasor.srt.server_defaults import onednn_cache_env
+    from dynasor.srt.cpu_defaults import onednn_cache_env
 
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,

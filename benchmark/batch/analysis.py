@@ -27,7 +27,7 @@ from benchmark.batch.offline import (
     sc_specs,
 )
 from dynasor.core.stats import quantile
-from dynasor.runtime.replay import Profile
+from dynasor.program_runtime.replay import Profile
 
 DEEPCONF_REPLAY = ("recorded branches in arrival order; warm-up = the first `warmup`; a later branch is cut where the "
                    "scheduler's per-token check first finds its window confidence below the threshold, charged "

@@ -37,7 +37,7 @@ from benchmark.batch import analysis, curves
 from benchmark.common import RESULTS, Served, add_server_flags, apply_preset, display_path, dynasor_server, machine_info
 from dynasor.datasets.labelled import Labelled
 from dynasor.datasets.loaders import LOADERS
-from dynasor.runtime.sampling_flags import add_sampling_flags, sampling_params_from_args
+from dynasor.program_runtime.sampling_flags import add_sampling_flags, sampling_params_from_args
 
 WORKLOADS = ("sc", "cot", "rebase")
 # --quick on 2 CPU cores (~40 decode tok/s): server start ~30 s; SC 18 programs x 12 branches x ~25 tokens
@@ -134,10 +134,10 @@ async def record(url: str, sets: Mapping[int, Sequence[Labelled]], args: argpars
     """Every live run of the benchmark against one server; returns the records JSON."""
     from benchmark.batch import record as rec
     from dynasor.client import AsyncDynasorClient
+    from dynasor.program_runtime.allocation import EvenAllocation, StaticThreshold
+    from dynasor.program_runtime.backends import DynasorBackend
+    from dynasor.program_runtime.calibrate import run_self_consistency
     from dynasor.rewards import LLMJudge
-    from dynasor.runtime.allocation import EvenAllocation, StaticThreshold
-    from dynasor.runtime.backends import DynasorBackend
-    from dynasor.runtime.calibrate import run_self_consistency
 
     params = sampling_params_from_args(args)
     parts = set(args.parts.split(","))
@@ -305,7 +305,7 @@ def resolve(args: argparse.Namespace, ap: argparse.ArgumentParser) -> argparse.N
 
 
 def run_live(args: argparse.Namespace, sets: Mapping[int, Sequence[Labelled]]) -> tuple[dict, dict]:
-    from dynasor.srt.server_defaults import flag_given
+    from dynasor.srt.cpu_defaults import flag_given
 
     seeded = flag_given(shlex.split(args.server_args), "--random-seed")
     extra = [] if seeded else ["--random-seed", str(_ints(args.seeds)[0])]

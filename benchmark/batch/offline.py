@@ -32,8 +32,8 @@ from typing import Any
 
 from benchmark.batch.offline_deepconf import replay_deepconf
 from dynasor.certaindex import is_correct, majority_vote, probe_consistent, weighted_vote
+from dynasor.program_runtime.replay import Profile, ReplayOutcome, replay_profile
 from dynasor.programs.deepconf import DeepConf
-from dynasor.runtime.replay import Profile, ReplayOutcome, replay_profile
 
 FAMILIES = ("even", "certaindex", "length", "deepconf-offline", "deepconf-online", "certaindex+online")
 

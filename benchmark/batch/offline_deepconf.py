@@ -28,9 +28,9 @@ from dataclasses import dataclass
 
 from dynasor.certaindex import answer_certaindex, is_correct
 from dynasor.certaindex.decision import at_detection
+from dynasor.program_runtime.allocation import StaticThreshold
+from dynasor.program_runtime.replay import Profile
 from dynasor.programs.deepconf import DeepConf
-from dynasor.runtime.allocation import StaticThreshold
-from dynasor.runtime.replay import Profile
 from dynasor.scheduler.token_stats_aggregate import first_window_below
 
 

@@ -8,7 +8,7 @@ Generated arithmetic problems (default 20, level 1, 3-shot prompt) run as SelfCo
 1. ``even``: EvenAllocation, every program runs its ``cap`` branches; each branch's answer and
    tokens are recorded in arrival order.
 2. ``certaindex (simulated)``: "stop at detect_at if certaindex ≥ threshold" replayed offline on
-   those same branches (``dynasor.runtime.replay.simulate``): a paired comparison, free of
+   those same branches (``dynasor.program_runtime.replay.simulate``): a paired comparison, free of
    sampling noise between runs.
 3. ``certaindex (live)``: StaticThreshold on the server, so a stop really aborts the program's
    remaining branches in the engine; its tokens include the partial tokens of aborted branches.
@@ -32,8 +32,8 @@ from benchmark.common import RESULTS, add_server_flags, display_path, dynasor_se
 from dynasor.certaindex import is_correct
 from dynasor.datasets.arithmetic import generate, parse_levels
 from dynasor.datasets.labelled import Labelled
-from dynasor.runtime.replay import Evaluation, evaluate, policy_name, save_profiles
-from dynasor.runtime.sampling_flags import add_program_flags, add_sampling_flags, sampling_params_from_args
+from dynasor.program_runtime.replay import Evaluation, evaluate, policy_name, save_profiles
+from dynasor.program_runtime.sampling_flags import add_program_flags, add_sampling_flags, sampling_params_from_args
 
 
 def _saved(tokens: int, even_tokens: int) -> float | None:
@@ -74,8 +74,8 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 async def run_policies(url: str, items: Sequence[Labelled], args: argparse.Namespace) -> dict[str, Any]:
-    from dynasor.runtime.allocation import EvenAllocation, StaticThreshold
-    from dynasor.runtime.calibrate import run_self_consistency
+    from dynasor.program_runtime.allocation import EvenAllocation, StaticThreshold
+    from dynasor.program_runtime.calibrate import run_self_consistency
 
     params = sampling_params_from_args(args)
     golds = [it.gold for it in items]

@@ -19,10 +19,10 @@ from dynasor.certaindex import extract_answer, extract_probe_answer, is_correct
 from dynasor.core.generation import Backend, Generation, Prompt
 from dynasor.core.result import ProgramResult
 from dynasor.datasets.labelled import Labelled
+from dynasor.program_runtime.backends import RecordingBackend
 from dynasor.programs.base import ReasoningProgram
 from dynasor.programs.cot import DynasorCoT
 from dynasor.programs.rebase import Rebase
-from dynasor.runtime.backends import RecordingBackend
 
 
 class DetectionSnapshot:
@@ -76,8 +76,8 @@ def rebase_trace(item: Labelled, program: Rebase, result: ProgramResult,
 async def record_cot(backend: Backend, items: Sequence[Labelled], chunk_tokens: int, budget: int,
                      sampling: Mapping[str, Any], probe: Mapping[str, Any],
                      concurrency: int) -> tuple[list[CoTTrace], float]:
-    from dynasor.runtime.allocation import EvenAllocation
-    from dynasor.runtime.runtime import ProgramRuntime
+    from dynasor.program_runtime.allocation import EvenAllocation
+    from dynasor.program_runtime.runtime import ProgramRuntime
 
     tracer = RecordingBackend(backend)
     programs = [DynasorCoT(it.prompt, chunk_tokens=chunk_tokens, window=1, max_tokens=budget,
@@ -88,7 +88,7 @@ async def record_cot(backend: Backend, items: Sequence[Labelled], chunk_tokens: 
 
 async def record_rebase(backend: Backend, reward: Any, items: Sequence[Labelled], width: int, detect_at: int,
                         step: Mapping[str, Any], max_depth: int, concurrency: int) -> tuple[list[RebaseTrace], float]:
-    from dynasor.runtime.runtime import ProgramRuntime
+    from dynasor.program_runtime.runtime import ProgramRuntime
 
     snapshot = DetectionSnapshot()
     programs = [Rebase(it.prompt, reward, width=width, detect_at=detect_at, sampling_params=step,

@@ -31,7 +31,7 @@ from benchmark.online import bench_online
 from benchmark.online.systems import parse_systems
 from benchmark.scheduler.bench_burst import step_summary
 from dynasor.evaluation.paired_ratio import paired_ratio_interval
-from dynasor.srt.server_defaults import flag_value
+from dynasor.srt.cpu_defaults import flag_value
 from dynasor.srt.step_log import read_step_log
 
 BATCH_SIZES = (4, 8, 16)

@@ -63,7 +63,7 @@ from benchmark.online.workload import (
     parse_factors,
 )
 from dynasor.datasets.arithmetic import generate, make_prompt, parse_levels
-from dynasor.runtime.sampling_flags import add_sampling_flags, sampling_params_from_args
+from dynasor.program_runtime.sampling_flags import add_sampling_flags, sampling_params_from_args
 
 SEQUENTIAL = ("SEQUENTIAL: one run per system, one after the other; machine drift between the runs is not "
               "cancelled, so ratios between systems are not evidence")
@@ -217,9 +217,9 @@ def title(args: argparse.Namespace, n_programs: int) -> str:
 
 
 def program_shape(args: argparse.Namespace) -> Any:
-    from benchmark.online.loadgen import ProgramShape
+    from benchmark.online.loadgen import ScProgramSpec
 
-    return ProgramShape(args.cap, args.detect_at, args.threshold, sampling_params_from_args(args),
+    return ScProgramSpec(args.cap, args.detect_at, args.threshold, sampling_params_from_args(args),
                         args.sc_launch)
 
 

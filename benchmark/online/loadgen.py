@@ -35,7 +35,7 @@ POLL_S = 0.25
 
 
 @dataclass(frozen=True)
-class ProgramShape:
+class ScProgramSpec:
     """Every program of a run: SelfConsistency with ``cap`` branches and detection at ``detect_at``
     (even-allocation systems reach it too, but their policy always continues). ``launch``: the
     launch order of systems with certaindex that name none of their own (``SelfConsistency``'s
@@ -130,15 +130,15 @@ def _record(index: int, problem: Problem, arrival: float, latency: float | None,
         error=error, requests=requests, request_times=times, request_ids=rids)
 
 
-async def run_window(url: str, system: System, workload: Workload, shape: ProgramShape, limits: WindowLimits,
+async def run_window(url: str, system: System, workload: Workload, shape: ScProgramSpec, limits: WindowLimits,
                      desc: str, router: bool = False) -> tuple[list[ProgramRecord], float]:
     """Run one rate window against a running server (``router``: SGLang's router in front of
     several); (records in arrival order, wall seconds)."""
     from tqdm import tqdm
 
     from dynasor.client import AsyncDynasorClient
-    from dynasor.runtime.backends import RecordingBackend
-    from dynasor.runtime.runtime import ProgramRuntime
+    from dynasor.program_runtime.backends import RecordingBackend
+    from dynasor.program_runtime.runtime import ProgramRuntime
 
     loop = asyncio.get_running_loop()
     arrivals = workload.arrivals
@@ -202,12 +202,12 @@ async def run_window(url: str, system: System, workload: Workload, shape: Progra
 
 
 async def solo_latencies(url: str, system: System, problems: Mapping[int, Sequence[Problem]],
-                         shape: ProgramShape, router: bool = False) -> dict[int, list[float]]:
+                         shape: ScProgramSpec, router: bool = False) -> dict[int, list[float]]:
     """Oracle: each problem run alone (one program at a time), seconds from submit to result."""
     from tqdm import tqdm
 
     from dynasor.client import AsyncDynasorClient
-    from dynasor.runtime.runtime import ProgramRuntime
+    from dynasor.program_runtime.runtime import ProgramRuntime
 
     loop = asyncio.get_running_loop()
     out: dict[int, list[float]] = {}

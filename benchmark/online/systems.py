@@ -45,8 +45,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from dynasor.client import AsyncDynasorClient
     from dynasor.evaluation.server_process import ServerGroup, ServerProcess
-    from dynasor.runtime.allocation import AllocationPolicy
-    from dynasor.runtime.backends import Backend
+    from dynasor.program_runtime.allocation import AllocationPolicy
+    from dynasor.program_runtime.backends import Backend
 
 
 @dataclass(frozen=True)
@@ -140,12 +140,12 @@ def make_server(system: System, port: int, log_path: Path, model_path: str | Non
 
 
 def make_backend(system: System, client: AsyncDynasorClient) -> Backend:
-    from dynasor.runtime.backends import DynasorBackend, StockSGLangBackend
+    from dynasor.program_runtime.backends import DynasorBackend, StockSGLangBackend
 
     return StockSGLangBackend(client) if system.stock else DynasorBackend(client)
 
 
 def make_policy(system: System, threshold: float) -> AllocationPolicy:
-    from dynasor.runtime.allocation import EvenAllocation, StaticThreshold
+    from dynasor.program_runtime.allocation import EvenAllocation, StaticThreshold
 
     return StaticThreshold(threshold) if system.certaindex else EvenAllocation()

@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
 
         serve(rest)
     elif command == "calibrate":
-        from dynasor.runtime.calibrate import main as calibrate
+        from dynasor.program_runtime.calibrate import main as calibrate
 
         calibrate(rest)
     elif command == "chat":

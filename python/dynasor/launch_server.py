@@ -1,14 +1,14 @@
 """Launch a Dynasor server: the real SGLang server with Dynasor's plugin armed.
 
 This is where the pieces meet: the flags become a ``DynasorServerConfig``, and the SGLang side
-(``dynasor.srt.server.serve``) gets the application's mode runner (``dynasor.modes.runner``) through
+(``dynasor.srt.serve.serve``) gets the application's mode runner (``dynasor.modes.runner``) through
 the ``ModeRunner`` interface, so ``srt/`` never imports the application layer.
 
     python -m dynasor.launch_server [any sglang server flag] [--dynasor-* flags]
     dynasor serve ...                (the same)
 
 Without ``--model-path`` it serves the embedded default model. On a machine without CUDA it fills
-in the CPU defaults of ``dynasor.srt.server_defaults``; explicit flags always win.
+in the CPU defaults of ``dynasor.srt.cpu_defaults``; explicit flags always win.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import argparse
 import sys
 
 from dynasor.srt.config import ConfigError, DynasorServerConfig
+from dynasor.srt.cpu_defaults import DEFAULT_HOST, flag_given, flag_value, has_cuda, with_defaults
 from dynasor.srt.http_listener import HttpListener, PortTakenError, reserve_http_port
-from dynasor.srt.server_defaults import DEFAULT_HOST, flag_given, flag_value, has_cuda, with_defaults
 
 
 def dynasor_arg_parser() -> argparse.ArgumentParser:
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
         sglang_argv = ["--model-path", str(default_model_path()), *sglang_argv]
 
     from dynasor.modes.runner import ProgramModeRunner
-    from dynasor.srt.server import serve
+    from dynasor.srt.serve import serve
 
     serve(config, sglang_argv, on_cpu, ProgramModeRunner())
 

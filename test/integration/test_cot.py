@@ -10,11 +10,11 @@ of decode on 2 CPU cores even if the probes never agreed)."""
 
 from dynasor.certaindex import answers_equivalent
 from dynasor.client import AsyncDynasorClient
+from dynasor.program_runtime.allocation import EvenAllocation, StaticThreshold
+from dynasor.program_runtime.backends import DynasorBackend, RecordingBackend
+from dynasor.program_runtime.runtime import ProgramRuntime
 from dynasor.programs import DynasorCoT
 from dynasor.programs.cot import PROBE_SUFFIX
-from dynasor.runtime.allocation import EvenAllocation, StaticThreshold
-from dynasor.runtime.backends import DynasorBackend, RecordingBackend
-from dynasor.runtime.runtime import ProgramRuntime
 
 SELF_DOUBT_SHOTS = (
     "Q: What is 2 + 3?\nA: Let me think. 2 + 3 = 5. Let me check again. 2 + 3 = 5. Let me check again. "

@@ -21,10 +21,10 @@ MARK = "[engine-result] "
 
 async def scenario() -> dict:
     from dynasor.core.scheduler_state import STATE_KEY
+    from dynasor.program_runtime.allocation import StaticThreshold
+    from dynasor.program_runtime.backends import EngineBackend
+    from dynasor.program_runtime.runtime import ProgramRuntime
     from dynasor.programs import SelfConsistency
-    from dynasor.runtime.allocation import StaticThreshold
-    from dynasor.runtime.backends import EngineBackend
-    from dynasor.runtime.runtime import ProgramRuntime
     from dynasor.scheduler.program_summary import merge_summaries
     from dynasor.srt.engine import launch_engine
     from test.integration.test_self_consistency import THREE_SHOT

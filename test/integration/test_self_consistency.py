@@ -17,11 +17,11 @@ import pytest
 from dynasor.client import AsyncDynasorClient, DynasorHTTPError
 from dynasor.core.stats import quantile
 from dynasor.core.tag import LOW_CONFIDENCE
+from dynasor.program_runtime.allocation import StaticThreshold
+from dynasor.program_runtime.backends import DynasorBackend, RecordingBackend
+from dynasor.program_runtime.runtime import ProgramRuntime
 from dynasor.programs import SelfConsistency
 from dynasor.programs.deepconf import DeepConf
-from dynasor.runtime.allocation import StaticThreshold
-from dynasor.runtime.backends import DynasorBackend, RecordingBackend
-from dynasor.runtime.runtime import ProgramRuntime
 from dynasor.scheduler.token_stats_aggregate import first_window_below
 
 from .conftest import MAX_RUNNING

@@ -7,16 +7,17 @@ of the program's requests and generated tokens equals the program's own), judge 
 counted, rewards are probabilities, and the detection step can stop a program live."""
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from dynasor.client import AsyncDynasorClient
+from dynasor.program_runtime.allocation import AllocationPolicy, EvenAllocation, StaticThreshold
+from dynasor.program_runtime.backends import DynasorBackend
+from dynasor.program_runtime.runtime import ProgramRuntime
 from dynasor.programs.mcts import MCTS
 from dynasor.programs.rebase import Rebase
 from dynasor.programs.tree import StepSearch
 from dynasor.rewards import LLMJudge
-from dynasor.runtime.allocation import AllocationPolicy, EvenAllocation, StaticThreshold
-from dynasor.runtime.backends import DynasorBackend
-from dynasor.runtime.runtime import ProgramRuntime
 
 THREE_SHOT = (
     "Q: What is 2 + 3?\nA: 2 + 3 = 5. The answer is \\boxed{5}.\n\n"

@@ -8,8 +8,7 @@ import pytest
 
 from dynasor.core.generation import Generation
 from dynasor.core.tag import tag_sampling_params
-from dynasor.programs import SelfConsistency
-from dynasor.runtime.allocation import (
+from dynasor.program_runtime.allocation import (
     BudgetCurve,
     EvenAllocation,
     LengthCap,
@@ -17,8 +16,9 @@ from dynasor.runtime.allocation import (
     SignalThresholds,
     StaticThreshold,
 )
-from dynasor.runtime.backends import EngineBackend
-from dynasor.runtime.runtime import ProgramRuntime
+from dynasor.program_runtime.backends import EngineBackend
+from dynasor.program_runtime.runtime import ProgramRuntime
+from dynasor.programs import SelfConsistency
 
 
 def program(knob=0, certaindex=None, tokens=0, **attrs):

@@ -16,8 +16,8 @@ from benchmark.batch.offline import CoTTrace, Probe, RebaseTrace, Spec
 from dynasor.core.generation import Generation
 from dynasor.core.stats import quantile
 from dynasor.datasets.labelled import Labelled
+from dynasor.program_runtime.replay import Branch, Profile
 from dynasor.programs.cot import PROBE_SUFFIX, DynasorCoT, ReasoningIds
-from dynasor.runtime.replay import Branch, Profile
 
 ROOT = Path(__file__).resolve().parents[2]
 

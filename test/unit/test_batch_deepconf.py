@@ -6,8 +6,8 @@ import pytest
 from benchmark.batch.analysis import DeepConfGrid, analyse_sc
 from benchmark.batch.offline import deepconf_specs, sc_result
 from benchmark.batch.offline_deepconf import engine_stop_tokens, replay_deepconf
+from dynasor.program_runtime.replay import Branch, Profile
 from dynasor.programs.deepconf import DeepConf
-from dynasor.runtime.replay import Branch, Profile
 from dynasor.scheduler.token_stats_aggregate import first_window_below
 
 SURE, UNSURE = (5.0, 5.0, 5.0, 5.0), (5.0, 1.0, 1.0, 5.0)  # window 2: lowest means 5.0 and 1.0

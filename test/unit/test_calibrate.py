@@ -1,4 +1,4 @@
-"""Calibration: the offline replay (runtime/replay.py) on hand-made profiles, threshold choice, splits, profile
+"""Calibration: the offline replay (program_runtime/replay.py) on hand-made profiles, threshold choice, splits, profile
 files, the recording backend over a fake engine, the CLI, and quick_sc's pure parts."""
 
 import argparse
@@ -14,9 +14,9 @@ import pytest
 from dynasor.certaindex import answer_certaindex, majority_vote
 from dynasor.core.generation import Generation
 from dynasor.datasets.labelled import Labelled, read_labelled_jsonl
-from dynasor.runtime import calibrate as cal
-from dynasor.runtime import replay as rp
-from dynasor.runtime.allocation import EvenAllocation, StaticThreshold
+from dynasor.program_runtime import calibrate as cal
+from dynasor.program_runtime import replay as rp
+from dynasor.program_runtime.allocation import EvenAllocation, StaticThreshold
 
 ROOT = Path(__file__).resolve().parents[2]
 

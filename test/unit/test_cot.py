@@ -10,10 +10,10 @@ import math
 import pytest
 
 from dynasor.core.generation import Generation
+from dynasor.program_runtime.allocation import EvenAllocation, LengthCap, PeriodicRecheck, StaticThreshold
+from dynasor.program_runtime.runtime import ProgramRuntime
 from dynasor.programs import DynasorCoT
 from dynasor.programs.cot import PROBE_SUFFIX
-from dynasor.runtime.allocation import EvenAllocation, LengthCap, PeriodicRecheck, StaticThreshold
-from dynasor.runtime.runtime import ProgramRuntime
 
 PROBE_TOKENS = 5
 ABORTED_CHUNK_TOKENS = 2

@@ -7,10 +7,10 @@ import pytest
 
 from dynasor.core.generation import Generation
 from dynasor.core.tag import LOW_CONFIDENCE
+from dynasor.program_runtime.allocation import EvenAllocation, StaticThreshold
+from dynasor.program_runtime.runtime import ProgramRuntime
 from dynasor.programs import SelfConsistency
 from dynasor.programs.deepconf import DeepConf
-from dynasor.runtime.allocation import EvenAllocation, StaticThreshold
-from dynasor.runtime.runtime import ProgramRuntime
 
 
 def gen(answer, confidences):

@@ -2,7 +2,7 @@ import pytest
 
 from dynasor.launch_server import split_args
 from dynasor.srt.config import ENV_CONFIG, ENV_ENABLED, DynasorServerConfig
-from dynasor.srt.server_defaults import flag_given, flag_value, with_defaults
+from dynasor.srt.cpu_defaults import flag_given, flag_value, with_defaults
 
 
 def test_flag_given_spellings():

@@ -137,14 +137,14 @@ LAYERS = {
     "dynasor.client": ("dynasor.core",),
     "dynasor.rewards": ("dynasor.core", "dynasor.client"),
     "dynasor.programs": ("dynasor.core", "dynasor.certaindex", "dynasor.rewards"),
-    "dynasor.runtime": ("dynasor.core", "dynasor.certaindex", "dynasor.programs", "dynasor.datasets", "dynasor.client"),
-    "dynasor.frontend": ("dynasor.core", "dynasor.certaindex", "dynasor.client", "dynasor.runtime.allocation"),
-    "dynasor.modes": ("dynasor.core", "dynasor.certaindex", "dynasor.programs", "dynasor.runtime"),
+    "dynasor.program_runtime": ("dynasor.core", "dynasor.certaindex", "dynasor.programs", "dynasor.datasets", "dynasor.client"),
+    "dynasor.frontend": ("dynasor.core", "dynasor.certaindex", "dynasor.client", "dynasor.program_runtime.allocation"),
+    "dynasor.modes": ("dynasor.core", "dynasor.certaindex", "dynasor.programs", "dynasor.program_runtime"),
     # the simulator: the scheduling core the server uses, the programs' rules, replay and datasets; no SGLang
-    "dynasor.sim": ("dynasor.core", "dynasor.scheduler", "dynasor.certaindex", "dynasor.programs", "dynasor.runtime",
+    "dynasor.sim": ("dynasor.core", "dynasor.scheduler", "dynasor.certaindex", "dynasor.programs", "dynasor.program_runtime",
                     "dynasor.datasets", "dynasor.evaluation"),
     # measuring, not serving: statistics over plain data, and servers started for tests and benchmarks
-    "dynasor.evaluation": ("dynasor.core", "dynasor.srt.server_defaults"),
+    "dynasor.evaluation": ("dynasor.core", "dynasor.srt.cpu_defaults"),
     "dynasor.srt": ("dynasor.core", "dynasor.scheduler", "dynasor.kernels", "dynasor.modes.job",
                     "dynasor.modes.options", "dynasor.modes.outcome", "dynasor.modes.responses", "dynasor.model"),
 }

@@ -16,7 +16,7 @@ import sys
 import pytest
 import torch
 
-from dynasor.srt.server_defaults import ONEDNN_CACHE_CAPACITY, ONEDNN_CACHE_VARIABLES, cpu_env, onednn_cache_env
+from dynasor.srt.cpu_defaults import ONEDNN_CACHE_CAPACITY, ONEDNN_CACHE_VARIABLES, cpu_env, onednn_cache_env
 
 # One linear layer of the default model's MLP, called at 800 distinct token counts.
 SWEEP = """

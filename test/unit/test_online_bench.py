@@ -25,7 +25,7 @@ from benchmark.online.metrics import (
 from dynasor.core.generation import Generation
 from dynasor.datasets.loaders import Problem
 from dynasor.evaluation.rate_curve import RateBound, max_sustained_rate, rate_ratio
-from dynasor.runtime.allocation import EvenAllocation, StaticThreshold
+from dynasor.program_runtime.allocation import EvenAllocation, StaticThreshold
 
 
 def rec(i, latency, level=1, tokens=10, censored_at=None, correct=None, error=None):
@@ -300,7 +300,7 @@ def fake_workload(times):
     return workload.Workload(1.0, 0.1, 0, 0, arrivals)
 
 
-SHAPE = loadgen.ProgramShape(cap=4, detect_at=2, threshold=0.7, sampling_params={"max_new_tokens": 8})
+SHAPE = loadgen.ScProgramSpec(cap=4, detect_at=2, threshold=0.7, sampling_params={"max_new_tokens": 8})
 
 
 def test_run_window_records_latency_and_censors_stragglers(monkeypatch):

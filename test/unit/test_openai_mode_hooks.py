@@ -9,15 +9,15 @@ import pytest
 from dynasor.modes.runner import ProgramModeRunner
 from dynasor.srt import openai_mode_hooks
 from dynasor.srt.config import DynasorServerConfig
-from dynasor.srt.server_state import ServerState, activate_server_state
+from dynasor.srt.main_process_state import MainProcessState, activate_main_process_state
 
 
 @pytest.fixture(autouse=True)
 def runner():
     """The launcher activates the server state with the mode runner; so do these tests."""
-    activate_server_state(ServerState(DynasorServerConfig(), ProgramModeRunner()))
+    activate_main_process_state(MainProcessState(DynasorServerConfig(), ProgramModeRunner()))
     yield
-    activate_server_state(None)
+    activate_main_process_state(None)
 
 
 def _chat(**fields):
@@ -60,7 +60,7 @@ async def test_bad_options_become_an_error_response_naming_the_field():
 
 
 async def test_a_dynasor_request_without_an_installed_runner_fails_loudly():
-    activate_server_state(None)
+    activate_main_process_state(None)
 
     async def original(*args):
         raise AssertionError("a dynasor request must not reach SGLang's handler")

@@ -1,7 +1,7 @@
 import pytest
 
 from dynasor.scheduler.program_placement import PlacementConflict, ProgramPlacement
-from dynasor.srt.server_defaults import CPU_BIND_VARIABLE, bind_cpu_ranks, cpu_rank_binding, ranks_in_argv
+from dynasor.srt.cpu_defaults import CPU_BIND_VARIABLE, bind_cpu_ranks, cpu_rank_binding, ranks_in_argv
 
 
 def test_new_program_goes_to_least_loaded_rank_and_stays():

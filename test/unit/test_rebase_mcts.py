@@ -8,11 +8,11 @@ import math
 import pytest
 
 from dynasor.core.generation import Generation
+from dynasor.program_runtime.allocation import EvenAllocation, StaticThreshold
+from dynasor.program_runtime.runtime import ProgramRuntime
 from dynasor.programs.mcts import MCTS
 from dynasor.programs.rebase import Rebase, weighted_vote
 from dynasor.programs.tree import StepNode, backpropagate, ended_by_model, select_leaf, softmax_widths, uct
-from dynasor.runtime.allocation import EvenAllocation, StaticThreshold
-from dynasor.runtime.runtime import ProgramRuntime
 
 PROMPT = "Q:"
 STEP_TOKENS = 5

@@ -6,9 +6,9 @@ import itertools
 import pytest
 
 from dynasor.core.generation import Generation
+from dynasor.program_runtime.allocation import EvenAllocation, StaticThreshold
+from dynasor.program_runtime.runtime import ProgramRuntime
 from dynasor.programs import SelfConsistency
-from dynasor.runtime.allocation import EvenAllocation, StaticThreshold
-from dynasor.runtime.runtime import ProgramRuntime
 
 
 class FakeBackend:

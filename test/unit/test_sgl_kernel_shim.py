@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from dynasor.srt.server_defaults import has_cuda
+from dynasor.srt.cpu_defaults import has_cuda
 
 pytestmark = pytest.mark.skipif(has_cuda(), reason="the stand-in is only installed without CUDA")
 

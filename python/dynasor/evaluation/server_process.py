@@ -139,7 +139,7 @@ class ServerProcess:
     def stock_sglang(cls, model_path: str, port: int, log_path: Path, extra_args: Sequence[str] = (),
                      python: str = sys.executable) -> ServerProcess:
         """Stock ``python -m sglang.launch_server`` with the same engine settings, Dynasor not armed."""
-        from dynasor.srt.server_defaults import stock_sglang_command
+        from dynasor.srt.cpu_defaults import stock_sglang_command
 
         argv, env = stock_sglang_command(model_path, ["--host", "127.0.0.1", "--port", str(port), *extra_args], python)
         return cls(argv, env, f"http://127.0.0.1:{port}", log_path)

@@ -25,7 +25,7 @@ from sglang.lang.interpreter import ProgramState
 
 from dynasor.certaindex import answer_certaindex, at_detection, extract_answer, majority_vote
 from dynasor.frontend.program import _endpoint_of
-from dynasor.runtime.allocation import StaticThreshold
+from dynasor.program_runtime.allocation import StaticThreshold
 
 
 @dataclass

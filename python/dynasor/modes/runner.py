@@ -20,13 +20,13 @@ from dynasor.core.result import ProgramResult
 from dynasor.modes.job import ModeJob
 from dynasor.modes.options import PROBE_MAX_TOKENS, CotOptions, ModeOptions, probe_sampling_params
 from dynasor.modes.outcome import ModeOutcome, cot_outcome, sc_outcome
+from dynasor.program_runtime.allocation import StaticThreshold
+from dynasor.program_runtime.backends import EngineBackend, InProcessEngine, RecordingBackend
+from dynasor.program_runtime.runtime import ProgramRuntime
 from dynasor.programs import DynasorCoT, SelfConsistency
 from dynasor.programs.base import ReasoningProgram
 from dynasor.programs.cot import PROBE_SUFFIX
 from dynasor.programs.deepconf import DeepConf
-from dynasor.runtime.allocation import StaticThreshold
-from dynasor.runtime.backends import EngineBackend, InProcessEngine, RecordingBackend
-from dynasor.runtime.runtime import ProgramRuntime
 
 CONTEXT_SLACK = 32  # tokens kept free for re-tokenisation drift of the reasoning text
 _BACKGROUND: set[asyncio.Task[None]] = set()  # stop tasks of failed runs, kept until done

@@ -2,7 +2,7 @@
 ``update_certaindex()`` and ``execute()``. A program asks its runner for compute; the runner's
 allocation policy grants or denies it from the program's certaindex, and a denial ends the program.
 
-``ProgramRunner`` is what a program may ask of whoever runs it (``dynasor.runtime.ProgramRuntime``
+``ProgramRunner`` is what a program may ask of whoever runs it (``dynasor.program_runtime.ProgramRuntime``
 is the implementation): programs depend on this interface, the runtime depends on programs."""
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ class ScProgram:
 
 
 @dataclass
-class ProgramRun:
+class SimulatedProgram:
     """One program's run in the engine; ``finished_at`` once the client heard its last request
     end. ``submit`` sends a request towards the engine (``simulation.run`` delays it by the
     transport time); a stop aborts the program's requests in the engine at once."""

@@ -12,7 +12,7 @@ from dynasor.sim.background import BACKGROUND, TraceRequest, background_request
 from dynasor.sim.cluster import SimCluster
 from dynasor.sim.dispatch import DISPATCHES
 from dynasor.sim.engine import SimEngine
-from dynasor.sim.programs import ProgramRun, ScProgram
+from dynasor.sim.programs import ScProgram, SimulatedProgram
 from dynasor.sim.request import EngineLimits, SimRequest
 from dynasor.sim.step_cost import StepCost
 
@@ -78,7 +78,7 @@ ALL_SYSTEMS = {**SYSTEMS, **{spec.name: spec for spec in (*ABLATIONS.values(), *
 
 @dataclass
 class RunResult:
-    runs: list[ProgramRun]
+    runs: list[SimulatedProgram]
     simulated_seconds: float
     busy_seconds: float
     retractions: int
@@ -139,7 +139,8 @@ def run(programs: Sequence[ScProgram], system: SystemSpec, cost: StepCost, limit
         heapq.heappush(events, (now + transport.arrival_s + burst["n"] * transport.spacing_s, next(order),
                                 "submit", req))
 
-    runs = {p.program_id: ProgramRun(p, system.certaindex, system.launch, system.tagged, submit) for p in programs}
+    runs = {p.program_id: SimulatedProgram(p, system.certaindex, system.launch, system.tagged, submit)
+            for p in programs}
     for engine in cluster.engines:
         engine.on_finish = lambda req, engine=engine: heapq.heappush(  # type: ignore[misc]
             events, (engine.now + transport.return_s, next(order), "heard", req))
@@ -163,7 +164,7 @@ def run(programs: Sequence[ScProgram], system: SystemSpec, cost: StepCost, limit
                 if not what.done:  # a request aborted in transit never arrives
                     cluster.submit(what)
             elif kind == "program":
-                assert isinstance(what, ProgramRun)
+                assert isinstance(what, SimulatedProgram)
                 what.start(cluster)
             else:
                 assert isinstance(what, SimRequest)

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from dynasor.certaindex import answer_certaindex
-from dynasor.runtime.allocation import StaticThreshold
-from dynasor.runtime.replay import Profile
+from dynasor.program_runtime.allocation import StaticThreshold
+from dynasor.program_runtime.replay import Profile
 from dynasor.sim.programs import ScProgram
 
 

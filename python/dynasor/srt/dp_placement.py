@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from dynasor.srt.main_process_state import current_main_process_state
 from dynasor.srt.request_tags import program_ids_of
-from dynasor.srt.server_state import current_server_state
 
 
 def outstanding_requests(tokenizer_manager: Any, ranks: int) -> list[int]:
@@ -32,7 +32,7 @@ def outstanding_requests(tokenizer_manager: Any, ranks: int) -> list[int]:
 
 def place_on_dp_rank(tokenizer_manager: Any, obj: Any, *args: Any, **kwargs: Any) -> None:
     """BEFORE hook on ``TokenizerManager.generate_request``: route a tagged request to its program's rank."""
-    state = current_server_state()
+    state = current_main_process_state()
     placement = state.placement if state is not None else None
     if placement is None or not hasattr(obj, "routed_dp_rank"):
         return

@@ -1,7 +1,7 @@
 """Offline Dynasor: an in-process ``sglang.Engine`` with the Dynasor plugin armed (sglang==0.5.23).
 
     from dynasor.srt.engine import launch_engine
-    from dynasor.runtime.backends import EngineBackend
+    from dynasor.program_runtime.backends import EngineBackend
 
     engine = launch_engine()                       # default model, CPU defaults where there is no GPU
     runtime = ProgramRuntime(EngineBackend(engine), StaticThreshold(0.7))
@@ -10,7 +10,7 @@
 
 SGLang loads plugins in ``Engine.__init__`` and spawns the scheduler with the current environment,
 so arming means setting ``DYNASOR_ENABLED`` / ``DYNASOR_SERVER_CONFIG`` (and, on CPU, the CPU
-environment of ``dynasor.srt.server_defaults``) while the Engine is built; the caller's
+environment of ``dynasor.srt.cpu_defaults``) while the Engine is built; the caller's
 environment is restored afterwards. Plugins load once per
 process: an Engine built earlier in the same process without Dynasor keeps the process stock.
 """
@@ -22,7 +22,7 @@ from typing import Any
 
 from dynasor.srt.config import DynasorServerConfig
 from dynasor.srt.context import run_startup_checks
-from dynasor.srt.server_defaults import cpu_default_flags, cpu_env, has_cuda
+from dynasor.srt.cpu_defaults import cpu_default_flags, cpu_env, has_cuda
 from dynasor.srt.sglang_version import check_sglang_version
 
 

@@ -29,8 +29,8 @@ from dynasor.core.instance import INSTANCE_ROUTE
 from dynasor.core.scheduler_state import STATE_KEY, SchedulerLoad, SchedulerState
 from dynasor.core.tag import TagError, program_key, validate_program_id
 from dynasor.scheduler.program_summary import merge_summaries
+from dynasor.srt.main_process_state import MainProcessState
 from dynasor.srt.program_abort import abort_program_requests
-from dynasor.srt.server_state import ServerState
 from dynasor.srt.sglang_version import installed_sglang_version
 
 
@@ -57,7 +57,7 @@ async def _programs() -> dict[str, dict[str, Any]]:
 class ProgramRoutes:
     """The ``/dynasor`` routes of one server, over its main-process state."""
 
-    def __init__(self, state: ServerState) -> None:
+    def __init__(self, state: MainProcessState) -> None:
         self.state = state
         self.key_secret = state.config.key_secret_bytes
 
@@ -100,7 +100,7 @@ class ProgramRoutes:
         return ORJSONResponse({"program_key": self.key(program_id), "aborted_requests": aborted})
 
 
-def install_routes(app: FastAPI, state: ServerState) -> None:
+def install_routes(app: FastAPI, state: MainProcessState) -> None:
     routes = ProgramRoutes(state)
     app.add_api_route(INSTANCE_ROUTE, routes.instance, methods=["GET"])
     app.add_api_route("/dynasor/load", routes.load, methods=["GET"])

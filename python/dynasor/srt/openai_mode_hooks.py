@@ -39,7 +39,7 @@ from dynasor.modes.options import (
 )
 from dynasor.modes.outcome import ModeOutcome
 from dynasor.modes.responses import ResponseMeta, chunk_body, response_body, sse, usage_chunk_body
-from dynasor.srt.server_state import current_server_state
+from dynasor.srt.main_process_state import current_main_process_state
 from dynasor.srt.tokenizer_engine import TokenizerManagerEngine
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ _DONE = object()
 
 
 def _mode_runner() -> ModeRunner:
-    state = current_server_state()
+    state = current_main_process_state()
     if state is None or state.mode_runner is None:
         raise RuntimeError("dynasor modes are not available: no mode runner installed (start the server with "
                            "`dynasor serve`)")

@@ -1,7 +1,7 @@
 """Ending a program's requests in the main process (sglang==0.5.23's TokenizerManager): the one
 place that finds a program's live requests and aborts them, for ``POST
 /dynasor/programs/{id}/abort`` (``http_routes.py``, which also records the program as aborted so
-later requests end at once: ``server_state.AbortedPrograms``) and for a client that leaves
+later requests end at once: ``main_process_state.AbortedPrograms``) and for a client that leaves
 (``tokenizer_hooks.py``)."""
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The OpenAI dynasor modes run their program inside the main process: ``TokenizerManagerEngine``
 sends a program's requests straight to SGLang's ``TokenizerManager``
 (``generate_request(GenerateReqInput(...), raw_request).__anext__()``, as ``Engine.async_generate``
-does), so there is no HTTP round trip. It has what ``dynasor.runtime.backends.EngineBackend``
+does), so there is no HTTP round trip. It has what ``dynasor.program_runtime.backends.EngineBackend``
 needs of an engine (``async_generate`` and ``tokenizer_manager``); the mode runner wraps it.
 """
 

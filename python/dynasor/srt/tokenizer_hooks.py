@@ -21,9 +21,9 @@ from typing import Any
 
 from dynasor.core.tag import ABORTED_MARKER, ProgramTag, tag_from_sampling_params, validate_tagged_rid
 from dynasor.srt.dp_placement import place_on_dp_rank
+from dynasor.srt.main_process_state import current_main_process_state
 from dynasor.srt.program_abort import abort_program_requests
 from dynasor.srt.request_tags import keep_tags, program_ids_of, sampling_params_list
-from dynasor.srt.server_state import current_server_state
 
 logger = logging.getLogger(__name__)
 _BACKGROUND: set[asyncio.Task[int]] = set()  # program aborts after a disconnect, kept until done
@@ -44,7 +44,7 @@ def validate_request_tags(tokenizer_manager: Any, obj: Any, *args: Any, **kwargs
     programs aborted on this server. The parsed tags stay on the request (``request_tags.py``)."""
     params = sampling_params_list(obj)
     rids = getattr(obj, "rid", None)
-    state = current_server_state()
+    state = current_main_process_state()
     tags: list[ProgramTag | None] = []
     for i, sp in enumerate(params):
         single = len(params) == 1 and not isinstance(rids, list)

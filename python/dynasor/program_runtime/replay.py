@@ -11,7 +11,7 @@ few, counted live) are not replayed.
 ``calibrate`` chooses the pair (detect_at, threshold) with the fewest tokens whose accuracy on a
 calibration split is ≥ even accuracy − ε, and reports it against even allocation on a separate
 held-out split (seeded), so the reported saving is not measured on the data that chose it
-(docs/paper.md, calibration: leakage). The command is ``dynasor calibrate`` (``runtime/calibrate.py``).
+(docs/paper.md, calibration: leakage). The command is ``dynasor calibrate`` (``program_runtime/calibrate.py``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 
 from dynasor.certaindex import answer_certaindex, is_correct, majority_vote
 from dynasor.certaindex.decision import at_detection
-from dynasor.runtime.allocation import StaticThreshold
+from dynasor.program_runtime.allocation import StaticThreshold
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@ routes), owned by one object: the config, the dynasor modes' runner, the program
 through ``POST /dynasor/programs/{id}/abort``, and with ``--dp-size`` > 1 the rank of every program
 (``dp_placement.py``).
 
-``serve`` builds and activates the ``ServerState``; the main-process hooks and routes reach it
-through ``current_server_state()``, which is None where no Dynasor server was launched (then the
+``serve`` builds and activates the ``MainProcessState``; the main-process hooks and routes reach it
+through ``current_main_process_state()``, which is None where no Dynasor server was launched (then the
 hooks leave SGLang alone, and dynasor-mode requests fail loudly).
 """
 
@@ -47,7 +47,7 @@ class AbortedPrograms:
         return len(self._aborted)
 
 
-class ServerState:
+class MainProcessState:
     def __init__(self, config: DynasorServerConfig, mode_runner: ModeRunner | None = None, dp_size: int = 1) -> None:
         self.config = config
         self.mode_runner = mode_runner
@@ -56,13 +56,13 @@ class ServerState:
         self.placement = ProgramPlacement(dp_size, config.program_ttl) if affinity else None
 
 
-_current: ServerState | None = None
+_current: MainProcessState | None = None
 
 
-def activate_server_state(state: ServerState | None) -> None:
+def activate_main_process_state(state: MainProcessState | None) -> None:
     global _current
     _current = state
 
 
-def current_server_state() -> ServerState | None:
+def current_main_process_state() -> MainProcessState | None:
     return _current

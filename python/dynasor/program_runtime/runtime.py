@@ -17,8 +17,8 @@ from typing import Any
 from dynasor.core.generation import Backend, Generation, Prompt
 from dynasor.core.result import ProgramResult
 from dynasor.core.tag import NO_HINTS, RequestHints
+from dynasor.program_runtime.allocation import AllocationPolicy, EvenAllocation
 from dynasor.programs.base import ReasoningProgram
-from dynasor.runtime.allocation import AllocationPolicy, EvenAllocation
 
 
 class ProgramRuntime:

@@ -10,8 +10,8 @@ import pytest
 from dynasor.core.tag import ABORTED_MARKER, new_program_id
 from dynasor.srt import tokenizer_hooks
 from dynasor.srt.config import DynasorServerConfig
+from dynasor.srt.main_process_state import AbortedPrograms, MainProcessState, activate_main_process_state
 from dynasor.srt.openai_mode_hooks import _unless_disconnected
-from dynasor.srt.server_state import AbortedPrograms, ServerState, activate_server_state
 
 
 def test_aborted_programs_expire_after_the_ttl_and_are_bounded():
@@ -27,10 +27,10 @@ def test_aborted_programs_expire_after_the_ttl_and_are_bounded():
 
 @pytest.fixture
 def state():
-    state = ServerState(DynasorServerConfig(program_ttl=30.0))
-    activate_server_state(state)
+    state = MainProcessState(DynasorServerConfig(program_ttl=30.0))
+    activate_main_process_state(state)
     yield state
-    activate_server_state(None)
+    activate_main_process_state(None)
 
 
 def request(pid: str, **custom):

@@ -17,9 +17,9 @@ from typing import Any, NoReturn
 from dynasor.core.instance import instance_of
 from dynasor.modes.job import ModeRunner
 from dynasor.srt.config import DynasorServerConfig
+from dynasor.srt.cpu_defaults import bind_cpu_ranks, cpu_env
 from dynasor.srt.http_listener import HttpListener, reserved_listener
-from dynasor.srt.server_defaults import bind_cpu_ranks, cpu_env
-from dynasor.srt.server_state import ServerState, activate_server_state
+from dynasor.srt.main_process_state import MainProcessState, activate_main_process_state
 from dynasor.srt.sglang_version import UnsupportedSGLangError, check_sglang_version
 
 logger = logging.getLogger(__name__)
@@ -54,8 +54,8 @@ def serve(config: DynasorServerConfig, sglang_argv: list[str], on_cpu: bool, mod
             bind_cpu_ranks(server_args.dp_size * server_args.tp_size * server_args.pp_size)
         except ValueError as e:
             raise SystemExit(f"dynasor serve: {e}") from None
-    state = ServerState(config, mode_runner, dp_size=server_args.dp_size)
-    activate_server_state(state)
+    state = MainProcessState(config, mode_runner, dp_size=server_args.dp_size)
+    activate_main_process_state(state)
     install_routes(http_server.app, state)
     url = f"http://{server_args.host}:{server_args.port}"
 

@@ -5,7 +5,7 @@ The threshold is workload-specific and needs labelled data, so calibration has t
 1. **Record** (live, once): run SelfConsistency to its cap with EvenAllocation on labelled problems
    and keep, per program, the branch answers in the order they arrived and their token counts
    (a JSONL of profiles, reloadable so the live run is never repeated).
-2. **Replay** (offline, pure; ``runtime/replay.py``): every (detect_at, threshold) on the recorded
+2. **Replay** (offline, pure; ``program_runtime/replay.py``): every (detect_at, threshold) on the recorded
    branches, the choice on a calibration split and the report on a held-out split.
 
     dynasor calibrate --url http://127.0.0.1:30000 --generate 40 --levels 1:0.5,2:0.5 --out cal.json
@@ -26,10 +26,10 @@ from dynasor.certaindex import extract_answer
 from dynasor.core.generation import Backend, Generation
 from dynasor.core.result import ProgramResult
 from dynasor.datasets.labelled import Labelled, read_labelled_jsonl
-from dynasor.runtime.allocation import AllocationPolicy
-from dynasor.runtime.backends import RecordingBackend
-from dynasor.runtime.replay import Branch, Profile, calibrate, format_report, load_profiles, save_profiles
-from dynasor.runtime.sampling_flags import add_program_flags, add_sampling_flags, sampling_params_from_args
+from dynasor.program_runtime.allocation import AllocationPolicy
+from dynasor.program_runtime.backends import RecordingBackend
+from dynasor.program_runtime.replay import Branch, Profile, calibrate, format_report, load_profiles, save_profiles
+from dynasor.program_runtime.sampling_flags import add_program_flags, add_sampling_flags, sampling_params_from_args
 
 
 def profile_of(recorder: RecordingBackend, program_id: str, item: Labelled) -> Profile:
@@ -59,8 +59,8 @@ async def run_programs(backend: Backend, items: Sequence[Labelled], policy: Allo
                        desc: str = "programs") -> LiveRun:
     """SelfConsistency per item through ``backend``, recording every branch; a tqdm bar counts
     finished programs."""
+    from dynasor.program_runtime.runtime import ProgramRuntime
     from dynasor.programs import SelfConsistency
-    from dynasor.runtime.runtime import ProgramRuntime
 
     programs = [SelfConsistency(it.prompt, cap=cap, detect_at=detect_at, sampling_params=sampling_params)
                 for it in items]
@@ -76,7 +76,7 @@ async def run_self_consistency(url: str, items: Sequence[Labelled], policy: Allo
     """``run_programs`` on a Dynasor server: tagged requests that ask for per-token statistics (the
     profiles keep each branch's confidences), a stop is one abort call."""
     from dynasor.client import AsyncDynasorClient
-    from dynasor.runtime.backends import DynasorBackend
+    from dynasor.program_runtime.backends import DynasorBackend
 
     async with AsyncDynasorClient(url) as client:
         return await run_programs(DynasorBackend(client, token_stats=True), items, policy, cap, detect_at,
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             items = read_labelled_jsonl(args.problems, args.prompt_template, args.limit)
             report["problems_from"] = args.problems
-        from dynasor.runtime.allocation import EvenAllocation
+        from dynasor.program_runtime.allocation import EvenAllocation
 
         params = sampling_params_from_args(args)
         run = asyncio.run(run_self_consistency(args.url, items, EvenAllocation(), args.cap, args.cap, params,

@@ -34,7 +34,7 @@ class DetectionSnapshot:
     def should_continue(self, program: ReasoningProgram) -> bool:
         usage = getattr(program, "usage", None)
         self.at.setdefault(program.program_id, {
-            "tokens": int(program.state.get("tokens", 0)),
+            "tokens": program.generated_tokens,
             "judge_tokens": int(usage.completion_tokens) if usage is not None else 0,
             "leaves": len(getattr(program, "leaves", ())),
         })

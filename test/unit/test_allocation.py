@@ -22,7 +22,7 @@ from dynasor.programs import SelfConsistency
 
 
 def program(knob=0, certaindex=None, tokens=0, **attrs):
-    return SimpleNamespace(knob=knob, certaindex=certaindex, state={"tokens": tokens}, **attrs)
+    return SimpleNamespace(knob=knob, certaindex=certaindex, generated_tokens=tokens, state={}, **attrs)
 
 
 def test_even_and_static():
@@ -50,7 +50,6 @@ def test_periodic_recheck_detection_step_sources():
 def test_length_cap_ignores_certaindex():
     assert LengthCap(100).should_continue(program(1, 1.0, tokens=99))
     assert not LengthCap(100).should_continue(program(1, 0.0, tokens=100))
-    assert LengthCap(100).should_continue(SimpleNamespace(knob=0, certaindex=None, state={}))
 
 
 def test_signal_thresholds_need_every_signal():

@@ -164,7 +164,7 @@ def test_rebase_expands_by_softmax_of_rewards_and_votes_by_reward():
     assert result.answer == "8" and result.extra["best_reward_answer"] == "8"
     assert result.certaindex == pytest.approx(0.95)       # Rebase: max terminal reward
     assert result.extra["judge_tokens"] == 7 and result.extra["policy_tokens"] == 7 * STEP_TOKENS
-    assert result.generated_tokens == 7 * STEP_TOKENS + 7 == program.state["tokens"]
+    assert result.generated_tokens == 7 * STEP_TOKENS + 7 == program.generated_tokens
     assert program.remaining_work() == 0.0                # knob at the cap
     assert not result.stopped_early and backend.stop_calls == 0
 

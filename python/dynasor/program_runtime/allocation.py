@@ -93,12 +93,12 @@ class PeriodicRecheck:
 @dataclass(frozen=True)
 class LengthCap:
     """The paper's baseline-length: ignore certaindex, stop once the program has generated
-    ``max_tokens`` tokens (``program.state["tokens"]``). A uniform token budget for CoT."""
+    ``max_tokens`` tokens (``program.generated_tokens``). A uniform token budget for CoT."""
 
     max_tokens: int
 
     def should_continue(self, program: ReasoningProgram) -> bool:
-        return program.state.get("tokens", 0) < self.max_tokens
+        return program.generated_tokens < self.max_tokens
 
 
 @dataclass(frozen=True)

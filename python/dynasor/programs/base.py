@@ -47,7 +47,8 @@ class ReasoningProgram(ABC):
         self.program_id = new_program_id()
         self.certaindex: float | None = None
         self.knob = 0
-        self.state: dict[str, Any] = {}
+        self.generated_tokens = 0  # everything generated so far: what token budgets and recordings read
+        self.state: dict[str, Any] = {}  # the algorithm's own state (the paper's App. D.1 ``state``)
 
     @abstractmethod
     def update_certaindex(self) -> float:

@@ -88,7 +88,7 @@ class DynasorCoT(ReasoningProgram):
         self.max_chunks = math.ceil(max_tokens / chunk_tokens)
         self.token_ids = token_ids
         self.ids: ReasoningIds | None = None  # set at the start of execute when continuing from ids
-        self.state = {"text": "", "reasoning_tokens": 0, "probe_tokens": 0, "tokens": 0,
+        self.state = {"text": "", "reasoning_tokens": 0, "probe_tokens": 0,
                       "probe_answers": [], "probe_texts": []}
 
     @property
@@ -156,7 +156,7 @@ class DynasorCoT(ReasoningProgram):
 
     def _count(self, generation: Generation, kind: str) -> None:
         self.state[kind] += generation.completion_tokens
-        self.state["tokens"] += generation.completion_tokens
+        self.generated_tokens += generation.completion_tokens
 
     def _record_probe(self, generation: Generation) -> bool:
         """Count a finished probe; keep its answer unless it was aborted. True if it was kept."""
@@ -248,7 +248,7 @@ class DynasorCoT(ReasoningProgram):
         else:
             answer = extract_answer(self.state["text"]) or last_probe
             text = self.state["text"]
-        return ProgramResult(answer, self.knob, self.state["tokens"], exit_reason in STOPPED_BY_PROGRAM,
+        return ProgramResult(answer, self.knob, self.generated_tokens, exit_reason in STOPPED_BY_PROGRAM,
                              self.certaindex, {
                                  "exit": exit_reason, "chunks": self.knob, "text": text,
                                  "reasoning_tokens": self.state["reasoning_tokens"],

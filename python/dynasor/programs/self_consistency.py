@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dynasor.certaindex import answer_certaindex, at_detection, extract_answer, majority_vote
@@ -38,6 +38,21 @@ from dynasor.programs.base import ProgramRunner, ReasoningProgram
 from dynasor.programs.deepconf import DeepConf
 
 LAUNCH_ORDERS = ("together", "staged", "deferred")
+
+
+@dataclass
+class BranchTally:
+    """What the program knows of its finished branches (an aborted branch brings no answer)."""
+
+    answers: list[str | None] = field(default_factory=list)
+    confidences: list[float | None] = field(default_factory=list)  # DeepConf's, one per answer
+    aborted: int = 0
+    low_confidence: int = 0  # aborted by the engine below DeepConf-online's threshold
+    threshold: float | None = None  # DeepConf-online's, set once its warm-up finished
+
+    @property
+    def finished(self) -> int:
+        return len(self.answers) + self.aborted
 
 
 class SelfConsistency(ReasoningProgram):
@@ -52,28 +67,31 @@ class SelfConsistency(ReasoningProgram):
         self.prompt, self.cap, self.detect_at, self.launch = prompt, cap, detect_at, launch
         self.confidence = confidence
         self.sampling_params = dict(sampling_params or {"temperature": 0.8, "max_new_tokens": 128})
-        self.state = {"answers": [], "confidences": [], "tokens": 0, "aborted": 0, "low_confidence": 0,
-                      "threshold": None}
+        self.tally = BranchTally()
+
+    @property
+    def online_confidence(self) -> bool:
+        return self.confidence is not None and self.confidence.online
 
     def update_certaindex(self) -> float:
-        self.certaindex = answer_certaindex(self.state["answers"])
+        self.certaindex = answer_certaindex(self.tally.answers)
         return self.certaindex
 
     def remaining_work(self) -> float | None:
         """Unfinished branches × their token cap (an upper bound: the engine counts it down)."""
-        unfinished = self.cap - len(self.state["answers"]) - self.state["aborted"]
+        unfinished = self.cap - self.tally.finished
         return max(unfinished, 0) * float(self.sampling_params.get("max_new_tokens", 128))
 
     def _record(self, generation: Generation) -> bool:
         """Count a finished branch; True if it brought an answer (it was not aborted)."""
-        self.state["tokens"] += generation.completion_tokens
+        self.generated_tokens += generation.completion_tokens
         if generation.aborted:
-            self.state["aborted"] += 1
-            self.state["low_confidence"] += generation.meta_info.get("finish_reason", {}).get("message") == LOW
+            self.tally.aborted += 1
+            self.tally.low_confidence += generation.meta_info.get("finish_reason", {}).get("message") == LOW
             return False
-        self.state["answers"].append(extract_answer(generation.text))
-        self.state["confidences"].append(self.confidence.confidence(generation) if self.confidence else None)
-        self.knob = len(self.state["answers"])
+        self.tally.answers.append(extract_answer(generation.text))
+        self.tally.confidences.append(self.confidence.confidence(generation) if self.confidence else None)
+        self.knob = len(self.tally.answers)
         return True
 
     def _launch(self, runtime: ProgramRunner, hints: RequestHints = NO_HINTS) -> asyncio.Task[Generation]:
@@ -84,56 +102,59 @@ class SelfConsistency(ReasoningProgram):
     def _first_round(self, granted: int) -> int:
         """Branches launched at the start: the warm-up of DeepConf-online, the detection round when
         staged, else all."""
-        if self.confidence is not None and self.confidence.online:
+        if self.confidence is not None and self.online_confidence:
             return min(self.confidence.warmup, granted)
         return min(self.detect_at, granted) if self.launch == "staged" else granted
 
+    def _first_hints(self, branch: int, granted: int) -> RequestHints:
+        """``deferred``: the branches beyond the detection round wait behind every other request."""
+        if self.launch == "deferred" and branch >= min(self.detect_at, granted):
+            return RequestHints(deferred=True)
+        return NO_HINTS
+
+    def _may_launch_rest(self, first: int, detected: float | None) -> bool:
+        """DeepConf-online: once its warm-up (the first round) finished, which sets the threshold;
+        staged: once the detection round said go on (a stop never gets here)."""
+        if self.online_confidence:
+            return self.tally.finished >= first
+        return self.launch == "staged" and detected is not None
+
     def _rest_hints(self) -> RequestHints:
         """Hints of the branches launched after DeepConf-online's warm-up: its threshold."""
-        conf, threshold = self.confidence, self.state["threshold"]
-        if conf is None or threshold is None:
+        conf = self.confidence
+        if conf is None or not conf.online:
             return NO_HINTS
-        return RequestHints(stop_below_confidence=threshold, confidence_window=conf.window)
+        self.tally.threshold = conf.threshold([c for c in self.tally.confidences if c is not None])
+        return RequestHints(stop_below_confidence=self.tally.threshold, confidence_window=conf.window)
 
     async def execute(self, runtime: ProgramRunner) -> ProgramResult:
         granted = runtime.grant(self, self.cap)
-        first = min(self.detect_at, granted)
-        launched = self._first_round(granted)
-        warmup = launched if self.confidence is not None and self.confidence.online else 0
-        deferred = RequestHints(deferred=True)
-        pending = {self._launch(runtime, deferred if self.launch == "deferred" and i >= first else NO_HINTS)
-                   for i in range(launched)}
-        # staged (and not DeepConf-online, whose warm-up is the first round): the rest waits for detection
-        stopped, detected, waiting_for_decision = False, None, self.launch == "staged" and not warmup
+        first = self._first_round(granted)
+        held = granted - first  # launched once the first round allows (staged, DeepConf-online)
+        pending = {self._launch(runtime, self._first_hints(i, granted)) for i in range(first)}
+        stopped, detected = False, None
         try:
             while pending:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     if self._record(task.result()) and at_detection(self.knob, self.detect_at, granted):
                         detected = self.update_certaindex()
-                        waiting_for_decision = False
                         if not runtime.should_continue(self):
                             stopped = True
                             if pending:
                                 await runtime.stop(self)
-                    if stopped or launched >= granted or waiting_for_decision:
-                        continue
-                    if warmup and len(self.state["answers"]) + self.state["aborted"] >= warmup:
-                        conf = self.confidence
-                        assert conf is not None
-                        known = [c for c in self.state["confidences"] if c is not None]
-                        self.state["threshold"] = conf.threshold(known)
-                    elif warmup:
-                        continue
-                    pending |= {self._launch(runtime, self._rest_hints()) for _ in range(granted - launched)}
-                    launched = granted
+                    if held and not stopped and self._may_launch_rest(first, detected):
+                        hints = self._rest_hints()
+                        pending |= {self._launch(runtime, hints) for _ in range(held)}
+                        held = 0
         finally:  # cancelled or failed: closing the branches' streams aborts them in the engine
             for task in pending:
                 task.cancel()
         self.update_certaindex()
-        answers = self.state["answers"]
-        answer = self.confidence.vote(answers, self.state["confidences"]) if self.confidence else majority_vote(answers)
-        return ProgramResult(answer, self.knob, self.state["tokens"], stopped, self.certaindex, {
-            "aborted_branches": self.state["aborted"], "answers": answers, "certaindex_at_detection": detected,
-            "confidences": self.state["confidences"], "low_confidence_stops": self.state["low_confidence"],
-            "confidence_threshold": self.state["threshold"]})
+        tally = self.tally
+        answer = (self.confidence.vote(tally.answers, tally.confidences) if self.confidence
+                  else majority_vote(tally.answers))
+        return ProgramResult(answer, self.knob, self.generated_tokens, stopped, self.certaindex, {
+            "aborted_branches": tally.aborted, "answers": tally.answers, "certaindex_at_detection": detected,
+            "confidences": tally.confidences, "low_confidence_stops": tally.low_confidence,
+            "confidence_threshold": tally.threshold})

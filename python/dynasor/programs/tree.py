@@ -144,8 +144,8 @@ class StepSearch(ReasoningProgram):
         self.sampling_params.setdefault("stop", [step_delimiter])
         self.root = StepNode()
         self.usage = ScoreUsage()
-        # "tokens": everything generated (policy + reward model), what policies and SJF read
-        self.state = {"tokens": 0, "policy_tokens": 0, "calls": 0, "aborted": 0, "signals": {}}
+        # generated_tokens: policy + reward model tokens
+        self.state = {"policy_tokens": 0, "calls": 0, "aborted": 0, "signals": {}}
 
     def prompt_for(self, steps: Sequence[str]) -> str:
         return self.prompt + "".join(step + self.delimiter for step in steps)
@@ -171,7 +171,7 @@ class StepSearch(ReasoningProgram):
         return reward
 
     def _count(self) -> None:
-        self.state["tokens"] = self.state["policy_tokens"] + self.usage.completion_tokens
+        self.generated_tokens = self.state["policy_tokens"] + self.usage.completion_tokens
 
     async def _grow(self, runtime: ProgramRunner, parent: StepNode) -> StepNode | None:
         generation = await self.sample_step(runtime, parent.steps())
@@ -202,7 +202,7 @@ class StepSearch(ReasoningProgram):
         """Estimated tokens still to generate: tokens per knob unit so far × knob units left."""
         if self.knob <= 0:
             return None
-        return self.state["tokens"] / self.knob * max(self.cap - self.knob, 0)
+        return self.generated_tokens / self.knob * max(self.cap - self.knob, 0)
 
     def set_signals(self, reward: float, answers: Sequence[str | None]) -> None:
         """Keep both paper signals (reward R and answer entropy H̃), for AND policies (§2.4)."""
@@ -212,7 +212,7 @@ class StepSearch(ReasoningProgram):
                extra: Mapping[str, Any]) -> ProgramResult:
         nodes = list(self.root.walk())[1:]
         self._count()
-        return ProgramResult(answer, self.knob, self.state["tokens"], stopped, self.certaindex, {
+        return ProgramResult(answer, self.knob, self.generated_tokens, stopped, self.certaindex, {
             "policy_tokens": self.state["policy_tokens"],
             "policy_calls": self.state["calls"],
             "judge_tokens": self.usage.completion_tokens,

@@ -10,7 +10,7 @@ stop aborts part-way (a few per abort); the live SC point of ``bench_batch --liv
   seeded random k-subset of the recorded branches, kept in arrival order, averaged over
   ``resamples`` subsets: branches are exchangeable samples, while the first k arrivals would be
   biased towards short outputs. The same subsets serve every policy at a cap. Policies: even (all
-  k), certaindex (``replay.simulate``: stop at detect_at if H̃ ≥ τ), length (``LengthCap`` at the
+  k), certaindex (``replay.replay_profile``: stop at detect_at if H̃ ≥ τ), length (``LengthCap`` at the
   detection step: stop if the first detect_at branches generated ≥ ℓ tokens).
 - CoT (``CoTTrace``: chunks with the reasoning's answer after each, and the probe after each). A
   budget of k chunks is the first k chunks. Even: the uniform budget, scored on the truncated
@@ -91,7 +91,7 @@ def subsample(profile: Profile, k: int, rng: random.Random) -> Profile:
     return replace(profile, branches=tuple(profile.branches[i] for i in keep))
 
 
-def simulate_length(profile: Profile, max_tokens: float, detect_at: int) -> ReplayOutcome:
+def replay_length_cap(profile: Profile, max_tokens: float, detect_at: int) -> ReplayOutcome:
     """``LengthCap(max_tokens)`` asked at the detection step, where the program's tokens are those
     of its first ``detect_at`` finished branches."""
     used = profile.branches
@@ -112,7 +112,7 @@ def _sc_once(profile: Profile, spec: Spec) -> ReplayOutcome:
     if spec.family == "certaindex":
         return replay_profile(profile, spec.value, spec.detect_at or 0)
     if spec.family == "length":
-        return simulate_length(profile, float(spec.value or 0), spec.detect_at or 0)
+        return replay_length_cap(profile, float(spec.value or 0), spec.detect_at or 0)
     raise ValueError(f"unknown policy family {spec.family!r}")
 
 

@@ -14,7 +14,7 @@ decision is ``at_detection`` + ``StaticThreshold``, and where an online branch w
   of n costs i + 1 tokens and brings no answer when i < n; one crossing at its last token has
   already finished and votes.
 - certaindex + online: as online, and at the ``detect_at``-th answer the certaindex stop of the
-  live program applies (the branches after it are not charged, as in ``replay.simulate``).
+  live program applies (the branches after it are not charged, as in ``replay.replay_profile``).
 
 Replay approximations (stated in the result JSON): a branch cut early would have finished earlier
 live, so later branches may arrive in another order than recorded; the live program launches all

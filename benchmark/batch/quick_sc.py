@@ -8,7 +8,7 @@ Generated arithmetic problems (default 20, level 1, 3-shot prompt) run as SelfCo
 1. ``even``: EvenAllocation, every program runs its ``cap`` branches; each branch's answer and
    tokens are recorded in arrival order.
 2. ``certaindex (simulated)``: "stop at detect_at if certaindex ≥ threshold" replayed offline on
-   those same branches (``dynasor.program_runtime.replay.simulate``): a paired comparison, free of
+   those same branches (``dynasor.program_runtime.replay.replay_profile``): a paired comparison, free of
    sampling noise between runs.
 3. ``certaindex (live)``: StaticThreshold on the server, so a stop really aborts the program's
    remaining branches in the engine; its tokens include the partial tokens of aborted branches.

@@ -81,8 +81,8 @@ def test_sc_below_the_recorded_cap_averages_subsets():
 
 
 def test_length_simulation_and_quantile():
-    assert offline.simulate_length(P2, 11, 2).tokens == 11 and offline.simulate_length(P2, 12, 2).tokens == 26
-    assert offline.simulate_length(P2, 0, 4).stopped is False  # no detection at the cap
+    assert offline.replay_length_cap(P2, 11, 2).tokens == 11 and offline.replay_length_cap(P2, 12, 2).tokens == 26
+    assert offline.replay_length_cap(P2, 0, 4).stopped is False  # no detection at the cap
     assert offline.detection_tokens(P3, 2) == 40
     assert quantile([8, 11, 20, 40], 0.5) == 15.5
 

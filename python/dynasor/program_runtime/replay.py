@@ -1,7 +1,7 @@
 """Offline replay of recorded self-consistency programs (paper App. D.2.2), and threshold choice.
 
 A ``Profile`` is one program run to its cap under even allocation: its finished branches' answers
-and tokens, in arrival order. ``simulate`` replays "stop at the detection step if certaindex ≥
+and tokens, in arrival order. ``replay_profile`` replays "stop at the detection step if certaindex ≥
 threshold" on it with the program's own rules (``at_detection`` of ``SelfConsistency``, the
 threshold rule of ``StaticThreshold``, ``majority_vote``), so a replayed policy is the live one:
 certaindex over the first ``detect_at`` answers, majority over the answers used, tokens = sum over

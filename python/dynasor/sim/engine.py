@@ -19,8 +19,12 @@ One iteration at a time, as SGLang's event loop runs them:
    is freed, they go to the queue's tail and will re-prefill prompt + output.
 3. Idle: the clock moves to the next event.
 
-Not modelled: the overlap scheduler's one-step-old state, mixed chunks, page sizes above 1,
-priority preemption, and the host-side cost of scheduling itself (see docs/simulator.md).
+With ``priority`` (stock SGLang's priority scheduling, ``priority.py``) the queue is in priority
+order, a waiting request may preempt running ones when no request slot is free, and retraction
+takes the least important first.
+
+Not modelled: the overlap scheduler's one-step-old state, mixed chunks, page sizes above 1, and
+the host-side cost of scheduling itself (see docs/simulator.md).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from dynasor.scheduler.ordering import QueuePolicy, StarvationGuard
 from dynasor.scheduler.program_table import ProgramTable
 from dynasor.scheduler.rate import RateMeter
 from dynasor.sim.prefix_cache import PrefixCache
+from dynasor.sim.priority import PriorityScheduling
 from dynasor.sim.queue_policy import SimQueue
 from dynasor.sim.request import EngineLimits, SimRequest
 from dynasor.sim.step_cost import StepCost
@@ -49,14 +54,14 @@ class StepRecord:
 class SimEngine:
     def __init__(self, cost: StepCost, limits: EngineLimits, policy: QueuePolicy,
                  program_eviction: bool = True, guard: StarvationGuard | None = None,
-                 keep_steps: bool = False) -> None:
-        self.cost, self.limits, self.policy = cost, limits, policy
+                 keep_steps: bool = False, priority: PriorityScheduling | None = None) -> None:
+        self.cost, self.limits, self.policy, self.priority = cost, limits, policy, priority
         self.now = 0.0
         self.table = ProgramTable(ttl=float("inf"))
         self.rate = RateMeter()
         self.cache = PrefixCache(self.table.is_live, program_aware=program_eviction and not policy.is_stock)
         self.queue = SimQueue(policy, limits, self.table, lambda req: self.cache.cached(req.segments),
-                              lambda: self.rate.rate(default=100.0), guard)
+                              lambda: self.rate.rate(default=100.0), guard, priority)
         self.running: list[SimRequest] = []
         self.chunked: SimRequest | None = None
         self.batch_full = False
@@ -65,6 +70,7 @@ class SimEngine:
         self.steps: list[StepRecord] | None = [] if keep_steps else None
         self.busy_seconds = 0.0
         self.retractions = 0
+        self.preemptions = 0
         self.recomputed_tokens = 0
         self.admitted_input_tokens = 0  # input of every admission (a retracted request's counts again)
         self.cached_input_tokens = 0  # of those, found in the prefix cache
@@ -146,8 +152,9 @@ class SimEngine:
 
     def _admit(self) -> list[tuple[SimRequest, int]]:
         limits, cache = self.limits, self.cache
-        reserved = sum(min(r.max_new_tokens - r.generated, limits.clip_max_new_tokens) for r in self.running)
-        rem_total = self.kv_free() + cache.evictable_tokens - reserved * self.ratio
+        reservation = {r.rid: min(r.max_new_tokens - r.generated, limits.clip_max_new_tokens) * self.ratio
+                       for r in self.running}
+        rem_total = self.kv_free() + cache.evictable_tokens - sum(reservation.values())
         rem_input, rem_chunk = limits.max_prefill_tokens, limits.chunked_prefill_size
         batch: list[tuple[SimRequest, int]] = []
         if self.chunked is not None:
@@ -160,8 +167,11 @@ class SimEngine:
             if rem_input <= 0 or rem_chunk <= 0:
                 break
             if len(self.running) + len(batch) >= limits.max_running_requests:
-                self.batch_full = True
-                break
+                freed = self._preempt_for(req, rem_total, reservation)
+                if freed is None:
+                    self.batch_full = True
+                    break
+                rem_total += freed
             segments = req.segments
             cached = min(cache.cached(segments), req.prefix_tokens, req.input_tokens - 1)
             keys = cache.covering(segments, cached)
@@ -191,6 +201,35 @@ class SimEngine:
             rem_chunk -= extend
             rem_input -= extend
         return batch
+
+    def _preempt_for(self, req: SimRequest, rem_total: float, reservation: dict[str, float]) -> float | None:
+        """Priority preemption for a request that found no free slot: the KV budget its victims
+        gave back, or None when it may not preempt (no priority scheduling, or no victim qualifies)."""
+        if self.priority is None:
+            return None
+        short = req.input_tokens + min(req.max_new_tokens - req.generated, self.limits.clip_max_new_tokens) + 1
+        victims = self.priority.victims(req, self.running, short - rem_total, reservation)
+        if not victims:
+            return None
+        before = self.kv_free() + self.cache.evictable_tokens
+        for victim in victims:
+            self._requeue(victim)
+            self.preemptions += 1
+        self.cache.evict(self.limits.retract_decode_steps * len(self.running))
+        return self.kv_free() + self.cache.evictable_tokens - before + sum(reservation[v.rid] for v in victims)
+
+    def _requeue(self, req: SimRequest) -> None:
+        """A running request gives up its KV (retracted or preempted): back to the queue with its
+        output, which its next prefill recomputes."""
+        self.running.remove(req)
+        self.recomputed_tokens += req.computed
+        self._release(req)
+        req.retractions += 1
+        self.batch_full = False
+        req.queued_at = self.now
+        if req.program_id is not None:
+            self.table.on_requeued(req.rid, self.now)
+        self.queue.add(req)
 
     def _prefill(self, batch: list[tuple[SimRequest, int]]) -> float:
         seconds = self.cost.prefill_seconds([(extend, req.computed) for req, extend in batch])
@@ -265,19 +304,11 @@ class SimEngine:
         self._take(tokens)
         if self.kv_free() >= len(self.running):
             return
-        victims = sorted(self.running, key=lambda r: (r.generated, -r.input_tokens), reverse=True)
+        order = self.priority.retraction_key if self.priority else lambda r: (0.0, r.generated, -r.input_tokens)
+        victims = sorted(self.running, key=order, reverse=True)
         while len(self.running) > 1 and self.kv_free() < len(self.running):
-            req = victims.pop()
-            self.running.remove(req)
-            self.recomputed_tokens += req.computed
-            self._release(req)
-            req.retractions += 1
+            self._requeue(victims.pop())
             self.retractions += 1
-            self.batch_full = False
-            req.queued_at = self.now
-            if req.program_id is not None:
-                self.table.on_requeued(req.rid, self.now)
-            self.queue.add(req)
             self.cache.evict(len(self.running) - self.kv_free())
         out = sum(r.generated for r in self.running)
         budget = sum(r.max_new_tokens for r in self.running)

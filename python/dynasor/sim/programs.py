@@ -54,6 +54,7 @@ class SimulatedProgram:
     launch: str = "together"
     tag: bool = True  # tagged requests (Dynasor systems); stock SGLang sees untagged ones
     submit: Callable[[SimRequest], None] | None = None
+    client_priority: bool = False  # sends SGLang's ``priority``: unfinished branches x token budget
     requests: list[SimRequest] = field(default_factory=list)
     answered: int = 0
     heard: int = 0  # requests whose end the client has heard of
@@ -76,9 +77,15 @@ class SimulatedProgram:
             deferred = self.launch == "deferred" and self.tag and i >= p.detect_at
             req = SimRequest(f"{p.program_id}-{i}", p.program_id if self.tag else None, p.program_id,
                              p.prompt_tokens, 0, p.branch_tokens[i], p.max_new_tokens, deferred=deferred,
-                             source=p.program_id, header=p.header)
+                             source=p.program_id, header=p.header, priority=self.client_priority_now())
             self.requests.append(req)
             (self.submit or engine.submit)(req)
+
+    def client_priority_now(self) -> int | None:
+        """What the client knows before its answers arrive: branches not yet ended × their budget."""
+        if not self.client_priority:
+            return None
+        return (len(self.program.branch_tokens) - self.heard) * self.program.max_new_tokens
 
     def on_request_end(self, req: SimRequest, engine: RequestSink, now: float | None = None) -> None:
         """The client hears that ``req`` ended (at ``now``, default the engine's clock)."""

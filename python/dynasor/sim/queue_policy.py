@@ -23,6 +23,7 @@ from dynasor.scheduler.group_order import GroupOrder
 from dynasor.scheduler.ordering import QueuePolicy, StarvationGuard
 from dynasor.scheduler.program_table import ProgramTable
 from dynasor.scheduler.queue_step import advance, held_last, waiting_row
+from dynasor.sim.priority import PriorityScheduling
 from dynasor.sim.request import EngineLimits, SimRequest
 
 
@@ -53,8 +54,11 @@ class SimQueue:
 
     def __init__(self, policy: QueuePolicy, limits: EngineLimits, table: ProgramTable,
                  cached: Callable[[SimRequest], int], rate: Callable[[], float],
-                 guard: StarvationGuard | None = None) -> None:
+                 guard: StarvationGuard | None = None, priority: PriorityScheduling | None = None) -> None:
         self.policy, self.limits, self.table, self.cached, self.rate = policy, limits, table, cached, rate
+        self.priority = priority
+        if priority is not None and policy is not QueuePolicy.FCFS:
+            raise ValueError("SGLang's priority scheduling runs on fcfs only (it refuses lpm)")
         self.waiting: list[SimRequest] = []
         self.groups: GroupOrder[SimRequest] | None = None
         if not policy.is_stock:
@@ -83,6 +87,9 @@ class SimQueue:
         self._placed[req.rid] = cached
 
     def order(self, now: float) -> list[SimRequest]:
+        if self.priority is not None:
+            self.waiting[:] = self.priority.queue_order(self.waiting)
+            return self.waiting
         limits = self.limits
         matching = self.policy is not QueuePolicy.FCFS and len(self.waiting) <= limits.prefix_match_max_waiting
         held = held_for_prefix_sharing(self.waiting, self.cached, limits.in_batch_prefix_threshold) \

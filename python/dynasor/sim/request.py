@@ -43,6 +43,7 @@ class SimRequest:
     max_new_tokens: int
     deferred: bool = False
     remaining_work_hint: float | None = None
+    priority: int | None = None  # what a client sends to SGLang's priority scheduling
     source: str | None = None  # the program run that submitted it (also for untagged requests)
     header: tuple[str, int] | None = None  # (key, tokens) of the workload-wide start of the prefix
     # engine state

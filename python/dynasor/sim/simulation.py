@@ -12,6 +12,7 @@ from dynasor.sim.background import BACKGROUND, TraceRequest, background_request
 from dynasor.sim.cluster import SimCluster
 from dynasor.sim.dispatch import DISPATCHES
 from dynasor.sim.engine import SimEngine
+from dynasor.sim.priority import PriorityScheduling
 from dynasor.sim.programs import ScProgram, SimulatedProgram
 from dynasor.sim.request import EngineLimits, SimRequest
 from dynasor.sim.step_cost import StepCost
@@ -22,7 +23,9 @@ class SystemSpec:
     """A serving system: SGLang's stock ``fcfs`` / ``lpm`` (untagged requests, plain LRU eviction,
     round-robin data parallelism) or a Dynasor policy (tagged requests, program-aware eviction
     unless turned off, program placement unless another dispatch is named), with or without the
-    certaindex stop, and how programs launch their branches."""
+    certaindex stop, and how programs launch their branches. ``client_priority``: stock SGLang
+    with its priority scheduling on (``sim.priority``), each request sent with the priority its
+    client can know: the program's unfinished branches × their token budget, lower first."""
 
     name: str
     policy: QueuePolicy
@@ -31,6 +34,7 @@ class SystemSpec:
     program_eviction: bool = True
     guard: StarvationGuard = StarvationGuard()
     dispatch: str = "program"  # across engines (dynasor.sim.dispatch); untagged requests go round robin
+    client_priority: bool = False
 
     @property
     def tagged(self) -> bool:
@@ -41,12 +45,13 @@ class SystemSpec:
         return {"policy": self.policy.value, "tagged": self.tagged, "certaindex": self.certaindex,
                 "launch": self.launch, "program_aware_eviction": self.program_eviction and self.tagged,
                 "starvation_guard": self.guard.__dict__ if guarded else None,
-                "dispatch": self.dispatch if self.tagged else "round_robin"}
+                "dispatch": self.dispatch if self.tagged else "round_robin", "client_priority": self.client_priority}
 
 
 SYSTEMS = {
     "sglang-fcfs": SystemSpec("sglang-fcfs", QueuePolicy.FCFS, dispatch="round_robin"),
     "sglang-lpm": SystemSpec("sglang-lpm", QueuePolicy.LPM, dispatch="round_robin"),
+    "sglang-priority": SystemSpec("sglang-priority", QueuePolicy.FCFS, dispatch="round_robin", client_priority=True),
     "gang": SystemSpec("gang", QueuePolicy.GANG),
     "gang-sjf": SystemSpec("gang-sjf", QueuePolicy.GANG_SJF),
     # certaindex programs launch staged (the paper's intra-program scheduler, the online benchmark's default)
@@ -89,6 +94,7 @@ class RunResult:
     input_tokens: int = 0  # admitted input, all engines
     cached_tokens: int = 0  # of which found in a prefix cache
     prefill_tokens: int = 0  # computed by prefill iterations
+    preemptions: int = 0  # running requests that gave their place to a more important one
 
     @property
     def placed(self) -> list[int]:
@@ -125,8 +131,9 @@ def run(programs: Sequence[ScProgram], system: SystemSpec, cost: StepCost, limit
     Conservative discrete events: the engine with the earliest clock runs its next iteration
     unless an event is due no later than that clock; an event is handled once every busy engine
     has reached its time."""
+    priority = PriorityScheduling() if system.client_priority else None
     cluster = SimCluster([SimEngine(cost, limits, system.policy, program_eviction=system.program_eviction,
-                                    guard=system.guard) for _ in range(engines)],
+                                    guard=system.guard, priority=priority) for _ in range(engines)],
                          DISPATCHES[system.dispatch](engines))
     events: list[tuple[float, int, str, object]] = []  # (time, order, kind, what)
     order = itertools.count()
@@ -139,7 +146,8 @@ def run(programs: Sequence[ScProgram], system: SystemSpec, cost: StepCost, limit
         heapq.heappush(events, (now + transport.arrival_s + burst["n"] * transport.spacing_s, next(order),
                                 "submit", req))
 
-    runs = {p.program_id: SimulatedProgram(p, system.certaindex, system.launch, system.tagged, submit)
+    runs = {p.program_id: SimulatedProgram(p, system.certaindex, system.launch, system.tagged, submit,
+                                           client_priority=system.client_priority)
             for p in programs}
     for engine in cluster.engines:
         engine.on_finish = lambda req, engine=engine: heapq.heappush(  # type: ignore[misc]
@@ -185,4 +193,5 @@ def run(programs: Sequence[ScProgram], system: SystemSpec, cost: StepCost, limit
                      engines=engines, served_by=cluster.served_by,
                      input_tokens=sum(e.admitted_input_tokens for e in cluster.engines),
                      cached_tokens=sum(e.cached_input_tokens for e in cluster.engines),
-                     prefill_tokens=sum(e.prefill_tokens for e in cluster.engines))
+                     prefill_tokens=sum(e.prefill_tokens for e in cluster.engines),
+                     preemptions=sum(e.preemptions for e in cluster.engines))

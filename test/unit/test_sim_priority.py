@@ -131,3 +131,24 @@ def test_the_client_priority_baseline_admits_the_smaller_program_first():
 def test_priority_scheduling_refuses_lpm_as_sglang_does():
     with pytest.raises(ValueError, match="fcfs only"):
         SimEngine(COST, EngineLimits(), QueuePolicy.LPM, priority=PRIORITY)
+
+
+def keyed(rid, program):
+    return SimRequest(rid, None, program, 100, 0, 5, 64, source=program)
+
+
+def test_routing_key_puts_the_programs_already_running_first_most_running_first():
+    from dynasor.sim.background import BACKGROUND
+    from dynasor.sim.routing_key import routing_key, sort_by_routing_key
+
+    running = [keyed("x0", "X"), keyed("x1", "X"), keyed("y0", "Y")]
+    waiting = [keyed("z0", "Z"), keyed("y1", "Y"), keyed("w0", "W"), keyed("x2", "X"), keyed("z1", "Z"),
+               SimRequest("bg", None, None, 100, 0, 5, 64, source=BACKGROUND)]
+    untouched = list(waiting)
+    sort_by_routing_key(waiting, [])
+    assert waiting == untouched  # nothing running has a key: the queue stays as it is
+    sort_by_routing_key(waiting, running)
+    # X (2 running), Y (1); then the rest by key string: the key-less background request, then W and
+    # Z in their keys' order (a hash of the program id), each program's requests in queue order
+    rest = ["w0", "z0", "z1"] if routing_key(keyed("", "W")) < routing_key(keyed("", "Z")) else ["z0", "z1", "w0"]
+    assert [r.rid for r in waiting] == ["x2", "y1", "bg", *rest]

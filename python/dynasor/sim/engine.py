@@ -19,9 +19,10 @@ One iteration at a time, as SGLang's event loop runs them:
    is freed, they go to the queue's tail and will re-prefill prompt + output.
 3. Idle: the clock moves to the next event.
 
-With ``priority`` (stock SGLang's priority scheduling, ``priority.py``) the queue is in priority
-order, a waiting request may preempt running ones when no request slot is free, and retraction
-takes the least important first.
+With ``routing_key`` (stock SGLang's ``routing-key`` policy, ``routing_key.py``) requests of the
+programs already running go first. With ``priority`` (stock SGLang's priority scheduling,
+``priority.py``) the queue is in priority order, a waiting request may preempt running ones when
+no request slot is free, and retraction takes the least important first.
 
 Not modelled: the overlap scheduler's one-step-old state, mixed chunks, page sizes above 1, and
 the host-side cost of scheduling itself (see docs/simulator.md).
@@ -54,14 +55,15 @@ class StepRecord:
 class SimEngine:
     def __init__(self, cost: StepCost, limits: EngineLimits, policy: QueuePolicy,
                  program_eviction: bool = True, guard: StarvationGuard | None = None,
-                 keep_steps: bool = False, priority: PriorityScheduling | None = None) -> None:
+                 keep_steps: bool = False, priority: PriorityScheduling | None = None,
+                 routing_key: bool = False) -> None:
         self.cost, self.limits, self.policy, self.priority = cost, limits, policy, priority
         self.now = 0.0
         self.table = ProgramTable(ttl=float("inf"))
         self.rate = RateMeter()
         self.cache = PrefixCache(self.table.is_live, program_aware=program_eviction and not policy.is_stock)
         self.queue = SimQueue(policy, limits, self.table, lambda req: self.cache.cached(req.segments),
-                              lambda: self.rate.rate(default=100.0), guard, priority)
+                              lambda: self.rate.rate(default=100.0), guard, priority, routing_key)
         self.running: list[SimRequest] = []
         self.chunked: SimRequest | None = None
         self.batch_full = False
@@ -163,7 +165,7 @@ class SimEngine:
             batch.append((req, extend))
             rem_chunk -= extend
             rem_input -= extend
-        for req in list(self.queue.order(self.now)):
+        for req in list(self.queue.order(self.now, self.running)):
             if rem_input <= 0 or rem_chunk <= 0:
                 break
             if len(self.running) + len(batch) >= limits.max_running_requests:

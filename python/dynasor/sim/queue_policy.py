@@ -17,7 +17,7 @@ also needs (at least the threshold long) is held back for this pass.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from dynasor.scheduler.group_order import GroupOrder
 from dynasor.scheduler.ordering import QueuePolicy, StarvationGuard
@@ -25,6 +25,7 @@ from dynasor.scheduler.program_table import ProgramTable
 from dynasor.scheduler.queue_step import advance, held_last, waiting_row
 from dynasor.sim.priority import PriorityScheduling
 from dynasor.sim.request import EngineLimits, SimRequest
+from dynasor.sim.routing_key import sort_by_routing_key
 
 
 def held_for_prefix_sharing(queue: list[SimRequest], cached: Callable[[SimRequest], int],
@@ -50,15 +51,18 @@ RID = operator.attrgetter("rid")
 
 
 class SimQueue:
-    """The waiting queue and its policy; ``order(now)`` returns it in admission order."""
+    """The waiting queue and its policy; ``order(now, running)`` returns it in admission order."""
 
     def __init__(self, policy: QueuePolicy, limits: EngineLimits, table: ProgramTable,
                  cached: Callable[[SimRequest], int], rate: Callable[[], float],
-                 guard: StarvationGuard | None = None, priority: PriorityScheduling | None = None) -> None:
+                 guard: StarvationGuard | None = None, priority: PriorityScheduling | None = None,
+                 routing_key: bool = False) -> None:
         self.policy, self.limits, self.table, self.cached, self.rate = policy, limits, table, cached, rate
-        self.priority = priority
+        self.priority, self.routing_key = priority, routing_key
         if priority is not None and policy is not QueuePolicy.FCFS:
             raise ValueError("SGLang's priority scheduling runs on fcfs only (it refuses lpm)")
+        if routing_key and (policy is not QueuePolicy.FCFS or priority is not None):
+            raise ValueError("SGLang's routing-key policy replaces fcfs and takes no priorities")
         self.waiting: list[SimRequest] = []
         self.groups: GroupOrder[SimRequest] | None = None
         if not policy.is_stock:
@@ -86,9 +90,12 @@ class SimQueue:
         self.groups.add(waiting_row(self.table, req.rid, req.queued_at, cached, req.max_new_tokens), req)
         self._placed[req.rid] = cached
 
-    def order(self, now: float) -> list[SimRequest]:
+    def order(self, now: float, running: Sequence[SimRequest] = ()) -> list[SimRequest]:
         if self.priority is not None:
             self.waiting[:] = self.priority.queue_order(self.waiting)
+            return self.waiting
+        if self.routing_key:
+            sort_by_routing_key(self.waiting, running)
             return self.waiting
         limits = self.limits
         matching = self.policy is not QueuePolicy.FCFS and len(self.waiting) <= limits.prefix_match_max_waiting

@@ -35,6 +35,7 @@ class SystemSpec:
     guard: StarvationGuard = StarvationGuard()
     dispatch: str = "program"  # across engines (dynasor.sim.dispatch); untagged requests go round robin
     client_priority: bool = False
+    routing_key: bool = False  # stock SGLang's routing-key policy, the program id as the key
 
     @property
     def tagged(self) -> bool:
@@ -45,13 +46,15 @@ class SystemSpec:
         return {"policy": self.policy.value, "tagged": self.tagged, "certaindex": self.certaindex,
                 "launch": self.launch, "program_aware_eviction": self.program_eviction and self.tagged,
                 "starvation_guard": self.guard.__dict__ if guarded else None,
-                "dispatch": self.dispatch if self.tagged else "round_robin", "client_priority": self.client_priority}
+                "dispatch": self.dispatch if self.tagged else "round_robin", "client_priority": self.client_priority,
+                "routing_key": self.routing_key}
 
 
 SYSTEMS = {
     "sglang-fcfs": SystemSpec("sglang-fcfs", QueuePolicy.FCFS, dispatch="round_robin"),
     "sglang-lpm": SystemSpec("sglang-lpm", QueuePolicy.LPM, dispatch="round_robin"),
     "sglang-priority": SystemSpec("sglang-priority", QueuePolicy.FCFS, dispatch="round_robin", client_priority=True),
+    "sglang-routing-key": SystemSpec("sglang-routing-key", QueuePolicy.FCFS, dispatch="round_robin", routing_key=True),
     "gang": SystemSpec("gang", QueuePolicy.GANG),
     "gang-sjf": SystemSpec("gang-sjf", QueuePolicy.GANG_SJF),
     # certaindex programs launch staged (the paper's intra-program scheduler, the online benchmark's default)
@@ -133,7 +136,8 @@ def run(programs: Sequence[ScProgram], system: SystemSpec, cost: StepCost, limit
     has reached its time."""
     priority = PriorityScheduling() if system.client_priority else None
     cluster = SimCluster([SimEngine(cost, limits, system.policy, program_eviction=system.program_eviction,
-                                    guard=system.guard, priority=priority) for _ in range(engines)],
+                                    guard=system.guard, priority=priority, routing_key=system.routing_key)
+                          for _ in range(engines)],
                          DISPATCHES[system.dispatch](engines))
     events: list[tuple[float, int, str, object]] = []  # (time, order, kind, what)
     order = itertools.count()

@@ -32,7 +32,8 @@ def test_recorded_programs_stop_where_the_live_rule_stops_them(tmp_path):
 def test_the_cli_writes_a_labelled_sweep_with_ratio_intervals(tmp_path):
     out = tmp_path / "sim.json"
     report = cli.main(["--profile", "h100-llama2-7b", "--programs", "40", "--rates", "4,16,64", "--slo-scales", "3",
-                       "--systems", "sglang-fcfs,sglang-lpm,gang-sjf+certaindex", "--replicates", "50",
+                       "--systems", "sglang-fcfs,sglang-lpm,sglang-priority,sglang-routing-key,gang-sjf+certaindex",
+                       "--replicates", "50",
                        "--out", str(out)])
     assert report["label"] == "SIMULATED" and json.loads(out.read_text())["programs"] == 40
     assert out.with_suffix(".png").exists()
@@ -40,8 +41,18 @@ def test_the_cli_writes_a_labelled_sweep_with_ratio_intervals(tmp_path):
     base = report["systems"]["sglang-fcfs"]["rows"]
     assert all(r["tokens_per_program"] < b["tokens_per_program"] for r, b in zip(rows, base))  # stops save tokens
     entry = report["by_scale"]["3.0"]["gang-sjf+certaindex"]
-    assert {"max_rate", "max_rate_ratio_vs_fcfs", "max_rate_ratio_vs_lpm"} <= set(entry)
+    assert {"max_rate", "max_rate_ratio_vs_fcfs", "max_rate_ratio_vs_lpm", "max_rate_ratio_vs_priority",
+            "max_rate_ratio_vs_routing-key"} <= set(entry)
     assert report["simulated_per_wall_second"] > 0
+    # against the best stock baseline at each point: the one with the highest max rate / tightest SLO
+    stock = ("sglang-fcfs", "sglang-lpm", "sglang-priority", "sglang-routing-key")
+    best = entry["max_rate_ratio_vs_best_stock"]
+    rates = {b: report["by_scale"]["3.0"][b]["max_rate"]["rate"] or 0.0 for b in stock}
+    assert rates[best["baseline"]] == max(rates.values())
+    assert best["ratio"] == entry[f"max_rate_ratio_vs_{best['baseline'].removeprefix('sglang-')}"]["ratio"]
+    for at_rate in report["by_rate"].values():
+        scales = {b: at_rate[b]["tightest_scale"] or float("inf") for b in stock}
+        assert scales[at_rate["gang-sjf+certaindex"]["slo_ratio_vs_best_stock"]["baseline"]] == min(scales.values())
 
 
 def test_validation_replays_each_recorded_request():

@@ -34,7 +34,8 @@ from dynasor.sim.simulation import ALL_SYSTEMS, run
 from dynasor.sim.step_cost import StepCost
 from dynasor.sim.workload import ProgramShape, at_rate, unit_arrivals
 
-BASELINES = ("sglang-fcfs", "sglang-lpm")
+# Stock SGLang at its best is whichever of these does best at each point (``*_vs_best_stock``).
+BASELINES = ("sglang-fcfs", "sglang-lpm", "sglang-priority", "sglang-routing-key")
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,11 @@ def summarize(spec: SweepSpec, solo: Sequence[float], played: dict[tuple[str, fl
                 point = ours["rate"] / theirs["rate"] if ours["rate"] and theirs["rate"] else None
                 entry[name][f"max_rate_ratio_vs_{base.removeprefix('sglang-')}"] = {
                     "ratio": point, **intervals[name][base]}
+        if baselines:
+            best = max(baselines, key=lambda b: entry[b]["max_rate"]["rate"] or 0.0)
+            for name in spec.systems:
+                entry[name]["max_rate_ratio_vs_best_stock"] = {
+                    "baseline": best, **entry[name][f"max_rate_ratio_vs_{best.removeprefix('sglang-')}"]}
         by_scale[str(scale)] = entry
     by_rate: dict[str, Any] = {}
     for rate in spec.rates:
@@ -166,8 +172,30 @@ def summarize(spec: SweepSpec, solo: Sequence[float], played: dict[tuple[str, fl
                                         _latency_ratio(played[(name, rate)], played[(b, rate)], spec)
                                         for b in baselines}}
                               for name in spec.systems}
+        if baselines:
+            _add_best_stock(by_rate[str(rate)], baselines, spec.systems, played, rate)
     return {"systems": per_system, "by_scale": by_scale, "by_rate": by_rate,
             "solo_latency": {"mean": sum(solo) / len(solo), "max": max(solo)}}
+
+
+def _add_best_stock(entry: dict[str, Any], baselines: Sequence[str], systems: Sequence[str],
+                    played: dict[tuple[str, float], PlayedRun], rate: float) -> None:
+    """Each system against the stock baseline that does best at this rate: the tightest SLO scale
+    (``slo_ratio_vs_best_stock``) and the lowest mean latency (``latency_ratio_vs_best_stock``)."""
+    slo_best = min(baselines, key=lambda b: entry[b]["tightest_scale"] or math.inf)
+    latency_best = min(baselines, key=lambda b: _mean_latency(played[(b, rate)]))
+    for name in systems:
+        short = entry[name]
+        short["slo_ratio_vs_best_stock"] = {"baseline": slo_best,
+                                            **short[f"slo_ratio_vs_{slo_best.removeprefix('sglang-')}"]}
+        latency = short[f"latency_ratio_vs_{latency_best.removeprefix('sglang-')}"]
+        short["latency_ratio_vs_best_stock"] = None if latency is None else {"baseline": latency_best, **latency}
+
+
+def _mean_latency(one: PlayedRun) -> float:
+    """Unfinished programs count as infinitely late."""
+    finished = [x for x in one.latencies if x is not None]
+    return sum(finished) / len(finished) if finished and len(finished) == len(one.latencies) else math.inf
 
 
 def _latency_ratio(ours: PlayedRun, theirs: PlayedRun, spec: SweepSpec) -> dict[str, Any] | None:

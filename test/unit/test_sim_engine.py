@@ -195,3 +195,36 @@ def test_a_staged_program_that_goes_on_ends_with_its_second_round():
     assert len(result.requests) == 4 and result.answered == 4
     assert result.finished_at == pytest.approx(max(r.finished_at for r in result.requests))
     assert result.finished_at > max(r.finished_at for r in result.requests[:2])
+
+
+def test_quiet_decode_steps_in_one_call_are_the_same_steps():
+    """step(until=...) runs the decode steps that can change nothing but the clock back to back:
+    the same step records, clock, counts and new_token_ratio as one step per call."""
+    def play(until):
+        limits = EngineLimits(kv_tokens=700, init_new_token_ratio=0.05, min_new_token_ratio=0.01)
+        engine = SimEngine(COST, limits, QueuePolicy.FCFS, keep_steps=True)
+        reqs = [request(f"r{i}", prompt=100, output=out, max_new=400) for i, out in enumerate((300, 280, 250))]
+        for req in reqs:  # one at a time: the second is admitted beside the first, the third waits
+            engine.submit(req)
+            engine.step()
+        calls = 0
+        while not engine.idle:
+            engine.step(until=until)
+            calls += 1
+        return engine, reqs, calls
+
+    one_by_one, reqs_a, calls_a = play(None)
+    quietly, reqs_b, calls_b = play(float("inf"))
+    assert calls_b < calls_a / 10  # few calls: steps ran back to back between finishes
+    assert [(s.kind, s.start, s.seconds, s.requests) for s in quietly.steps] == \
+        [(s.kind, s.start, s.seconds, s.requests) for s in one_by_one.steps]
+    assert [(r.finished_at, r.generated, r.retractions) for r in reqs_b] == \
+        [(r.finished_at, r.generated, r.retractions) for r in reqs_a]
+    assert quietly.retractions == one_by_one.retractions > 0  # the pool ran out on the way: retraction steps
+    assert quietly.ratio == one_by_one.ratio and quietly.busy_seconds == one_by_one.busy_seconds
+    # an event at 0.5 s: the last step of the call starts before it
+    engine = SimEngine(COST, EngineLimits(), QueuePolicy.FCFS, keep_steps=True)
+    engine.submit(request("r", prompt=100, output=300))
+    engine.step()
+    engine.step(until=0.5)
+    assert engine.steps[-1].start < 0.5 <= engine.now

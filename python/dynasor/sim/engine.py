@@ -141,14 +141,18 @@ class SimEngine:
     def idle(self) -> bool:
         return not self.running and not len(self.queue) and self.chunked is None
 
-    def step(self) -> float:
-        """Run one iteration from ``now``; returns its duration (0.0: nothing to run)."""
+    def step(self, until: float | None = None) -> float:
+        """Run one iteration from ``now``; returns its duration (0.0: nothing to run). With
+        ``until`` (the next outside event: nothing can reach this engine before it), decode steps
+        that can change nothing but the clock and the counts run back to back until the first one
+        that starts at or after ``until``, as one call (the same steps, the same state)."""
         if (len(self.queue) and not self.batch_full) or self.chunked is not None:
             batch = self._admit()
             if batch:
                 return self._prefill(batch)
         if self.running:
-            return self._decode()
+            quiet = self._quiet_decode_steps() if until is not None else 0
+            return self._decode_quietly(quiet, until) if quiet > 1 and until is not None else self._decode()
         self.ratio = self.limits.init_new_token_ratio  # SGLang's on_idle
         return 0.0
 
@@ -300,6 +304,33 @@ class SimEngine:
             self.running = [r for r in self.running if r.generated < r.target_tokens]
             self._end_all(finished)
         return seconds
+
+    def _quiet_decode_steps(self) -> int:
+        """Decode steps from now in which no request ends, none is admitted, and KV needs neither
+        eviction nor retraction."""
+        if (len(self.queue) and not self.batch_full) or self.chunked is not None:
+            return 0
+        batch = len(self.running)
+        return min(min(r.target_tokens - r.generated for r in self.running) - 1, self.kv_free() // batch)
+
+    def _decode_quietly(self, steps: int, until: float) -> float:
+        """``_decode`` up to ``steps`` times while the clock is before ``until``, each step priced and
+        recorded on its own, the requests' counts moved once at the end."""
+        batch, start = self.running, self.now
+        size, kv = len(batch), sum(r.computed for r in batch)
+        done = 0
+        while done < steps and self.now < until:
+            seconds = self.cost.decode_seconds(size, kv + done * size)
+            self._record("decode", self.now, seconds, size, size)
+            self.now += seconds
+            self.rate.add(size, self.now)
+            self.ratio = max(self.ratio - self.limits.new_token_ratio_decay, self.limits.min_new_token_ratio)
+            done += 1
+        for req in batch:
+            req.computed += done
+            req.generated += done
+            self._progress(req)
+        return self.now - start
 
     def _make_room(self, tokens: int) -> None:
         """SGLang's check_decode_mem: evict, then retract until one token each fits."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -187,7 +188,10 @@ def run(programs: Sequence[ScProgram], system: SystemSpec, cost: StepCost, limit
             continue
         if first is None:
             break
-        first.step()
+        if len(busy) == 1 and on_step is None:  # quiet decode steps up to the next event in one call
+            first.step(until=events[0][0] if events else math.inf)
+        else:
+            first.step()
         steps += 1
         if on_step is not None:
             on_step(first)

@@ -17,6 +17,26 @@ def test_stated_distributions_are_seeded_and_capped():
     assert [p.arrival * 4 for p in fast] == [p.arrival for p in slow]  # one trace, time-scaled
 
 
+def test_long_reasoning_workloads_bind_on_length_and_stop_at_their_stated_share():
+    from dynasor.sim.reasoning_workload import REASONING_WORKLOADS, SHARES
+
+    assert {w.branches for w in REASONING_WORKLOADS.values()} == {8, 16, 64}
+    for percent in (10, 30, 60):
+        workload = REASONING_WORKLOADS[f"reasoning-sc16-stop{percent}"]
+        shapes = workload.shapes(3000, seed=0)
+        assert shapes == workload.shapes(3000, seed=0)
+        assert abs(sum(s.stops for s in shapes) / 3000 - percent / 100) < 0.04
+        assert abs(workload.describe()["expected_stop_share"] - percent / 100) < 0.05
+    workload = REASONING_WORKLOADS["reasoning-sc16-stop30"]
+    shapes = workload.shapes(3000, seed=0)
+    by_class = [[t for s in shapes if s.level == level for t in s.branch_tokens] for level in range(len(SHARES))]
+    medians = [sorted(tokens)[len(tokens) // 2] for tokens in by_class]
+    assert medians == sorted(medians) and 2000 < medians[0] < 3000  # harder classes write longer
+    capped = [sum(t == workload.max_new_tokens for t in tokens) / len(tokens) for tokens in by_class]
+    assert capped[0] < 0.001 < capped[-1]  # and are cut at the length cap more often
+    assert {s.level for s in shapes if s.stops} <= {0, 1}  # never-solved queries do not stop at 30%
+
+
 def test_recorded_programs_stop_where_the_live_rule_stops_them(tmp_path):
     agree = [{"answer": "4", "tokens": 10}] * 4
     split = [{"answer": str(i), "tokens": 12} for i in range(4)]

@@ -29,7 +29,7 @@ from dynasor.sim.request import EngineLimits
 from dynasor.sim.simulation import ABLATIONS, ALL_SYSTEMS, SYSTEMS
 from dynasor.sim.step_cost import StepCost
 from dynasor.sim.sweep import SweepSpec, sweep
-from dynasor.sim.workload import WORKLOADS, programs_from_records
+from dynasor.sim.workload import programs_from_records, stated_workloads
 
 REPO = Path(__file__).resolve().parents[3]
 CPU_PROFILE = REPO / "benchmark" / "results" / "sim_cpu_profile.json"
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--profile", default="cpu-smollm2")
     ap.add_argument("--profile-json", type=Path, help="a fitted linear profile (benchmark.sim.profile_cpu output)")
     ap.add_argument("--data-dir", type=Path, help="shared data folder (default $DYNASOR_DATA or ../shared/data)")
-    ap.add_argument("--workload", default="paper-sc", choices=sorted(WORKLOADS))
+    ap.add_argument("--workload", default="paper-sc", choices=sorted(stated_workloads()))
     ap.add_argument("--records", type=Path, help="batch benchmark records instead of --workload's distributions")
     ap.add_argument("--threshold", type=float, default=0.7, help="certaindex threshold for --records")
     ap.add_argument("--prompt-tokens", type=int, default=200, help="prompt length of --records programs")
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                                   max_new_tokens)
         shapes = (shapes * (args.programs // len(shapes) + 1))[: args.programs]
     else:
-        workload = WORKLOADS[args.workload]
+        workload = stated_workloads()[args.workload]
         detect_at, max_new_tokens = args.detect_at or workload.detect_at, workload.max_new_tokens
         shapes, described = workload.shapes(args.programs, args.seed), workload.describe()
     systems = args.systems.split(",") + ([s.name for s in ABLATIONS.values()] if args.ablations else [])

@@ -18,7 +18,7 @@ from dynasor.core.tag import program_key
 from dynasor.scheduler.ordering import ProgramView
 from dynasor.scheduler.program_entry import ProgramEntry, RequestRecord, RequestState
 from dynasor.scheduler.token_stats_aggregate import TokenStatsAggregate
-from dynasor.scheduler.work_estimate import WorkEstimate
+from dynasor.scheduler.work_estimate import WorkEstimate, work_of_one
 
 
 class ProgramTable:
@@ -217,6 +217,13 @@ class ProgramTable:
 
     def remaining_work(self, prog: ProgramEntry) -> float:
         return self.estimate.remaining_work(prog, self.requests)
+
+    def expected_growth(self, rid: str) -> float:
+        """Tokens the request is still expected to generate (its program's history, else the prior)."""
+        rec = self.requests.get(rid)
+        if rec is None:
+            return 0.0
+        return work_of_one(rec, self.estimate.expected_output_tokens(self.programs[rec.program_id]))
 
     def view(self, program_id: str) -> ProgramView | None:
         """The program's scheduling view, recomputed only when one of its events (or, for a program

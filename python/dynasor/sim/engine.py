@@ -33,9 +33,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from dynasor.scheduler.kv_gang import gang_fits
 from dynasor.scheduler.ordering import QueuePolicy, StarvationGuard
 from dynasor.scheduler.program_table import ProgramTable
 from dynasor.scheduler.rate import RateMeter
+from dynasor.sim.kv_rows import gang_rows, private_capacity, retraction_groups, running_rows
 from dynasor.sim.prefix_cache import PrefixCache
 from dynasor.sim.priority import PriorityScheduling
 from dynasor.sim.queue_policy import SimQueue
@@ -56,8 +58,11 @@ class SimEngine:
     def __init__(self, cost: StepCost, limits: EngineLimits, policy: QueuePolicy,
                  program_eviction: bool = True, guard: StarvationGuard | None = None,
                  keep_steps: bool = False, priority: PriorityScheduling | None = None,
-                 routing_key: bool = False) -> None:
+                 routing_key: bool = False, kv_admission: bool = False, program_retraction: bool = False) -> None:
         self.cost, self.limits, self.policy, self.priority = cost, limits, policy, priority
+        # dynasor.scheduler.kv_gang's rules (program policies only)
+        self.kv_admission = kv_admission and not policy.is_stock
+        self.program_retraction = program_retraction and not policy.is_stock
         self.now = 0.0
         self.table = ProgramTable(ttl=float("inf"))
         self.rate = RateMeter()
@@ -163,6 +168,8 @@ class SimEngine:
         rem_total = self.kv_free() + cache.evictable_tokens - sum(reservation.values())
         rem_input, rem_chunk = limits.max_prefill_tokens, limits.chunked_prefill_size
         batch: list[tuple[SimRequest, int]] = []
+        gangs: set[str] = set()  # programs whose gang was admitted in this pass
+        planned = running_rows(self.running, self.table, limits) if self.kv_admission else []  # + gangs admitted
         if self.chunked is not None:
             req = self.chunked
             extend = min(req.to_prefill, rem_chunk)
@@ -178,6 +185,14 @@ class SimEngine:
                     self.batch_full = True
                     break
                 rem_total += freed
+            if self.kv_admission and req.program_id is not None and req.program_id not in gangs:
+                gang = gang_rows(req.program_id, self.queue.waiting, cache, self.table, limits)
+                capacity = private_capacity(cache, limits, self.chunked)
+                if (self.running or batch) and not gang_fits(planned, gang, capacity):
+                    self.batch_full = True  # the program waits whole, and so does everyone behind it
+                    break
+                gangs.add(req.program_id)
+                planned += gang
             segments = req.segments
             cached = min(cache.cached(segments), req.prefix_tokens, req.input_tokens - 1)
             keys = cache.covering(segments, cached)
@@ -337,11 +352,12 @@ class SimEngine:
         self._take(tokens)
         if self.kv_free() >= len(self.running):
             return
-        order = self.priority.retraction_key if self.priority else lambda r: (0.0, r.generated, -r.input_tokens)
-        victims = sorted(self.running, key=order, reverse=True)
+        groups = retraction_groups(self.running, self.table, self.priority, self.program_retraction)
         while len(self.running) > 1 and self.kv_free() < len(self.running):
-            self._requeue(victims.pop())
-            self.retractions += 1
+            for req in groups.pop(0):  # a whole program gives way (program_retraction), else one request
+                if len(self.running) > 1:
+                    self._requeue(req)
+                    self.retractions += 1
             self.cache.evict(len(self.running) - self.kv_free())
         out = sum(r.generated for r in self.running)
         budget = sum(r.max_new_tokens for r in self.running)

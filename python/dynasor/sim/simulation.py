@@ -37,6 +37,8 @@ class SystemSpec:
     dispatch: str = "program"  # across engines (dynasor.sim.dispatch); untagged requests go round robin
     client_priority: bool = False
     routing_key: bool = False  # stock SGLang's routing-key policy, the program id as the key
+    kv_admission: bool = False  # gang admission against KV (dynasor.scheduler.kv_gang)
+    program_retraction: bool = False  # whole programs give way when decode runs out of KV
 
     @property
     def tagged(self) -> bool:
@@ -48,7 +50,8 @@ class SystemSpec:
                 "launch": self.launch, "program_aware_eviction": self.program_eviction and self.tagged,
                 "starvation_guard": self.guard.__dict__ if guarded else None,
                 "dispatch": self.dispatch if self.tagged else "round_robin", "client_priority": self.client_priority,
-                "routing_key": self.routing_key}
+                "routing_key": self.routing_key, "kv_admission": self.kv_admission,
+                "program_retraction": self.program_retraction}
 
 
 SYSTEMS = {
@@ -82,7 +85,37 @@ DISPATCH_VARIANTS = {
                      launch="staged", dispatch=name)
     for name in ("round_robin", "total_requests")
 }
-ALL_SYSTEMS = {**SYSTEMS, **{spec.name: spec for spec in (*ABLATIONS.values(), *DISPATCH_VARIANTS.values())}}
+# The long-reasoning regime: gang admission against KV and program retraction (dynasor.scheduler.kv_gang).
+
+
+def with_kv(name: str, policy: QueuePolicy, launch: str, certaindex: bool = True, admission: bool = True,
+            retraction: bool = True) -> SystemSpec:
+    return SystemSpec(name, policy, certaindex=certaindex, launch=launch, kv_admission=admission,
+                      program_retraction=retraction)
+
+
+KV_SYSTEMS = {
+    spec.name: spec for spec in (
+        with_kv("gang-sjf/kv", QueuePolicy.GANG_SJF, "together", certaindex=False),
+        with_kv("gang-sjf+certaindex/kv", QueuePolicy.GANG_SJF, "staged"),
+        with_kv("gang-sjf+certaindex/together", QueuePolicy.GANG_SJF, "together", admission=False, retraction=False),
+        with_kv("gang-sjf+certaindex/together+kv", QueuePolicy.GANG_SJF, "together"),
+        with_kv("gang-sjf+certaindex/deferred+kv", QueuePolicy.GANG_SJF, "deferred"),
+    )
+}
+KV_FULL_SYSTEM = "gang-sjf+certaindex/deferred+kv"
+# That system with one mechanism taken out.
+KV_ABLATIONS = {
+    "gang admission against KV": with_kv("gang-sjf+certaindex/deferred+program-retraction", QueuePolicy.GANG_SJF,
+                                         "deferred", admission=False),
+    "program retraction": with_kv("gang-sjf+certaindex/deferred+kv-admission", QueuePolicy.GANG_SJF, "deferred",
+                                  retraction=False),
+    "gang": with_kv("sjf+certaindex/deferred+kv", QueuePolicy.SJF, "deferred"),
+    "SJF": with_kv("gang+certaindex/deferred+kv", QueuePolicy.GANG, "deferred"),
+    "certaindex": KV_SYSTEMS["gang-sjf/kv"],
+}
+ALL_SYSTEMS = {**SYSTEMS, **KV_SYSTEMS, **{spec.name: spec for spec in (*ABLATIONS.values(), *KV_ABLATIONS.values(),
+                                                                       *DISPATCH_VARIANTS.values())}}
 
 
 @dataclass
@@ -137,7 +170,8 @@ def run(programs: Sequence[ScProgram], system: SystemSpec, cost: StepCost, limit
     has reached its time."""
     priority = PriorityScheduling() if system.client_priority else None
     cluster = SimCluster([SimEngine(cost, limits, system.policy, program_eviction=system.program_eviction,
-                                    guard=system.guard, priority=priority, routing_key=system.routing_key)
+                                    guard=system.guard, priority=priority, routing_key=system.routing_key,
+                                    kv_admission=system.kv_admission, program_retraction=system.program_retraction)
                           for _ in range(engines)],
                          DISPATCHES[system.dispatch](engines))
     events: list[tuple[float, int, str, object]] = []  # (time, order, kind, what)

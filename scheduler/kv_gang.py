@@ -14,8 +14,9 @@ These rules keep programs whole instead:
   mean, capped by the budget; ``work_estimate``). The peak is before one of those ends, when all
   still running hold their most. Otherwise the program waits whole, and so does every program
   behind it (no skipping ahead: the queue order is the scheduling policy's).
-- **program retraction**: when decode runs out anyway, whole programs give way, the one with the
-  most remaining work first; the others keep every branch running.
+- **program retraction**: when decode runs out anyway, requests give way program by program, the
+  program with the most remaining work first, until the rest fits (SGLang's retraction loop, fed
+  this order); the other programs keep every branch running.
 
 The server's hooks and the simulated engine apply them; neither restates them.
 """

@@ -352,12 +352,11 @@ class SimEngine:
         self._take(tokens)
         if self.kv_free() >= len(self.running):
             return
-        groups = retraction_groups(self.running, self.table, self.priority, self.program_retraction)
+        order = [req for group in retraction_groups(self.running, self.table, self.priority, self.program_retraction)
+                 for req in group]
         while len(self.running) > 1 and self.kv_free() < len(self.running):
-            for req in groups.pop(0):  # a whole program gives way (program_retraction), else one request
-                if len(self.running) > 1:
-                    self._requeue(req)
-                    self.retractions += 1
+            self._requeue(order.pop(0))
+            self.retractions += 1
             self.cache.evict(len(self.running) - self.kv_free())
         out = sum(r.generated for r in self.running)
         budget = sum(r.max_new_tokens for r in self.running)

@@ -41,9 +41,9 @@ def private_capacity(cache: PrefixCache, limits: EngineLimits, chunked: SimReque
 
 def retraction_groups(running: Sequence[SimRequest], table: ProgramTable, priority: PriorityScheduling | None,
                       by_program: bool) -> list[list[SimRequest]]:
-    """Running requests in the order they give way, in groups that go together: SGLang's order one
-    at a time (fewest output tokens, then longest input; least important first with priority
-    scheduling), or whole programs, most remaining work first (``by_program``)."""
+    """Running requests in the order they give way, grouped by program: SGLang's order, one request
+    a group (fewest output tokens, then longest input; least important first with priority
+    scheduling), or program by program, most remaining work first (``by_program``)."""
     if not by_program:
         key = priority.retraction_key if priority else lambda r: (0.0, r.generated, -r.input_tokens)
         # ties: the later of equal requests first (as popping a descending stable sort from its end)

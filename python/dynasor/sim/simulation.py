@@ -38,7 +38,7 @@ class SystemSpec:
     client_priority: bool = False
     routing_key: bool = False  # stock SGLang's routing-key policy, the program id as the key
     kv_admission: bool = False  # gang admission against KV (dynasor.scheduler.kv_gang)
-    program_retraction: bool = False  # whole programs give way when decode runs out of KV
+    program_retraction: bool = False  # when decode runs out of KV, the program with the most work left gives way
 
     @property
     def tagged(self) -> bool:

@@ -31,6 +31,7 @@ ENV_ENABLED = "DYNASOR_ENABLED"
 ENV_CONFIG = "DYNASOR_SERVER_CONFIG"
 ENV_TREE_CORE = "SGLANG_UNIFIED_RADIX_TREE_CORE_BACKEND"
 EVICTION_CHOICES = ("program", "sglang")
+RETRACTION_CHOICES = ("program", "sglang")
 DP_PLACEMENT_CHOICES = ("program", "sglang")
 FLAG_PREFIX = "--dynasor-"
 
@@ -83,6 +84,10 @@ class DynasorServerConfig:
                             "'program' evicts prefixes held only by done programs before those of live programs "
                             "(switches SGLang to its slower Python tree core: for a KV pool that programs "
                             "outgrow)", choices=EVICTION_CHOICES)
+    retraction: str = setting("sglang", "when a decode step runs out of KV: 'sglang' retracts requests with the fewest "
+                              "output tokens first (SGLang's order); 'program' retracts program by program, the one "
+                              "with the most remaining work first (dynasor.scheduler.kv_gang)",
+                              choices=RETRACTION_CHOICES)
     dp_placement: str = setting("program", "with --dp-size > 1: 'program' serves every request of a program on one "
                                 "rank (new programs on the rank with fewest outstanding requests); 'sglang' leaves "
                                 "every request to SGLang's --load-balance-method", choices=DP_PLACEMENT_CHOICES)

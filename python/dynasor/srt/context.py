@@ -39,6 +39,7 @@ class SchedulerContext:
         self.token_stats_enabled = True  # off under speculative decoding (no Sampler.forward per token)
         self.token_stats_rows: list[int] = []  # rows of the batch being sampled whose request asked
         self.program_eviction = config.eviction == "program"
+        self.program_retraction = config.retraction == "program"
 
     def set_metrics(self, metrics: ProgramMetrics) -> None:
         self.metrics = self.tracker.metrics = self.queue.metrics = metrics

@@ -33,6 +33,7 @@ from dynasor.srt.openai_hooks import add_chat_token_stats, add_completion_token_
 from dynasor.srt.openai_mode_hooks import handle_chat_request, handle_completion_request
 from dynasor.srt.queue_order_hooks import keep_deprioritized, order_with_programs, skip_lpm_sort
 from dynasor.srt.response_hooks import keep_token_stats_to_those_that_asked
+from dynasor.srt.retraction_hooks import order_retraction_by_program
 from dynasor.srt.sampler_hooks import collect_token_stats, sample_with_token_stats, select_token_stats_rows
 from dynasor.srt.sglang_version import SUPPORTED_SGLANG_VERSION
 from dynasor.srt.tokenizer_hooks import abort_program_when_client_leaves, check_and_route_request
@@ -46,6 +47,10 @@ def _always(config: DynasorServerConfig) -> bool:
 
 def _program_eviction(config: DynasorServerConfig) -> bool:
     return config.eviction == "program"
+
+
+def _program_retraction(config: DynasorServerConfig) -> bool:
+    return config.retraction == "program"
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,8 @@ HOOKS: tuple[Hook, ...] = (
          wrap_eviction_strategy, "scheduler", "eviction", _program_eviction),
     Hook("sglang.srt.mem_cache.unified_radix_cache.UnifiedRadixCache.checkpoint_into_tree", "AFTER",
          record_holders, "scheduler", "eviction", _program_eviction),
+    Hook(_MANAGERS + "schedule_batch.ScheduleBatch._get_decode_retraction_order", "AROUND",
+         order_retraction_by_program, "scheduler", "retraction", _program_retraction),
     _override("get_internal_state", "introspection"),
     # client: sgl.function programs behind SGLang's router (dynasor.frontend.routing_header)
     Hook(f"{FRONTEND_POST_MODULE}.http_request", "PATCH", None, "client", "request"),

@@ -9,6 +9,9 @@ name                   server   queue policy        allocation
 =====================  =======  ==================  ===================================
 sglang-fcfs            stock    fcfs                even (every program runs to its cap)
 sglang-lpm             stock    lpm                 even
+sglang-priority        stock    fcfs + priority     even; each request sends ``priority`` = its program's
+                                                    remaining work as the client knows it (SJF with
+                                                    SGLang's preemption and priority retraction)
 dynasor-fcfs           Dynasor  fcfs (SGLang's)     even   (control: Dynasor's hooks, stock order)
 program-fifo           Dynasor  program-fifo        even   (Parrot-style application FIFO)
 gang                   Dynasor  gang                even
@@ -60,6 +63,7 @@ class System:
     # "program": Dynasor keeps a program on one data-parallel rank / router worker; "sglang": SGLang's own
     # dispatch and the router's default policy decide per request
     placement: str = "program"
+    client_priority: bool = False  # stock: SGLang's priority scheduling, each request's priority from its client
 
     @property
     def stock(self) -> bool:
@@ -69,7 +73,7 @@ class System:
         """The flags that differ between systems' servers: the policy, and Dynasor's placement."""
         flag = "--schedule-policy" if self.stock else "--dynasor-schedule-policy"
         placement = ["--dynasor-dp-placement", "sglang"] if self.placement == "sglang" and not self.stock else []
-        return [flag, self.schedule_policy, *placement]
+        return [flag, self.schedule_policy, *placement, *(PRIORITY_FLAGS if self.client_priority else [])]
 
     @property
     def router_policy(self) -> str:
@@ -83,6 +87,7 @@ class System:
 SYSTEMS: dict[str, System] = {s.name: s for s in (
     System("sglang-fcfs", "stock", "fcfs", False, "SGLang fcfs"),
     System("sglang-lpm", "stock", "lpm", False, "SGLang lpm"),
+    System("sglang-priority", "stock", "fcfs", False, "SGLang priority scheduling, client SJF", client_priority=True),
     System("dynasor-fcfs", "dynasor", "fcfs", False, "Dynasor server, SGLang's fcfs"),
     System("program-fifo", "dynasor", "program-fifo", False, "program-fifo"),
     System("gang", "dynasor", "gang", False, "gang"),
@@ -94,10 +99,13 @@ SYSTEMS: dict[str, System] = {s.name: s for s in (
     System("gang-sjf+certaindex+sglang-dispatch", "dynasor", "gang-sjf", True,
            "gang-sjf + certaindex, SGLang's placement", placement="sglang"),
 )}
-BASELINES = ("sglang-fcfs", "sglang-lpm")
+BASELINES = ("sglang-fcfs", "sglang-lpm", "sglang-priority")
 # What --systems all runs (gang-sjf without certaindex and the deferred launch are for the powered preset).
 DEFAULT_SYSTEMS = ("sglang-fcfs", "sglang-lpm", "program-fifo", "gang", "gang+certaindex", "gang-sjf+certaindex")
 POLICY_FLAGS = ("--schedule-policy", "--dynasor-schedule-policy")
+# Stock SGLang's priority scheduling: lower value first, preemption past its threshold (10), priority retraction.
+PRIORITY_FLAGS = ("--enable-priority-scheduling", "--schedule-low-priority-values-first",
+                  "--retraction-policy", "priority")
 
 
 def parse_systems(spec: str) -> list[System]:
@@ -142,7 +150,7 @@ def make_server(system: System, port: int, log_path: Path, model_path: str | Non
 def make_backend(system: System, client: AsyncDynasorClient) -> Backend:
     from dynasor.program_runtime.backends import DynasorBackend, StockSGLangBackend
 
-    return StockSGLangBackend(client) if system.stock else DynasorBackend(client)
+    return StockSGLangBackend(client, system.client_priority) if system.stock else DynasorBackend(client)
 
 
 def make_policy(system: System, threshold: float) -> AllocationPolicy:

@@ -79,17 +79,26 @@ class DynasorBackend:
 
 
 class StockSGLangBackend:
-    """Untagged requests to a stock SGLang server; stopping aborts each outstanding rid."""
+    """Untagged requests to a stock SGLang server; stopping aborts each outstanding rid.
 
-    def __init__(self, client: AsyncDynasorClient) -> None:
+    ``client_priority``: each request carries SGLang's ``priority`` field, the program's remaining
+    work as its client knows it (for self-consistency: unfinished branches x their token budget),
+    for a server started with ``--enable-priority-scheduling --schedule-low-priority-values-first``:
+    shortest job first driven by the client, stock SGLang's best answer to program-aware scheduling."""
+
+    def __init__(self, client: AsyncDynasorClient, client_priority: bool = False) -> None:
         self.client = client
+        self.client_priority = client_priority
         self._live = _LiveRids()
 
     async def generate(self, prompt: Prompt, params: Mapping[str, Any], program_id: str,
                        remaining_work: float | None = None, hints: RequestHints = NO_HINTS) -> Generation:
         rid = self._live.add(program_id)
+        extra: dict[str, Any] = {}
+        if self.client_priority and remaining_work is not None:
+            extra["priority"] = round(remaining_work)
         try:
-            return Generation.from_response(await self.client.generate(_sendable(prompt), params, rid=rid))
+            return Generation.from_response(await self.client.generate(_sendable(prompt), params, rid=rid, **extra))
         finally:
             self._live.discard(program_id, rid)
 

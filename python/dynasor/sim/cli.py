@@ -27,9 +27,10 @@ from dynasor.sim.fit import load_linear
 from dynasor.sim.gpu_profile import GPU_SPECS, load_gpu_profile
 from dynasor.sim.request import EngineLimits
 from dynasor.sim.simulation import ABLATIONS, ALL_SYSTEMS, SYSTEMS
+from dynasor.sim.stated_workloads import stated_workloads
 from dynasor.sim.step_cost import StepCost
 from dynasor.sim.sweep import SweepSpec, sweep
-from dynasor.sim.workload import programs_from_records, stated_workloads
+from dynasor.sim.workload import programs_from_records
 
 REPO = Path(__file__).resolve().parents[3]
 CPU_PROFILE = REPO / "benchmark" / "results" / "sim_cpu_profile.json"

@@ -21,7 +21,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from dynasor.certaindex import answer_certaindex
 from dynasor.program_runtime.allocation import StaticThreshold
@@ -70,29 +70,6 @@ class ScDistribution:
 # tokens (sigma 0.5, cap 512), and 60% of programs stopped at detection (certaindex >= 0.7 at 5).
 PAPER_SC = ScDistribution("paper-sc", branches=16, detect_at=5, prompt_tokens=(150, 450), output_median=180.0,
                           output_sigma=0.5, max_new_tokens=512, stop_share=0.6)
-
-
-class StatedWorkload(Protocol):
-    """A workload drawn from stated distributions (``--workload``)."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def detect_at(self) -> int: ...
-
-    @property
-    def max_new_tokens(self) -> int: ...
-
-    def shapes(self, count: int, seed: int) -> list[ProgramShape]: ...
-
-    def describe(self) -> dict[str, Any]: ...
-
-
-def stated_workloads() -> dict[str, StatedWorkload]:
-    from dynasor.sim.reasoning_workload import REASONING_WORKLOADS
-
-    return {PAPER_SC.name: PAPER_SC, **REASONING_WORKLOADS}
 
 
 def programs_from_records(path: Path, threshold: float, detect_at: int, prompt_tokens: int,

@@ -37,6 +37,7 @@ from dynasor.scheduler.kv_gang import gang_fits
 from dynasor.scheduler.ordering import QueuePolicy, StarvationGuard
 from dynasor.scheduler.program_table import ProgramTable
 from dynasor.scheduler.rate import RateMeter
+from dynasor.sim.capacity import CapacityMeter
 from dynasor.sim.kv_rows import gang_rows, private_capacity, retraction_groups, running_rows
 from dynasor.sim.prefix_cache import PrefixCache
 from dynasor.sim.priority import PriorityScheduling
@@ -76,6 +77,7 @@ class SimEngine:
         self.on_finish: Callable[[SimRequest], None] = lambda req: None
         self.steps: list[StepRecord] | None = [] if keep_steps else None
         self.busy_seconds = 0.0
+        self.capacity = CapacityMeter()  # waiting steps and KV use (retractions: below)
         self.retractions = 0
         self.preemptions = 0
         self.recomputed_tokens = 0
@@ -333,14 +335,18 @@ class SimEngine:
         recorded on its own, the requests' counts moved once at the end."""
         batch, start = self.running, self.now
         size, kv = len(batch), sum(r.computed for r in batch)
-        done = 0
+        held = self.kv_used()  # grows by ``size`` a step; the waiting queue does not change
+        done, kv_token_seconds = 0, 0.0
         while done < steps and self.now < until:
             seconds = self.cost.decode_seconds(size, kv + done * size)
-            self._record("decode", self.now, seconds, size, size)
+            self._record("decode", self.now, seconds, size, size, metered=False)
+            kv_token_seconds += (held + done * size) * seconds
             self.now += seconds
             self.rate.add(size, self.now)
             self.ratio = max(self.ratio - self.limits.new_token_ratio_decay, self.limits.min_new_token_ratio)
             done += 1
+        self.capacity.record_run(done, len(self.queue) > 0, self.now - start, kv_token_seconds / self.limits.kv_tokens,
+                                 (held + (done - 1) * size) / self.limits.kv_tokens)
         for req in batch:
             req.computed += done
             req.generated += done
@@ -366,7 +372,11 @@ class SimEngine:
         if req.program_id is not None:
             self.table.on_progress(req.rid, req.generated, self.now)
 
-    def _record(self, kind: str, start: float, seconds: float, requests: int, tokens: int) -> None:
+    def _record(self, kind: str, start: float, seconds: float, requests: int, tokens: int,
+                metered: bool = True) -> None:
         self.busy_seconds += seconds
+        if metered:
+            use = self.kv_used() / self.limits.kv_tokens
+            self.capacity.record_run(1, len(self.queue) > 0, seconds, use * seconds, use)
         if self.steps is not None:
             self.steps.append(StepRecord(kind, start, seconds, requests, tokens))

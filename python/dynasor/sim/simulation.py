@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from dynasor.scheduler.ordering import QueuePolicy, StarvationGuard
 from dynasor.sim.background import BACKGROUND, TraceRequest, background_request
+from dynasor.sim.capacity import CapacityMeter
 from dynasor.sim.cluster import SimCluster
 from dynasor.sim.dispatch import DISPATCHES
 from dynasor.sim.engine import SimEngine
@@ -132,6 +133,7 @@ class RunResult:
     cached_tokens: int = 0  # of which found in a prefix cache
     prefill_tokens: int = 0  # computed by prefill iterations
     preemptions: int = 0  # running requests that gave their place to a more important one
+    capacity: CapacityMeter = field(default_factory=CapacityMeter)  # all engines
 
     @property
     def placed(self) -> list[int]:
@@ -236,4 +238,11 @@ def run(programs: Sequence[ScProgram], system: SystemSpec, cost: StepCost, limit
                      input_tokens=sum(e.admitted_input_tokens for e in cluster.engines),
                      cached_tokens=sum(e.cached_input_tokens for e in cluster.engines),
                      prefill_tokens=sum(e.prefill_tokens for e in cluster.engines),
-                     preemptions=sum(e.preemptions for e in cluster.engines))
+                     preemptions=sum(e.preemptions for e in cluster.engines), capacity=_capacity(cluster.engines))
+
+
+def _capacity(engines: Sequence[SimEngine]) -> CapacityMeter:
+    meter = CapacityMeter.total(e.capacity for e in engines)
+    meter.retractions = sum(e.retractions for e in engines)
+    meter.recomputed_tokens = sum(e.recomputed_tokens for e in engines)
+    return meter

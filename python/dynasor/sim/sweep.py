@@ -69,6 +69,7 @@ class PlayedRun:
     background: list[float]
     cache_hit_rate: float
     prefill_tokens: int
+    capacity: dict[str, Any]  # CapacityMeter.to_json: where the pool and the batch bind
 
 
 def solo_latencies(spec: SweepSpec, cost: StepCost, limits: EngineLimits) -> list[float]:
@@ -90,7 +91,7 @@ def play(spec: SweepSpec, cost: StepCost, limits: EngineLimits, system: str, rat
     return PlayedRun(system, rate, [r.latency for r in result.runs],
                      sum(r.tokens for r in result.runs) / len(result.runs), sum(r.stopped for r in result.runs),
                      result.retractions, result.simulated_seconds, result.busy_seconds, result.background_latencies,
-                     result.cache_hit_rate, result.prefill_tokens)
+                     result.cache_hit_rate, result.prefill_tokens, result.capacity.to_json(len(result.runs)))
 
 
 def _play_job(args: tuple[SweepSpec, StepCost, EngineLimits, str, float]) -> PlayedRun:
@@ -131,6 +132,7 @@ def summarize(spec: SweepSpec, solo: Sequence[float], played: dict[tuple[str, fl
                    "mean_latency": sum(finished) / len(finished) if finished else None,
                    "simulated_seconds": one.simulated_seconds, "busy_seconds": one.busy_seconds,
                    "cache_hit_rate": one.cache_hit_rate, "prefill_tokens_per_program": one.prefill_tokens / len(solo),
+                   "capacity": one.capacity,
                    "attainment": {str(s): _share(outcomes[s][name][rate]) for s in spec.scales},
                    "attainment_interval": {str(s): list(attainment_interval(outcomes[s][name][rate],
                                                                             spec.replicates, spec.seed))

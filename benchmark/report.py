@@ -35,6 +35,7 @@ from benchmark.readme.burst import render_burst
 from benchmark.readme.engine import render_chunked, render_entropy_live
 from benchmark.readme.headline import render_headline
 from benchmark.readme.kernels import render_kernels
+from benchmark.readme.kv_bound import render_live_kvbound, render_sim_reasoning
 from benchmark.readme.online import render_online
 from benchmark.readme.overhead import render_overhead
 from benchmark.readme.parity import render_parity
@@ -49,9 +50,10 @@ START, END = "<!-- bench-results:start -->", "<!-- bench-results:end -->"
 HEADLINE_START, HEADLINE_END = "<!-- headline:start -->", "<!-- headline:end -->"
 
 
-KINDS = ("parity", "batch", "online", "alternating", "overhead", "burst", "kernels", "entropy_live", "chunked", "soak",
-         "sim_validation", "sim_gpu", "sim_scale_out", "sim_profile")
-SIM_KINDS = ("sim_validation", "sim_gpu", "sim_scale_out", "sim_profile")  # under one heading, the validation first
+KINDS = ("parity", "live_kvbound", "batch", "online", "alternating", "overhead", "burst", "kernels", "entropy_live",
+         "chunked", "soak", "sim_validation", "sim_gpu", "sim_reasoning", "sim_scale_out", "sim_profile")
+# under one heading, the validation first
+SIM_KINDS = ("sim_validation", "sim_gpu", "sim_reasoning", "sim_scale_out", "sim_profile")
 
 
 def kind_of(path: Path, data: Mapping[str, Any]) -> str | None:
@@ -71,7 +73,9 @@ def kind_of(path: Path, data: Mapping[str, Any]) -> str | None:
         return "sim_profile"
     if data.get("benchmark") == "sim_validation":
         return "sim_validation"
-    if data.get("benchmark") in ("sim_gpu", "sim_scale_out"):
+    if data.get("benchmark") == "live_kvbound":
+        return "live_kvbound"
+    if data.get("benchmark") in ("sim_gpu", "sim_reasoning", "sim_scale_out"):
         return str(data["benchmark"])
     live = data.get("live")
     if isinstance(live, Mapping) and "paired_ratios" in live:
@@ -100,7 +104,8 @@ RENDERERS = {"parity": render_parity, "batch": render_batch, "online": render_on
              "overhead": render_overhead, "burst": render_burst,
              "kernels": render_kernels, "entropy_live": render_entropy_live, "chunked": render_chunked,
              "soak": render_soak, "sim_profile": render_sim_profile, "sim_validation": render_sim_validation,
-             "sim_gpu": render_sim_gpu, "sim_scale_out": render_sim_scale_out}
+             "sim_gpu": render_sim_gpu, "sim_reasoning": render_sim_reasoning, "sim_scale_out": render_sim_scale_out,
+             "live_kvbound": render_live_kvbound}
 
 
 def render(results_dir: Path, readme: Path) -> str:

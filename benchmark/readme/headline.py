@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.readme.cells import link, num, pct
+from benchmark.readme.kv_bound import interval_cell
 from benchmark.readme.parity import ratio_cell
 from benchmark.readme.sim_gpu import ratio_cell as sim_ratio_cell
 
@@ -47,7 +48,30 @@ def _sim_validation(path: Path, data: Mapping[str, Any], readme: Path) -> list[s
             f"error | {num(agreement.get('min'), '.3f')} / {pct(cost.get('median_error'))} | {where} |"]
 
 
-EXTRACTORS = {"parity": _parity, "sim_gpu": _sim_gpu, "sim_validation": _sim_validation}
+def _sim_reasoning(path: Path, data: Mapping[str, Any], readme: Path) -> list[str]:
+    where = f"[`{path.name}`]({link(path, readme)})"
+    rows = []
+    for key, study in (data.get("studies") or {}).items():
+        head = study.get("headline") or {}
+        rows.append(f"| SIMULATED {key} (KV pool binds): mean program latency at {head.get('overload_rate')}/s, "
+                    f"full system / best stock SGLang | {interval_cell(head.get('latency_ratio_vs_best_stock'))} | "
+                    f"{where} |")
+        rows.append(f"| SIMULATED {key}: max program rate at 90% within 4x solo, full system / best stock | "
+                    f"{interval_cell(head.get('max_rate_ratio_vs_best_stock'))} | {where} |")
+    return rows
+
+
+def _live_kvbound(path: Path, data: Mapping[str, Any], readme: Path) -> list[str]:
+    cell = data.get("mean_latency_ratio_vs_best_stock")
+    if (data.get("rounds") or 0) < 3:  # a pilot is in the full results, not the headline
+        return []
+    return [f"| LIVE (CPU, {data.get('rounds')} alternating rounds, KV pool binds): mean program latency, Dynasor / "
+            f"best stock SGLang ({data.get('best_stock')}) | {ratio_cell(cell)} | "
+            f"[`{path.name}`]({link(path, readme)}) |"]
+
+
+EXTRACTORS = {"parity": _parity, "live_kvbound": _live_kvbound, "sim_gpu": _sim_gpu, "sim_reasoning": _sim_reasoning,
+              "sim_validation": _sim_validation}
 
 
 def render_headline(found: Mapping[str, list[tuple[Path, dict]]], readme: Path) -> list[str]:

@@ -159,3 +159,35 @@ def test_main_writes_checks_and_prints(results, tmp_path, capsys):
 def test_script_help():
     proc = subprocess.run([sys.executable, "-m", "benchmark.report", "--help"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0 and "--check" in proc.stdout
+
+
+def _cell(value, lo, hi, baseline="sglang-routing-key"):
+    return {"value": value, "lo": lo, "hi": hi, "baseline": baseline, "excludes_1": lo > 1.0 or hi < 1.0}
+
+
+def test_the_kv_bound_study_and_a_live_pilot_render_against_the_best_stock_baseline(tmp_path):
+    cap = {"waiting_step_share": 0.8, "mean_kv_use": 0.9, "retractions": 12}
+    head = {"system": "full", "max_rate_slo_scale": 4.0, "overload_rate": 0.03,
+            "max_rate_ratio_vs_best_stock": _cell(1.14, 1.12, 1.15), "slo_ratio_vs_best_stock": _cell(1.9, 1.8, 2.0),
+            "latency_ratio_vs_best_stock": _cell(0.62, 0.57, 0.67),
+            "without_kv_mechanisms": {"max_rate_ratio_vs_best_stock": _cell(1.1, 0.9, 1.2),
+                                      "slo_ratio_vs_best_stock": None, "latency_ratio_vs_best_stock": None},
+            "ablations": {"program retraction": {"system": "no-retraction", "max_rate_ratio_vs_best_stock": None,
+                                                 "slo_ratio_vs_best_stock": None,
+                                                 "latency_ratio_vs_best_stock": _cell(0.69, 0.64, 0.75)}},
+            "capacity": {"full": {"0.03": cap}, "sglang-fcfs": {"0.03": {**cap, "retractions": 99}}}}
+    sim = {"benchmark": "sim_reasoning", "programs_per_rate": 2000, "baselines": ["sglang-fcfs"], "wall_seconds": 5,
+           "studies": {"a100/reasoning": {"headline": head, "limits": {"kv_tokens": 444825}, "workload": {}}}}
+    text = "\n".join(report.RENDERERS["sim_reasoning"](tmp_path / "sim_reasoning.json", sim, tmp_path / "R.md"))
+    assert "| full (full) | **1.14x [1.12, 1.15]** vs routing-key | **1.90x [1.80, 2.00]** vs routing-key |" in text
+    assert "| − program retraction | undefined | undefined | **0.69x [0.64, 0.75]** vs routing-key |" in text
+    assert "| sglang-fcfs | – | – | – | 80% | 90% | 99 |" in text
+    ratio = {"ratio": 0.96, "low": 0.95, "high": 0.97, "excludes_1": True, "pairs": 2}
+    live = {"benchmark": "live_kvbound", "rounds": 2, "best_stock": "sglang-fcfs", "rates": [0.4],
+            "workload": {"programs": [{}] * 20}, "alternation": {"systems": {"dynasor": {
+                "mean_latency_ratio": ratio, "probe_ratio": ratio}}},
+            "round_data": [{"round": 0, "systems": {"dynasor": {"probe_s": 5.0, "mean_latency_s": {"0.4": 50.0}}}}]}
+    assert report.kind_of(tmp_path / "live_kvbound_pilot.json", live) == "live_kvbound"
+    text = "\n".join(report.RENDERERS["live_kvbound"](tmp_path / "live_kvbound_pilot.json", live, tmp_path / "R.md"))
+    assert "a pilot" in text and "| dynasor | 0.960x [0.950, 0.970] |" in text and "**" not in text
+    assert "round 0: dynasor probe 5.00 s, 0.4/s 50.0 s" in text

@@ -228,3 +228,26 @@ def test_quiet_decode_steps_in_one_call_are_the_same_steps():
     engine.step()
     engine.step(until=0.5)
     assert engine.steps[-1].start < 0.5 <= engine.now
+
+
+def test_capacity_counts_the_iterations_a_request_waits_and_the_pool_it_holds():
+    """One running slot, two requests: the second waits through the first's prefill and 4 decode
+    steps (5 of 10 iterations), and the quiet back-to-back steps meter the same as one per call."""
+    def play(until):
+        engine = SimEngine(COST, EngineLimits(max_running_requests=1, kv_tokens=1000), QueuePolicy.FCFS)
+        for rid in ("a", "b"):
+            engine.submit(request(rid, prompt=100, output=5))
+        while not engine.idle:
+            engine.step(until=until)
+        return engine
+
+    one_by_one, quietly = play(None), play(float("inf"))
+    meter = one_by_one.capacity
+    assert (meter.steps, meter.steps_with_waiting) == (10, 5)
+    assert meter.seconds == pytest.approx(one_by_one.busy_seconds)
+    # the pool never holds more than both prompts and outputs: (100 + 5) x 2 of 1,000 tokens
+    assert 0.1 <= meter.peak_kv_use <= 0.21 and 0 < meter.kv_use_seconds / meter.seconds < meter.peak_kv_use
+    q = quietly.capacity
+    assert (q.steps, q.steps_with_waiting, q.peak_kv_use) == (meter.steps, meter.steps_with_waiting, meter.peak_kv_use)
+    assert q.kv_use_seconds == pytest.approx(meter.kv_use_seconds)
+    assert meter.to_json(programs=2)["waiting_step_share"] == 0.5

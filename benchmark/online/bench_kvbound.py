@@ -180,7 +180,7 @@ def best_stock(rounds: list[dict[str, Any]], names: list[str]) -> str:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--systems", default=",".join(SYSTEMS))
-    ap.add_argument("--rates", default="0.3,0.4,0.5", help="programs per second")
+    ap.add_argument("--rates", default="0.2,0.3,0.4", help="programs per second (0.4: well past the knee)")
     ap.add_argument("--programs", type=int, default=40, help="programs per (system, rate, round)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)

@@ -33,9 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.common import RESULTS, machine_info
+from benchmark.sim.attainment_grid import plot_attainment_grid
 from dynasor.datasets.loaders import default_data_dir
 from dynasor.sim.background import BACKGROUND_MAX_NEW_TOKENS, load_trace, rescaled
-from dynasor.sim.cli import LABEL, draw_attainment, load_profile
+from dynasor.sim.cli import LABEL, load_profile
 from dynasor.sim.simulation import ABLATIONS, ALL_SYSTEMS, FULL_SYSTEM
 from dynasor.sim.sweep import BASELINES, SweepSpec, sweep
 from dynasor.sim.workload import PAPER_SC
@@ -92,23 +93,9 @@ def summarize(body: dict[str, Any], rates: tuple[float, ...], scales: tuple[floa
 
 
 def plot(report: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    studies = report["studies"]
-    scales = report["slo_scales"]
-    fig, axes = plt.subplots(len(studies), len(scales), figsize=(5.5 * len(scales), 3.6 * len(studies)),
-                             squeeze=False)
-    for row_axes, (key, body) in zip(axes, studies.items()):
-        for ax, scale in zip(row_axes, scales):
-            draw_attainment(ax, {name: body["systems"][name] for name in SYSTEM_ORDER}, scale,
-                            f"{key}, SLO scale {scale:g}", dotted=[s.name for s in ABLATIONS.values()])
-    axes[0][0].legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    plot_attainment_grid({key: {name: body["systems"][name] for name in SYSTEM_ORDER}
+                          for key, body in report["studies"].items()}, report["slo_scales"], path,
+                         [s.name for s in ABLATIONS.values()])
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

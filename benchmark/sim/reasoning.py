@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.common import RESULTS, machine_info
+from benchmark.sim.attainment_grid import plot_attainment_grid
 from dynasor.datasets.loaders import default_data_dir
-from dynasor.sim.cli import LABEL, draw_attainment, load_profile
+from dynasor.sim.cli import LABEL, load_profile
 from dynasor.sim.reasoning_workload import REASONING_WORKLOADS
 from dynasor.sim.simulation import ALL_SYSTEMS, KV_ABLATIONS, KV_FULL_SYSTEM
 from dynasor.sim.sweep import BASELINES, SweepSpec, sweep
@@ -110,21 +111,9 @@ def interval(cell: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def plot(studies: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(len(studies), len(SCALES), figsize=(5.5 * len(SCALES), 3.6 * len(studies)),
-                             squeeze=False)
-    for row_axes, (key, body) in zip(axes, studies.items()):
-        for ax, scale in zip(row_axes, SCALES):
-            draw_attainment(ax, {name: body["sweep"]["systems"][name] for name in SYSTEM_ORDER}, scale,
-                            f"{key}, SLO scale {scale:g} (SIMULATED)", dotted=[s.name for s in KV_ABLATIONS.values()])
-    axes[0][0].legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    plot_attainment_grid({key: {name: body["sweep"]["systems"][name] for name in SYSTEM_ORDER}
+                          for key, body in studies.items()}, SCALES, path,
+                         [s.name for s in KV_ABLATIONS.values()], " (SIMULATED)")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -21,8 +21,6 @@ class CapacityMeter:
     seconds: float = 0.0
     kv_use_seconds: float = 0.0  # integral of (KV tokens held / pool) over iteration time
     peak_kv_use: float = 0.0
-    retractions: int = 0
-    recomputed_tokens: int = 0  # KV a retraction threw away (computed again on readmission)
 
     def record_run(self, steps: int, waiting: bool, seconds: float, kv_use_seconds: float, peak_kv_use: float) -> None:
         """``steps`` iterations in a row, all with or all without a waiting queue, lasting ``seconds``
@@ -42,13 +40,12 @@ class CapacityMeter:
             out.seconds += m.seconds
             out.kv_use_seconds += m.kv_use_seconds
             out.peak_kv_use = max(out.peak_kv_use, m.peak_kv_use)
-            out.retractions += m.retractions
-            out.recomputed_tokens += m.recomputed_tokens
         return out
 
-    def to_json(self, programs: int) -> dict[str, Any]:
+    def to_json(self, programs: int, retractions: int, recomputed_tokens: int) -> dict[str, Any]:
+        """With the run's retractions and the KV they threw away (computed again on readmission)."""
         return {"steps": self.steps,
                 "waiting_step_share": self.steps_with_waiting / self.steps if self.steps else 0.0,
                 "mean_kv_use": self.kv_use_seconds / self.seconds if self.seconds else 0.0,
-                "peak_kv_use": self.peak_kv_use, "retractions": self.retractions,
-                "recomputed_tokens_per_program": self.recomputed_tokens / programs if programs else 0.0}
+                "peak_kv_use": self.peak_kv_use, "retractions": retractions,
+                "recomputed_tokens_per_program": recomputed_tokens / programs if programs else 0.0}

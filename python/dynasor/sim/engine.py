@@ -77,7 +77,7 @@ class SimEngine:
         self.on_finish: Callable[[SimRequest], None] = lambda req: None
         self.steps: list[StepRecord] | None = [] if keep_steps else None
         self.busy_seconds = 0.0
-        self.capacity = CapacityMeter()  # waiting steps and KV use (retractions: below)
+        self.capacity = CapacityMeter()  # waiting iterations and KV use
         self.retractions = 0
         self.preemptions = 0
         self.recomputed_tokens = 0

@@ -134,6 +134,7 @@ class RunResult:
     prefill_tokens: int = 0  # computed by prefill iterations
     preemptions: int = 0  # running requests that gave their place to a more important one
     capacity: CapacityMeter = field(default_factory=CapacityMeter)  # all engines
+    recomputed_tokens: int = 0  # KV thrown away by retractions and preemptions, all engines
 
     @property
     def placed(self) -> list[int]:
@@ -238,11 +239,6 @@ def run(programs: Sequence[ScProgram], system: SystemSpec, cost: StepCost, limit
                      input_tokens=sum(e.admitted_input_tokens for e in cluster.engines),
                      cached_tokens=sum(e.cached_input_tokens for e in cluster.engines),
                      prefill_tokens=sum(e.prefill_tokens for e in cluster.engines),
-                     preemptions=sum(e.preemptions for e in cluster.engines), capacity=_capacity(cluster.engines))
-
-
-def _capacity(engines: Sequence[SimEngine]) -> CapacityMeter:
-    meter = CapacityMeter.total(e.capacity for e in engines)
-    meter.retractions = sum(e.retractions for e in engines)
-    meter.recomputed_tokens = sum(e.recomputed_tokens for e in engines)
-    return meter
+                     preemptions=sum(e.preemptions for e in cluster.engines),
+                     capacity=CapacityMeter.total(e.capacity for e in cluster.engines),
+                     recomputed_tokens=sum(e.recomputed_tokens for e in cluster.engines))

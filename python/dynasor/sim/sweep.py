@@ -88,10 +88,11 @@ def play(spec: SweepSpec, cost: StepCost, limits: EngineLimits, system: str, rat
     programs = at_rate(spec.shapes, unit, rate, spec.detect_at, spec.max_new_tokens)
     background = until(spec.background, programs[-1].arrival) if spec.background else []
     result = run(programs, ALL_SYSTEMS[system], cost, limits, background=background, engines=spec.engines)
+    capacity = result.capacity.to_json(len(result.runs), result.retractions, result.recomputed_tokens)
     return PlayedRun(system, rate, [r.latency for r in result.runs],
                      sum(r.tokens for r in result.runs) / len(result.runs), sum(r.stopped for r in result.runs),
                      result.retractions, result.simulated_seconds, result.busy_seconds, result.background_latencies,
-                     result.cache_hit_rate, result.prefill_tokens, result.capacity.to_json(len(result.runs)))
+                     result.cache_hit_rate, result.prefill_tokens, capacity)
 
 
 def _play_job(args: tuple[SweepSpec, StepCost, EngineLimits, str, float]) -> PlayedRun:

@@ -38,7 +38,7 @@ from benchmark.readme.kernels import render_kernels
 from benchmark.readme.kv_bound import render_live_kvbound, render_sim_reasoning
 from benchmark.readme.online import render_online
 from benchmark.readme.overhead import render_overhead
-from benchmark.readme.parity import render_parity
+from benchmark.readme.parity import render_parity, render_untagged_parity
 from benchmark.readme.sim import render_sim_profile, render_sim_validation
 from benchmark.readme.sim_gpu import HEADING as SIM_HEADING
 from benchmark.readme.sim_gpu import render_sim_gpu
@@ -50,8 +50,9 @@ START, END = "<!-- bench-results:start -->", "<!-- bench-results:end -->"
 HEADLINE_START, HEADLINE_END = "<!-- headline:start -->", "<!-- headline:end -->"
 
 
-KINDS = ("parity", "live_kvbound", "batch", "online", "alternating", "overhead", "burst", "kernels", "entropy_live",
-         "chunked", "soak", "sim_validation", "sim_gpu", "sim_reasoning", "sim_scale_out", "sim_profile")
+KINDS = ("parity", "untagged_parity", "live_kvbound", "batch", "online", "alternating", "overhead", "burst",
+         "kernels", "entropy_live", "chunked", "soak", "sim_validation", "sim_gpu", "sim_reasoning", "sim_scale_out",
+         "sim_profile")
 # under one heading, the validation first
 SIM_KINDS = ("sim_validation", "sim_gpu", "sim_reasoning", "sim_scale_out", "sim_profile")
 
@@ -61,6 +62,8 @@ def kind_of(path: Path, data: Mapping[str, Any]) -> str | None:
         return "batch"
     if data.get("benchmark") == "live_parity":
         return "parity"
+    if data.get("benchmark") == "untagged_parity":
+        return "untagged_parity"
     if path.name.startswith("online_") or str(data.get("benchmark", "")).startswith("online"):
         return "online"
     if data.get("benchmark") in ("soak", "overhead", "burst", "alternating"):
@@ -100,7 +103,8 @@ def load_results(results_dir: Path) -> dict[str, list[tuple[Path, dict]]]:
     return found
 
 
-RENDERERS = {"parity": render_parity, "batch": render_batch, "online": render_online, "alternating": render_alternating,
+RENDERERS = {"parity": render_parity, "untagged_parity": render_untagged_parity, "batch": render_batch,
+             "online": render_online, "alternating": render_alternating,
              "overhead": render_overhead, "burst": render_burst,
              "kernels": render_kernels, "entropy_live": render_entropy_live, "chunked": render_chunked,
              "soak": render_soak, "sim_profile": render_sim_profile, "sim_validation": render_sim_validation,

@@ -25,6 +25,13 @@ def _parity(path: Path, data: Mapping[str, Any], readme: Path) -> list[str]:
     return rows
 
 
+def _untagged_parity(path: Path, data: Mapping[str, Any], readme: Path) -> list[str]:
+    systems = data.get("systems") or ["?", "?"]
+    return [f"| LIVE (CPU, {len(data.get('pairs') or [])} alternating pairs): decode throughput of untagged traffic, "
+            f"{systems[1]} / {systems[0]} | {ratio_cell(data.get('untagged_throughput_ratio_vs_stock'))} | "
+            f"[`{path.name}`]({link(path, readme)}) |"]
+
+
 def _sim_gpu(path: Path, data: Mapping[str, Any], readme: Path) -> list[str]:
     where = f"[`{path.name}`]({link(path, readme)})"
     rows = []
@@ -70,8 +77,8 @@ def _live_kvbound(path: Path, data: Mapping[str, Any], readme: Path) -> list[str
             f"[`{path.name}`]({link(path, readme)}) |"]
 
 
-EXTRACTORS = {"parity": _parity, "live_kvbound": _live_kvbound, "sim_gpu": _sim_gpu, "sim_reasoning": _sim_reasoning,
-              "sim_validation": _sim_validation}
+EXTRACTORS = {"parity": _parity, "untagged_parity": _untagged_parity, "live_kvbound": _live_kvbound,
+              "sim_gpu": _sim_gpu, "sim_reasoning": _sim_reasoning, "sim_validation": _sim_validation}
 
 
 def render_headline(found: Mapping[str, list[tuple[Path, dict]]], readme: Path) -> list[str]:

@@ -43,3 +43,23 @@ def render_parity(path: Path, data: Mapping[str, Any], readme: Path) -> list[str
         out.append(f"- round {r.get('round')}: {cells}")
     out.append("")
     return out
+
+
+def render_untagged_parity(path: Path, data: Mapping[str, Any], readme: Path) -> list[str]:
+    """The dedicated untagged-throughput alternation (``bench_untagged.py``): one row per pair."""
+    stock, dynasor = (data.get("systems") or ["?", "?"])[:2]
+    ratio = data.get("untagged_throughput_ratio_vs_stock")
+    out = [f"#### Untagged traffic: {dynasor} vs {stock}, {len(data.get('pairs') or [])} alternating pairs "
+           f"— `{link(path, readme)}`", "",
+           f"- {machine_line(data.get('machine'))}",
+           f"- SGLang's bench_serving, {data.get('prompts')} random prompts per turn, both servers up with "
+           f"`--max-running-requests {data.get('max_running_requests')}`, order swapped each pair",
+           f"- output throughput {dynasor} / {stock}, paired by pair, 95% bootstrap: {ratio_cell(ratio)}", "",
+           f"| pair | order | {stock} tok/s | {dynasor} tok/s | ratio |", "|---|---|---|---|---|"]
+    for pair in data.get("pairs") or []:
+        runs = pair.get("systems") or {}
+        a, b = (runs.get(stock) or {}).get("output_throughput"), (runs.get(dynasor) or {}).get("output_throughput")
+        out.append(f"| {pair.get('pair')} | {' → '.join(pair.get('order') or [])} | {num(a, '.1f')} | "
+                   f"{num(b, '.1f')} | {num(b / a if a and b else None, '.3f')} |")
+    out.append("")
+    return out

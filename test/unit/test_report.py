@@ -191,3 +191,25 @@ def test_the_kv_bound_study_and_a_live_pilot_render_against_the_best_stock_basel
     text = "\n".join(report.RENDERERS["live_kvbound"](tmp_path / "live_kvbound_pilot.json", live, tmp_path / "R.md"))
     assert "a pilot" in text and "| dynasor | 0.960x [0.950, 0.970] |" in text and "**" not in text
     assert "round 0: dynasor probe 5.00 s, 0.4/s 50.0 s" in text
+
+
+def test_the_untagged_alternation_renders_each_pair_and_a_headline_row(tmp_path):
+    from benchmark.online.bench_untagged import summarize
+
+    pairs = [{"pair": k, "order": order, "systems": {"sglang-fcfs": {"output_throughput": stock},
+                                                     "gang-sjf": {"output_throughput": dyn}}}
+             for k, (order, stock, dyn) in enumerate([(["sglang-fcfs", "gang-sjf"], 40.0, 38.0),
+                                                      (["gang-sjf", "sglang-fcfs"], 36.0, 37.8)])]
+    ratio = summarize(pairs, "sglang-fcfs", "gang-sjf")
+    assert ratio["value"] == pytest.approx(75.8 / 76.0) and ratio["pairs"] == 2
+    assert ratio["per_pair"] == pytest.approx([0.95, 1.05]) and ratio["lo"] <= ratio["value"] <= ratio["hi"]
+    data = {"benchmark": "untagged_parity", "systems": ["sglang-fcfs", "gang-sjf"], "prompts": 64,
+            "max_running_requests": 16, "pairs": pairs, "untagged_throughput_ratio_vs_stock": ratio}
+    path = tmp_path / "untagged_parity.json"
+    assert report.kind_of(path, data) == "untagged_parity"
+    text = "\n".join(report.RENDERERS["untagged_parity"](path, data, tmp_path / "R.md"))
+    assert "| 1 | gang-sjf → sglang-fcfs | 36.0 | 37.8 | 1.050 |" in text
+    found = {kind: [] for kind in report.KINDS}
+    found["untagged_parity"].append((path, data))
+    headline = "\n".join(report.render_headline(found, tmp_path / "README.md"))
+    assert "2 alternating pairs): decode throughput of untagged traffic, gang-sjf / sglang-fcfs | 0.997x" in headline

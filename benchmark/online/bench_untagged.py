@@ -1,0 +1,124 @@
+"""Decode throughput of untagged traffic: stock SGLang against a Dynasor server, alternated.
+
+    python -m benchmark.online.bench_untagged                       # sglang-fcfs vs gang-sjf, 8 pairs
+    python -m benchmark.online.bench_untagged --pairs 4 --prompts 32
+    python -m benchmark.online.bench_untagged --pairs 8 --extend     # 8 more pairs onto the saved file
+
+A user who never tags a request must not pay for Dynasor. Both servers stay up at once (idle
+servers sleep), with the same engine flags; each pair runs SGLang's ``bench_serving`` once on each
+(random token ids, fixed lengths, ``untagged.py``), the stock server first in even pairs and second
+in odd ones, after a cache flush and a warm-up. The ratio Dynasor / stock of output tokens per
+second is paired by pair (95% bootstrap over the pairs), so drift common to a pair cancels.
+Writes ``benchmark/results/untagged_parity.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from benchmark.common import RESULTS, display_path, machine_info
+from benchmark.online.alternation import round_order
+from benchmark.online.bench_online import flush_cache, portable
+from benchmark.online.systems import SYSTEMS, System, make_server
+from benchmark.online.untagged import untagged_throughput
+from dynasor.evaluation.paired_ratio import paired_ratio_interval
+
+DEFAULT_SYSTEMS = ("sglang-fcfs", "gang-sjf")
+MAX_RUNNING = 16  # the parity preset's cap
+
+
+def summarize(pairs: list[dict[str, Any]], baseline: str, system: str) -> dict[str, Any]:
+    """The ratio ``system`` / ``baseline`` of output throughput over the pairs, with its interval."""
+    stock = [p["systems"][baseline]["output_throughput"] for p in pairs]
+    dynasor = [p["systems"][system]["output_throughput"] for p in pairs]
+    interval = paired_ratio_interval(dynasor, stock)
+    return {"value": interval["ratio"], "lo": interval["low"], "hi": interval["high"], "pairs": interval["pairs"],
+            "excludes_1": interval["excludes_1"], "per_pair": [d / s for d, s in zip(dynasor, stock)]}
+
+
+def warm(url: str) -> None:
+    """A flushed cache and one short generation, so neither system's turn pays a cold start."""
+    import httpx
+
+    from benchmark.online.loadgen import warmup
+
+    flush_cache(url)
+    asyncio.run(warmup(url, ["Warm up: say one word."]))
+    httpx.get(f"{url}/health", timeout=30).raise_for_status()
+
+
+def run(args: argparse.Namespace, saved: dict[str, Any] | None) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    from dynasor.evaluation.server_process import free_port
+
+    systems: list[System] = [SYSTEMS[name] for name in args.systems.split(",")]
+    if len(systems) != 2 or not systems[0].stock or systems[1].stock:
+        raise SystemExit("--systems: a stock system, then a Dynasor one (e.g. sglang-fcfs,gang-sjf)")
+    report: dict[str, Any] = saved or {"benchmark": "untagged_parity", "label": "LIVE (CPU), alternating pairs",
+                                       "machine": machine_info(), "systems": [s.name for s in systems],
+                                       "prompts": args.prompts, "max_running_requests": MAX_RUNNING, "pairs": [],
+                                       "servers": {}}
+    if report["systems"] != [s.name for s in systems] or report["prompts"] != args.prompts:
+        raise SystemExit(f"--extend: the saved run compared {report['systems']} with {report['prompts']} prompts")
+    report.setdefault("sessions", []).append({"machine": machine_info(), "first_pair": len(report["pairs"])})
+    extra = ["--max-running-requests", str(MAX_RUNNING)]
+    with ExitStack() as stack:
+        servers = {}
+        for system in systems:
+            log = args.out_dir / "tmp" / f"untagged_{system.name}.log"
+            started = time.monotonic()
+            server = make_server(system, free_port(), log, args.model_path, extra)
+            stack.enter_context(server)
+            servers[system.name] = server
+            report["servers"][system.name] = {"argv": [portable(a) for a in server.argv[1:]],
+                                              "log": display_path(log), "start_seconds": time.monotonic() - started}
+        first = len(report["pairs"])  # pair numbers (and so the order) continue an extended run
+        for k in tqdm(range(first, first + args.pairs), desc="pairs"):
+            pair: dict[str, Any] = {"pair": k, "order": [], "systems": {}}
+            for system in round_order(systems, k):
+                url = servers[system.name].url
+                warm(url)
+                result = untagged_throughput(url, args)
+                pair["order"].append(system.name)
+                pair["systems"][system.name] = {**result, "at": time.time()}
+                tqdm.write(f"[pair {k}] {system.name}: {result['output_throughput']:.1f} tok/s")
+            report["pairs"].append(pair)
+    report["untagged_throughput_ratio_vs_stock"] = summarize(report["pairs"], systems[0].name, systems[1].name)
+    return report
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--systems", default=",".join(DEFAULT_SYSTEMS), help="stock system, Dynasor system")
+    ap.add_argument("--pairs", type=int, default=8, help="alternating pairs (each system once per pair)")
+    ap.add_argument("--prompts", type=int, default=64, help="bench_serving prompts per turn")
+    ap.add_argument("--model-path", default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--extend", action="store_true", help="add the pairs to the saved untagged_parity.json")
+    ap.add_argument("--out-dir", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+    args.bench_serving = args.prompts  # what untagged_throughput reads
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    out = args.out_dir / "untagged_parity.json"
+    saved = json.loads(out.read_text()) if args.extend and out.exists() else None
+    report = run(args, saved)
+    out.write_text(json.dumps(report, indent=1))
+    ratio = report["untagged_throughput_ratio_vs_stock"]
+    print(f"{report['systems'][1]} / {report['systems'][0]} untagged output throughput: {ratio['value']:.3f} "
+          f"[{ratio['lo']:.3f}, {ratio['hi']:.3f}] over {ratio['pairs']} pairs -> {display_path(out)}")
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.common import RESULTS, display_path, machine_info
-from benchmark.online.alternation import round_order
+from benchmark.online.alternation import interval, round_order
 from benchmark.online.bench_online import flush_cache, portable
 from benchmark.online.systems import SYSTEMS, System, make_server
 from benchmark.online.untagged import untagged_throughput
@@ -37,20 +37,15 @@ def summarize(pairs: list[dict[str, Any]], baseline: str, system: str) -> dict[s
     """The ratio ``system`` / ``baseline`` of output throughput over the pairs, with its interval."""
     stock = [p["systems"][baseline]["output_throughput"] for p in pairs]
     dynasor = [p["systems"][system]["output_throughput"] for p in pairs]
-    interval = paired_ratio_interval(dynasor, stock)
-    return {"value": interval["ratio"], "lo": interval["low"], "hi": interval["high"], "pairs": interval["pairs"],
-            "excludes_1": interval["excludes_1"], "per_pair": [d / s for d, s in zip(dynasor, stock)]}
+    return {**interval(paired_ratio_interval(dynasor, stock)), "per_pair": [d / s for d, s in zip(dynasor, stock)]}
 
 
 def warm(url: str) -> None:
     """A flushed cache and one short generation, so neither system's turn pays a cold start."""
-    import httpx
-
     from benchmark.online.loadgen import warmup
 
     flush_cache(url)
     asyncio.run(warmup(url, ["Warm up: say one word."]))
-    httpx.get(f"{url}/health", timeout=30).raise_for_status()
 
 
 def run(args: argparse.Namespace, saved: dict[str, Any] | None) -> dict[str, Any]:

@@ -81,7 +81,8 @@ def dynasor_server(args: argparse.Namespace, log_name: str, extra: list[str] | N
     if getattr(args, "url", None):
         yield Served(args.url, {"url": args.url, "started_here": False})
         return
-    from dynasor.evaluation.server_process import ServerProcess, free_port
+    from dynasor.evaluation.ports import free_port
+    from dynasor.evaluation.server_process import ServerProcess
 
     argv = server_extra_args(args) + list(extra or [])
     log = RESULTS / "tmp" / f"{log_name}.log"

@@ -153,7 +153,8 @@ def stop_token_id() -> int:
 
 
 def start_servers(names: list[str], log_dir: Path) -> dict[str, Any]:
-    from dynasor.evaluation.server_process import ServerProcess, free_port
+    from dynasor.evaluation.ports import free_port
+    from dynasor.evaluation.server_process import ServerProcess
     from dynasor.model import default_model_path
 
     common = ["--max-total-tokens", str(KV_TOKENS), "--max-running-requests", str(MAX_RUNNING),

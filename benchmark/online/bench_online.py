@@ -270,7 +270,7 @@ def run_group(group: list[System], workloads: list[Workload], deadlines: Deadlin
     oracle if still needed, then every window. One failed system must not lose the others' results."""
     from tqdm import tqdm
 
-    from dynasor.evaluation.server_process import free_port
+    from dynasor.evaluation.ports import free_port
 
     log = args.out_dir / "tmp" / f"online_{args.tag}_{group[0].name}.log"
     entries: dict[str, dict[str, Any]] = {s.name: {"system": s.to_json(), "error": None, "windows": []}
@@ -356,7 +356,7 @@ def run_alternating(systems: list[System], workloads: list[Workload], deadlines:
     from tqdm import tqdm
 
     from benchmark.online.loadgen import solo_latencies
-    from dynasor.evaluation.server_process import free_port
+    from dynasor.evaluation.ports import free_port
 
     groups = server_groups(systems)
     servers: dict[str, Any] = {}

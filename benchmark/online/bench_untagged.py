@@ -51,7 +51,7 @@ def warm(url: str) -> None:
 def run(args: argparse.Namespace, saved: dict[str, Any] | None) -> dict[str, Any]:
     from tqdm import tqdm
 
-    from dynasor.evaluation.server_process import free_port
+    from dynasor.evaluation.ports import free_port
 
     systems: list[System] = [SYSTEMS[name] for name in args.systems.split(",")]
     if len(systems) != 2 or not systems[0].stock or systems[1].stock:

@@ -47,7 +47,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dynasor.client import AsyncDynasorClient
-    from dynasor.evaluation.server_process import ServerGroup, ServerProcess
+    from dynasor.evaluation.server_group import ServerGroup
+    from dynasor.evaluation.server_process import ServerProcess
     from dynasor.program_runtime.allocation import AllocationPolicy
     from dynasor.program_runtime.backends import Backend
 
@@ -128,7 +129,9 @@ def server_argv(system: System, model_path: str | None, extra: Sequence[str]) ->
 def make_server(system: System, port: int, log_path: Path, model_path: str | None,
                 extra: Sequence[str], workers: int = 1) -> ServerProcess | ServerGroup:
     """The system's server; with ``workers`` > 1 that many behind SGLang's router (at ``port``)."""
-    from dynasor.evaluation.server_process import ServerGroup, ServerProcess, free_port
+    from dynasor.evaluation.ports import free_port
+    from dynasor.evaluation.server_group import ServerGroup
+    from dynasor.evaluation.server_process import ServerProcess
 
     argv = server_argv(system, model_path, extra)
 

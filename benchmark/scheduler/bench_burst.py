@@ -143,7 +143,8 @@ def step_summary(steps: list[dict[str, Any]], cap: int) -> dict[str, Any]:
 
 
 def run_system(system: BurstSystem, args: argparse.Namespace, logs: Path) -> list[dict[str, Any]]:
-    from dynasor.evaluation.server_process import ServerProcess, free_port
+    from dynasor.evaluation.ports import free_port
+    from dynasor.evaluation.server_process import ServerProcess
     from dynasor.model import default_model_path
 
     engine = ["--max-running-requests", str(args.max_running_requests)]

@@ -60,7 +60,8 @@ async def untagged_load(url: str, concurrency: int, max_new_tokens: int, rounds:
 
 
 def live_table(concurrency: int, max_new_tokens: int, rounds: int) -> dict:
-    from dynasor.evaluation.server_process import ServerProcess, free_port
+    from dynasor.evaluation.ports import free_port
+    from dynasor.evaluation.server_process import ServerProcess
     from dynasor.model import default_model_path
 
     logs = RESULTS / "tmp"

@@ -8,11 +8,15 @@ from typing import Iterator
 
 import pytest
 
-from dynasor.evaluation.server_process import ServerProcess, free_port
+from dynasor.evaluation.ports import free_port
+from dynasor.evaluation.server_process import ServerProcess
 
 LOG_DIR = Path(__file__).resolve().parents[1] / ".logs"
 PROGRAM_TTL = 10.0
 MAX_RUNNING = 16  # small, so tests can have requests waiting behind a full batch
+# KV pool of the servers a test module starts for itself: enough for what they run, and allocated in
+# a fraction of the default pool's time (SGLang fills the pool at start: ~6 s for the default 32,768 tokens)
+SMALL_KV_TOKENS = 16384
 
 
 @pytest.fixture(scope="session")

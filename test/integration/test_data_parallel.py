@@ -18,9 +18,10 @@ import pytest
 
 from dynasor.client import AsyncDynasorClient
 from dynasor.core.tag import tag_sampling_params
-from dynasor.evaluation.server_process import ServerProcess, free_port
+from dynasor.evaluation.ports import free_port
+from dynasor.evaluation.server_process import ServerProcess
 
-from .conftest import LOG_DIR, PROGRAM_TTL
+from .conftest import LOG_DIR, PROGRAM_TTL, SMALL_KV_TOKENS
 from .test_abort import wait_program
 
 BRANCHES = 4
@@ -31,7 +32,7 @@ SHORT = {"max_new_tokens": 8, "temperature": 0.8}
 def dp_url() -> Iterator[str]:
     server = ServerProcess.dynasor(free_port(), LOG_DIR / "dynasor-dp2-server.log",
                                    ["--dp-size", "2", "--max-running-requests", "8",
-                                    "--dynasor-program-ttl", str(PROGRAM_TTL)])
+                                    "--dynasor-program-ttl", str(PROGRAM_TTL), "--max-total-tokens", str(SMALL_KV_TOKENS)])
     server.start()
     try:
         yield server.url

@@ -29,7 +29,7 @@ async def scenario() -> dict:
     from dynasor.srt.engine import launch_engine
     from test.integration.test_self_consistency import THREE_SHOT
 
-    engine = launch_engine(max_running_requests=8, log_level="error")
+    engine = launch_engine(max_running_requests=8, max_total_tokens=16384, log_level="error")
     try:
         runtime = ProgramRuntime(EngineBackend(engine), StaticThreshold(0.7))
         program = SelfConsistency(THREE_SHOT + "Q: What is 2 + 2?\nA:", cap=16, detect_at=5, sampling_params={

@@ -16,10 +16,12 @@ import pytest
 
 from dynasor.client import AsyncDynasorClient, DynasorHTTPError
 from dynasor.core.routing import routing_headers
-from dynasor.evaluation.server_process import ServerProcess, free_port
+from dynasor.evaluation.server_group import ServerGroup
+from dynasor.evaluation.ports import free_port
+from dynasor.evaluation.server_process import ServerProcess
 from dynasor.frontend import DynasorEndpoint, program_id
 
-from .conftest import LOG_DIR, PROGRAM_TTL
+from .conftest import LOG_DIR, PROGRAM_TTL, SMALL_KV_TOKENS
 from .test_abort import wait_program
 from .test_data_parallel import BRANCHES, run_program
 from .test_frontend import DONE_4, reason_then_branch
@@ -28,16 +30,12 @@ from .test_frontend import DONE_4, reason_then_branch
 @pytest.fixture(scope="module")
 def routed() -> Iterator[tuple[str, list[str]]]:
     workers = [ServerProcess.dynasor(free_port(), LOG_DIR / f"dynasor-worker{i}.log",
-                                     ["--max-running-requests", "8", "--dynasor-program-ttl", str(PROGRAM_TTL)])
+                                     ["--max-running-requests", "8", "--dynasor-program-ttl", str(PROGRAM_TTL),
+                                      "--max-total-tokens", str(SMALL_KV_TOKENS)])
                for i in range(2)]
     router = ServerProcess.smg_router(free_port(), LOG_DIR / "smg-router.log", [w.url for w in workers])
-    try:
-        for server in (*workers, router):
-            server.start()
+    with ServerGroup(workers, router):  # the workers start together, the router once they answer
         yield router.url, [w.url for w in workers]
-    finally:
-        for server in (router, *workers):
-            server.stop()
 
 
 async def holders(pid: str, worker_urls: list[str]) -> list[tuple[int, dict]]:

@@ -5,6 +5,7 @@ Both slots are first taken by a blocker program, so all eight branches are waiti
 the scheduler chooses (otherwise the first two could be admitted before the rest arrive)."""
 
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -12,9 +13,11 @@ import pytest
 
 from dynasor.client import DynasorClient, DynasorHTTPError
 from dynasor.core.tag import new_program_id
-from dynasor.evaluation.server_process import ServerProcess, free_port
+from dynasor.evaluation.server_group import start_together, stop_together
+from dynasor.evaluation.ports import free_port
+from dynasor.evaluation.server_process import ServerProcess
 
-from .conftest import LOG_DIR
+from .conftest import LOG_DIR, SMALL_KV_TOKENS
 
 
 def completion_order(url: str) -> list[str]:
@@ -59,17 +62,26 @@ def switches(order: list[str]) -> int:
     return sum(a != b for a, b in zip(order, order[1:]))
 
 
+@pytest.fixture(scope="module")
+def policy_servers() -> Iterator[dict[str, ServerProcess]]:
+    """A server per policy with two running slots, started together."""
+    servers = {policy: ServerProcess.dynasor(free_port(), LOG_DIR / f"dynasor-{policy}.log", [
+        "--max-running-requests", "2", "--dynasor-schedule-policy", policy,
+        "--max-total-tokens", str(SMALL_KV_TOKENS)]) for policy in ("gang", "fcfs")}
+    start_together(list(servers.values()))
+    try:
+        yield servers
+    finally:
+        stop_together(list(servers.values()))
+
+
 @pytest.mark.parametrize("policy, grouped", [("gang", True), ("fcfs", False)])
-def test_completion_order_under_policy(dynasor_server, policy, grouped):
-    server = ServerProcess.dynasor(
-        free_port(), LOG_DIR / f"dynasor-{policy}.log",
-        ["--max-running-requests", "2", "--dynasor-schedule-policy", policy],
-    )
-    with server:
-        order = completion_order(server.url)
-        with DynasorClient(server.url) as client:
-            load = client.get("/dynasor/load")
-            reasons = client.get("/server_info")["internal_states"][0]["dynasor"]["full_rerank_reasons"]
+def test_completion_order_under_policy(policy_servers, policy, grouped):
+    url = policy_servers[policy].url
+    order = completion_order(url)
+    with DynasorClient(url) as client:
+        load = client.get("/dynasor/load")
+        reasons = client.get("/server_info")["internal_states"][0]["dynasor"]["full_rerank_reasons"]
     print(f"\n[{policy}] completion order {''.join(order)}; queue orders {load['queue_reorders']}, "
           f"from scratch {load['queue_full_reranks']} {reasons}")
     if grouped:

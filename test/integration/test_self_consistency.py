@@ -85,7 +85,7 @@ def one_step_problems(n: int, seed: int) -> list[tuple[str, int]]:
 async def test_self_consistency_stops_easy_programs_and_runs_hard_ones_to_the_cap(url):
     # cap > the server's running slots: a program stopped at detect_at still has queued branches
     cap, detect_at = MAX_RUNNING + 8, 5
-    problems = one_step_problems(10, seed=7)
+    problems = one_step_problems(6, seed=7)
     programs = [
         SelfConsistency(THREE_SHOT + question, cap=cap, detect_at=detect_at, sampling_params={
             "max_new_tokens": 24, "stop": ["\n"],

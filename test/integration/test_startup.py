@@ -22,10 +22,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from dynasor.evaluation.server_process import ServerProcess, free_port, group_alive
+from dynasor.evaluation.ports import free_port
+from dynasor.evaluation.server_process import ServerProcess, group_alive
 from dynasor.model import default_model_path
 
-from .conftest import LOG_DIR
+from .conftest import LOG_DIR, SMALL_KV_TOKENS
+
+SMALL_KV = ["--max-total-tokens", str(SMALL_KV_TOKENS)]
 
 LOST_TARGET = "sglang.srt.managers.schedule_policy.SchedulePolicy._sort_by_longest_prefix"
 # Faults injected into the launched interpreter (PYTHONPATH=tmp_path); each only when its variable is set.
@@ -135,7 +138,7 @@ def test_nothing_can_take_the_http_port_while_the_model_loads():
     loaded, and uvicorn's bind then failed and hung. Here a helper tries to take the port once the
     model starts loading; the server holds it and becomes ready on it."""
     port = free_port()
-    server = ServerProcess.dynasor(port, LOG_DIR / "dynasor-port-held.log")
+    server = ServerProcess.dynasor(port, LOG_DIR / "dynasor-port-held.log", SMALL_KV)
     errors: list[BaseException] = []
     starter = threading.Thread(target=lambda: errors.extend(attempt(server.start)), daemon=True)
     starter.start()
@@ -168,7 +171,7 @@ def attempt(start) -> list[BaseException]:
 
 
 def test_a_start_up_failure_after_the_model_loaded_ends_the_server_at_once(tmp_path):
-    code, stderr, out, seconds, left = run_to_exit(["--port", str(free_port())], tmp_path,
+    code, stderr, out, seconds, left = run_to_exit(["--port", str(free_port()), *SMALL_KV], tmp_path,
                                                    LOG_DIR / "dynasor-app-startup-fails.log", FAIL_APP_STARTUP="1")
     last = stderr.strip().splitlines()[-1] if stderr.strip() else ""
     print(f"\n[start-up failure after load] exit {code} after {seconds:.1f}s: {last}")

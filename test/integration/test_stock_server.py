@@ -4,10 +4,11 @@ from importlib.metadata import entry_points
 
 import httpx
 
-from dynasor.evaluation.server_process import ServerProcess, free_port
+from dynasor.evaluation.ports import free_port
+from dynasor.evaluation.server_process import ServerProcess
 from dynasor.model import default_model_path
 
-from .conftest import LOG_DIR
+from .conftest import LOG_DIR, SMALL_KV_TOKENS
 
 ACTIVE_LINE = "Dynasor active in scheduler"
 
@@ -26,7 +27,8 @@ def test_dynasor_plugin_is_installed_for_every_server_in_this_environment():
 
 
 def test_stock_sglang_server_stays_stock(dynasor_server):
-    stock = ServerProcess.stock_sglang(str(default_model_path()), free_port(), LOG_DIR / "stock-sglang.log")
+    stock = ServerProcess.stock_sglang(str(default_model_path()), free_port(), LOG_DIR / "stock-sglang.log",
+                                       ["--max-total-tokens", str(SMALL_KV_TOKENS)])
     with stock:
         tagged = {"text": "Hello", "sampling_params": {
             "max_new_tokens": 3, "custom_params": {"dynasor": {"program_id": 12345}}}}

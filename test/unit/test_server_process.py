@@ -12,14 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from dynasor.evaluation.server_process import (
-    ServerProcess,
-    ServerStartError,
-    ephemeral_port_range,
-    free_port,
-    group_alive,
-    port_in_use,
-)
+from dynasor.evaluation.server_group import start_together, stop_together
+from dynasor.evaluation.ports import ephemeral_port_range, free_port, port_in_use
+from dynasor.evaluation.server_process import ServerProcess, ServerStartError, group_alive
 
 FAKE = Path(__file__).resolve().parent / "helpers" / "fake_server.py"
 
@@ -88,6 +83,33 @@ def test_an_interrupted_start_leaves_no_process(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         server.start()
     assert server.pid is not None and not group_alive(server.pid)
+
+
+def test_servers_started_together_all_answer_stop_together_and_one_failing_stops_every_one(tmp_path):
+    first, second = (tmp_path / "a", tmp_path / "b")
+    first.mkdir(), second.mkdir()
+    good = [fake(first, "launch-1"), fake(second, "launch-1")]
+    start_together(good, timeout=30)
+    try:
+        assert all(server.running and server.is_ours() for server in good)
+    finally:
+        stop_together(good)
+    assert not any(group_alive(server.pid) for server in good)
+    third, fourth = (tmp_path / "c", tmp_path / "d")
+    third.mkdir(), fourth.mkdir()
+    mixed = [fake(third, "launch-1"), fake(fourth, reported_id="someone-else", expected_id="launch-1")]
+    with pytest.raises(TimeoutError, match="not healthy"):
+        start_together(mixed, timeout=4)
+    assert all(server.pid is not None and not group_alive(server.pid) for server in mixed)
+
+
+def test_the_log_an_earlier_run_left_is_not_read_as_this_servers(tmp_path):
+    """A watcher of a starting server (the port-held start-up test) must not see the last run's lines."""
+    server = fake(tmp_path, "launch-1")
+    server.log_path.write_text("Load weight begin (a line from an earlier run)\n")
+    assert server.log_text() == "" and server.fatal_log_line() is None
+    with server:
+        assert "earlier run" not in server.log_text()
 
 
 def test_free_ports_lie_outside_the_kernels_ephemeral_range_and_are_not_handed_out_twice():

@@ -13,12 +13,9 @@ Tests and benchmarks use this for every server they run, so no server outlives i
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
-import random
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -31,48 +28,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from dynasor.core.instance import ENV_INSTANCE_ID, instance_of
-
-EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
-LOWEST_PORT = 10000  # below: well-known and registered services
-_handed_out: set[int] = set()
-
-
-def ephemeral_port_range() -> tuple[int, int]:
-    """The kernel's range for ports it hands out itself (bind to 0, outgoing connections)."""
-    try:
-        low, high = (int(v) for v in EPHEMERAL_RANGE_FILE.read_text().split())
-        return low, high
-    except (OSError, ValueError):
-        return 32768, 60999  # Linux's default
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port for a server this process starts: free now, outside the kernel's ephemeral range (a
-    starting engine's own sockets, gloo and ZMQ, bind ephemeral ports and could take it before the
-    server binds it), and never handed out twice by this process."""
-    low, high = ephemeral_port_range()
-    candidates = [*range(LOWEST_PORT, low), *range(high + 1, 65536)]
-    rng = random.Random(secrets.randbits(64))
-    for port in rng.sample(candidates, k=min(len(candidates), 200)):
-        if port not in _handed_out and not port_in_use(host, port):
-            _handed_out.add(port)
-            return port
-    raise RuntimeError(f"no free port on {host} outside the ephemeral range {low}-{high}")
-
-
-def port_in_use(host: str, port: int) -> bool:
-    """Whether something already listens on (host, port): a server would fail to bind it."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is not "in use"
-        try:
-            s.bind((host, port))
-        except OSError as e:
-            if e.errno in (errno.EADDRINUSE, errno.EACCES):
-                return True
-            raise
-    return False
-
+from dynasor.evaluation.ports import free_port, port_in_use
 
 # Log lines after which a starting server can never become ready (uvicorn's and smg's failed binds,
 # SGLang's failed app start-up): readiness waits stop at once instead of running out their clock.
@@ -123,6 +79,8 @@ class ServerProcess:
         self.stall_s = stall_s
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        self._log_written = False  # the log at log_path is this object's (not a file an earlier run left)
+        self._terminated: int | None = None  # the pid SIGTERM was sent to (its group), once
 
     @classmethod
     def dynasor(cls, port: int, log_path: Path, extra_args: Sequence[str] = (),
@@ -185,6 +143,7 @@ class ServerProcess:
         stop_servers_on_sigterm()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - the server writes it until stop() closes it
+        self._log_written = True
         self.proc = subprocess.Popen(self.argv, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
         try:
@@ -268,19 +227,29 @@ class ServerProcess:
         return None
 
     def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        """What this object's server wrote; empty before ``start()`` opened the log, so a watcher never
+        reads the file an earlier run left at the same path."""
+        return self.log_path.read_text(errors="replace") if self._log_written and self.log_path.exists() else ""
 
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def terminate(self) -> None:
+        """Ask the whole process group to end (SIGTERM, once) without waiting: servers stopped together
+        shut down side by side (``stop_together``; each takes seconds to reap its engine processes)."""
+        if self.proc is None or self._terminated == self.proc.pid:
+            return
+        self._terminated = self.proc.pid
+        with contextlib.suppress(ProcessLookupError):
+            # the whole group (the leader may already be gone, its children not)
+            os.killpg(self.proc.pid, signal.SIGTERM)  # start_new_session: the server leads its own group
 
     def stop(self, grace: float = 20.0) -> None:
         """End the process group this object started, and nothing else; return when it is gone."""
         if self.proc is None:
             return
-        pgid = self.proc.pid  # start_new_session: the server leads its own group
-        with contextlib.suppress(ProcessLookupError):
-            # SIGTERM the whole group first (the leader may already be gone, its children not).
-            os.killpg(pgid, signal.SIGTERM)
+        pgid = self.proc.pid
+        self.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=grace)
         with contextlib.suppress(ProcessLookupError):
@@ -294,45 +263,6 @@ class ServerProcess:
             self._log = None
 
     def __enter__(self) -> ServerProcess:
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
-
-class ServerGroup:
-    """Servers behind a front (SGLang's router), started and stopped as one: the members first, the
-    front once they answer; stopped front first. Used like one ``ServerProcess``."""
-
-    def __init__(self, members: Sequence[ServerProcess], front: ServerProcess) -> None:
-        self.members, self.front = list(members), front
-
-    @property
-    def url(self) -> str:
-        return self.front.url
-
-    @property
-    def argv(self) -> list[str]:
-        return self.front.argv
-
-    @property
-    def worker_urls(self) -> list[str]:
-        return [m.url for m in self.members]
-
-    def start(self, timeout: float = START_TIMEOUT_S) -> ServerGroup:
-        try:
-            for server in (*self.members, self.front):
-                server.start(timeout)
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def stop(self, grace: float = 20.0) -> None:
-        for server in (self.front, *self.members):
-            server.stop(grace)
-
-    def __enter__(self) -> ServerGroup:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:

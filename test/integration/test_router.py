@@ -16,26 +16,23 @@ import pytest
 
 from dynasor.client import AsyncDynasorClient, DynasorHTTPError
 from dynasor.core.routing import routing_headers
-from dynasor.evaluation.server_group import ServerGroup
 from dynasor.evaluation.ports import free_port
 from dynasor.evaluation.server_process import ServerProcess
 from dynasor.frontend import DynasorEndpoint, program_id
 
-from .conftest import LOG_DIR, PROGRAM_TTL, SMALL_KV_TOKENS
+from .conftest import LOG_DIR
 from .test_abort import wait_program
 from .test_data_parallel import BRANCHES, run_program
 from .test_frontend import DONE_4, reason_then_branch
 
 
 @pytest.fixture(scope="module")
-def routed() -> Iterator[tuple[str, list[str]]]:
-    workers = [ServerProcess.dynasor(free_port(), LOG_DIR / f"dynasor-worker{i}.log",
-                                     ["--max-running-requests", "8", "--dynasor-program-ttl", str(PROGRAM_TTL),
-                                      "--max-total-tokens", str(SMALL_KV_TOKENS)])
-               for i in range(2)]
-    router = ServerProcess.smg_router(free_port(), LOG_DIR / "smg-router.log", [w.url for w in workers])
-    with ServerGroup(workers, router):  # the workers start together, the router once they answer
-        yield router.url, [w.url for w in workers]
+def routed(policy_servers: dict[str, ServerProcess]) -> Iterator[tuple[str, list[str]]]:
+    """SGLang's router in front of the session's two policy servers (the queue policy does not
+    matter here: where requests go does)."""
+    worker_urls = [server.url for server in policy_servers.values()]
+    with ServerProcess.smg_router(free_port(), LOG_DIR / "smg-router.log", worker_urls) as router:
+        yield router.url, worker_urls
 
 
 async def holders(pid: str, worker_urls: list[str]) -> list[tuple[int, dict]]:

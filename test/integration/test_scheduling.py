@@ -1,11 +1,10 @@
-"""Gang scheduling in the live engine: with two running slots, two programs of four branches that
-arrive interleaved complete as gangs under `gang`, and interleaved under SGLang's `fcfs`.
+"""Gang scheduling in the live engine: with as many running slots as a program has branches, two
+programs that arrive interleaved complete as gangs under `gang`, and interleaved under SGLang's `fcfs`.
 
-Both slots are first taken by a blocker program, so all eight branches are waiting together when
-the scheduler chooses (otherwise the first two could be admitted before the rest arrive)."""
+Every slot is first taken by a blocker program, so all branches are waiting together when the
+scheduler chooses (otherwise the first ones could be admitted before the rest arrive)."""
 
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -13,24 +12,21 @@ import pytest
 
 from dynasor.client import DynasorClient, DynasorHTTPError
 from dynasor.core.tag import new_program_id
-from dynasor.evaluation.server_group import start_together, stop_together
-from dynasor.evaluation.ports import free_port
-from dynasor.evaluation.server_process import ServerProcess
 
-from .conftest import LOG_DIR, SMALL_KV_TOKENS
+from .conftest import POLICY_SERVER_SLOTS
 
 
-def completion_order(url: str) -> list[str]:
-    """Two blocker requests take both running slots; then A1 B1 A2 B2 A3 B3 A4 B4 arrive in one
-    batch and all wait together until the blockers finish. Labels by finish time."""
+def completion_order(url: str, slots: int) -> list[str]:
+    """``slots`` blocker requests take every running slot; then A1 B1 A2 B2 ... (``slots`` branches
+    each) arrive in one batch and all wait together until the blockers finish. Labels by finish time."""
     programs = {"A": new_program_id(), "B": new_program_id()}
     blocker = new_program_id()
     blocker_body = {
-        "text": ["Blocker: count to one hundred."] * 2,
+        "text": ["Blocker: count to one hundred."] * slots,
         "sampling_params": {"max_new_tokens": 48, "temperature": 0.0, "ignore_eos": True,
                             "custom_params": {"dynasor": {"program_id": blocker, "return_entropy": False}}},
     }
-    labels = [label for _ in range(4) for label in "AB"]
+    labels = [label for _ in range(slots) for label in "AB"]
     body = {
         "text": [f"Branch {i} of program {label}: count to twenty." for i, label in enumerate(labels)],
         "sampling_params": [
@@ -45,7 +41,7 @@ def completion_order(url: str) -> list[str]:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 try:
-                    if client.program(blocker)["requests"]["running"] == 2:
+                    if client.program(blocker)["requests"]["running"] == slots:
                         break
                 except DynasorHTTPError:
                     pass  # not arrived yet
@@ -62,30 +58,17 @@ def switches(order: list[str]) -> int:
     return sum(a != b for a, b in zip(order, order[1:]))
 
 
-@pytest.fixture(scope="module")
-def policy_servers() -> Iterator[dict[str, ServerProcess]]:
-    """A server per policy with two running slots, started together."""
-    servers = {policy: ServerProcess.dynasor(free_port(), LOG_DIR / f"dynasor-{policy}.log", [
-        "--max-running-requests", "2", "--dynasor-schedule-policy", policy,
-        "--max-total-tokens", str(SMALL_KV_TOKENS)]) for policy in ("gang", "fcfs")}
-    start_together(list(servers.values()))
-    try:
-        yield servers
-    finally:
-        stop_together(list(servers.values()))
-
-
 @pytest.mark.parametrize("policy, grouped", [("gang", True), ("fcfs", False)])
 def test_completion_order_under_policy(policy_servers, policy, grouped):
     url = policy_servers[policy].url
-    order = completion_order(url)
+    order = completion_order(url, POLICY_SERVER_SLOTS)
     with DynasorClient(url) as client:
         load = client.get("/dynasor/load")
         reasons = client.get("/server_info")["internal_states"][0]["dynasor"]["full_rerank_reasons"]
     print(f"\n[{policy}] completion order {''.join(order)}; queue orders {load['queue_reorders']}, "
           f"from scratch {load['queue_full_reranks']} {reasons}")
     if grouped:
-        assert switches(order) == 1  # AAAABBBB or BBBBAAAA
+        assert switches(order) == 1  # AAAAAAAABBBBBBBB or BBBBBBBBAAAAAAAA
         # the live scheduler's events keep the order between steps: not every step ranks from scratch
         assert 1 <= load["queue_full_reranks"] < load["queue_reorders"]
     else:

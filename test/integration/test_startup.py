@@ -26,9 +26,7 @@ from dynasor.evaluation.ports import free_port
 from dynasor.evaluation.server_process import ServerProcess, group_alive
 from dynasor.model import default_model_path
 
-from .conftest import LOG_DIR, SMALL_KV_TOKENS
-
-SMALL_KV = ["--max-total-tokens", str(SMALL_KV_TOKENS)]
+from .conftest import LOG_DIR, SMALL_KV
 
 LOST_TARGET = "sglang.srt.managers.schedule_policy.SchedulePolicy._sort_by_longest_prefix"
 # Faults injected into the launched interpreter (PYTHONPATH=tmp_path); each only when its variable is set.

@@ -8,7 +8,7 @@ from dynasor.evaluation.ports import free_port
 from dynasor.evaluation.server_process import ServerProcess
 from dynasor.model import default_model_path
 
-from .conftest import LOG_DIR, SMALL_KV_TOKENS
+from .conftest import LOG_DIR, SMALL_KV
 
 ACTIVE_LINE = "Dynasor active in scheduler"
 
@@ -28,7 +28,7 @@ def test_dynasor_plugin_is_installed_for_every_server_in_this_environment():
 
 def test_stock_sglang_server_stays_stock(dynasor_server):
     stock = ServerProcess.stock_sglang(str(default_model_path()), free_port(), LOG_DIR / "stock-sglang.log",
-                                       ["--max-total-tokens", str(SMALL_KV_TOKENS)])
+                                       SMALL_KV)
     with stock:
         tagged = {"text": "Hello", "sampling_params": {
             "max_new_tokens": 3, "custom_params": {"dynasor": {"program_id": 12345}}}}

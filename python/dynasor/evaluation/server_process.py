@@ -79,7 +79,6 @@ class ServerProcess:
         self.stall_s = stall_s
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
-        self._log_written = False  # the log at log_path is this object's (not a file an earlier run left)
         self._terminated: int | None = None  # the pid SIGTERM was sent to (its group), once
 
     @classmethod
@@ -143,7 +142,6 @@ class ServerProcess:
         stop_servers_on_sigterm()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - the server writes it until stop() closes it
-        self._log_written = True
         self.proc = subprocess.Popen(self.argv, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
         try:
@@ -227,9 +225,9 @@ class ServerProcess:
         return None
 
     def log_text(self) -> str:
-        """What this object's server wrote; empty before ``start()`` opened the log, so a watcher never
+        """What this object's server wrote; empty before ``start()`` launched it, so a watcher never
         reads the file an earlier run left at the same path."""
-        return self.log_path.read_text(errors="replace") if self._log_written and self.log_path.exists() else ""
+        return self.log_path.read_text(errors="replace") if self.proc is not None and self.log_path.exists() else ""
 
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log_text().splitlines()[-lines:])

@@ -19,8 +19,8 @@ serve: install
 check: install
 	bash scripts/check.sh $(VENV)
 
-test: install check
-	OMP_NUM_THREADS=1 $(PY) -m pytest test $(PYTEST_ARGS)
+test: install  # the checks beside the unit tests, then the server tests (scripts/test.sh)
+	OMP_NUM_THREADS=1 bash scripts/test.sh $(VENV) $(PYTEST_ARGS)
 
 test-unit: install
 	$(PY) -m pytest test/unit $(PYTEST_ARGS)

@@ -3,6 +3,7 @@
     python -m benchmark.online.bench_untagged                       # sglang-fcfs vs gang-sjf, 8 pairs
     python -m benchmark.online.bench_untagged --pairs 4 --prompts 32
     python -m benchmark.online.bench_untagged --pairs 8 --extend     # 8 more pairs onto the saved file
+    python -m benchmark.online.bench_untagged --simultaneous --pairs 8 --prompts 48
 
 A user who never tags a request must not pay for Dynasor. Both servers stay up at once (idle
 servers sleep), with the same engine flags; each pair runs SGLang's ``bench_serving`` once on each
@@ -10,13 +11,21 @@ servers sleep), with the same engine flags; each pair runs SGLang's ``bench_serv
 in odd ones, after a cache flush and a warm-up. The ratio Dynasor / stock of output tokens per
 second is paired by pair (95% bootstrap over the pairs), so drift common to a pair cancels.
 Writes ``benchmark/results/untagged_parity.json``.
+
+``--simultaneous`` is the other design: in each round both servers get the same load at the same
+time, each scheduler pinned to a core of its own, the cores swapped every round. Drift then hits
+both systems at once, and a core that is busier with other work (the clients, the HTTP processes)
+favours each system in half the rounds. Writes ``untagged_parity_simultaneous.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
+import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -48,6 +57,51 @@ def warm(url: str) -> None:
     asyncio.run(warmup(url, ["Warm up: say one word."]))
 
 
+def pin_scheduler(server: Any, core: int) -> None:
+    """Every thread of the server's scheduler process (SGLang titles it ``sglang::scheduler``) onto
+    ``core``; threads it starts later inherit that."""
+    import psutil
+
+    for process in psutil.Process(server.pid).children(recursive=True):
+        if "scheduler" in process.name():
+            for thread in process.threads():
+                with contextlib.suppress(OSError):  # a thread that has just ended
+                    os.sched_setaffinity(thread.id, {core})
+
+
+def swapped_cores(names: list[str], k: int) -> dict[str, int]:
+    """The two systems' cores in round ``k``: swapped every round."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        raise SystemExit("--simultaneous needs two cores")
+    first, second = (cores[0], cores[1]) if k % 2 == 0 else (cores[1], cores[0])
+    return {names[0]: first, names[1]: second}
+
+
+def simultaneous_round(servers: dict[str, Any], k: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Both systems under the same load at once, each scheduler on its own core."""
+    names = list(servers)
+    cores = swapped_cores(names, k)
+    for name in names:
+        pin_scheduler(servers[name], cores[name])
+        warm(servers[name].url)
+    results: dict[str, dict[str, Any]] = {}
+
+    def measure(name: str) -> None:
+        results[name] = untagged_throughput(servers[name].url, args)
+
+    threads = [threading.Thread(target=measure, args=(name,)) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    missing = [name for name in names if name not in results]
+    if missing:
+        raise RuntimeError(f"bench_serving failed for {missing} in round {k}")
+    return {"pair": k, "order": names, "cores": cores,
+            "systems": {name: {**results[name], "at": time.time()} for name in names}}
+
+
 def run(args: argparse.Namespace, saved: dict[str, Any] | None) -> dict[str, Any]:
     from tqdm import tqdm
 
@@ -56,7 +110,10 @@ def run(args: argparse.Namespace, saved: dict[str, Any] | None) -> dict[str, Any
     systems: list[System] = [SYSTEMS[name] for name in args.systems.split(",")]
     if len(systems) != 2 or not systems[0].stock or systems[1].stock:
         raise SystemExit("--systems: a stock system, then a Dynasor one (e.g. sglang-fcfs,gang-sjf)")
-    report: dict[str, Any] = saved or {"benchmark": "untagged_parity", "label": "LIVE (CPU), alternating pairs",
+    design = "simultaneous" if args.simultaneous else "alternating"
+    label = ("LIVE (CPU), simultaneous rounds, schedulers pinned, cores swapped" if args.simultaneous
+             else "LIVE (CPU), alternating pairs")
+    report: dict[str, Any] = saved or {"benchmark": "untagged_parity", "design": design, "label": label,
                                        "machine": machine_info(), "systems": [s.name for s in systems],
                                        "prompts": args.prompts, "max_running_requests": MAX_RUNNING, "pairs": [],
                                        "servers": {}}
@@ -76,6 +133,11 @@ def run(args: argparse.Namespace, saved: dict[str, Any] | None) -> dict[str, Any
                                               "log": display_path(log), "start_seconds": time.monotonic() - started}
         first = len(report["pairs"])  # pair numbers (and so the order) continue an extended run
         for k in tqdm(range(first, first + args.pairs), desc="pairs"):
+            if args.simultaneous:
+                report["pairs"].append(simultaneous_round(servers, k, args))
+                tqdm.write(f"[round {k}] " + ", ".join(f"{name}: {r['output_throughput']:.1f} tok/s"
+                                                      for name, r in report["pairs"][-1]["systems"].items()))
+                continue
             pair: dict[str, Any] = {"pair": k, "order": [], "systems": {}}
             for system in round_order(systems, k):
                 url = servers[system.name].url
@@ -96,7 +158,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--prompts", type=int, default=64, help="bench_serving prompts per turn")
     ap.add_argument("--model-path", default=None)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--extend", action="store_true", help="add the pairs to the saved untagged_parity.json")
+    ap.add_argument("--extend", action="store_true", help="add the pairs to the saved result file")
+    ap.add_argument("--simultaneous", action="store_true",
+                    help="both systems at once, schedulers pinned to a core each, swapped every round")
     ap.add_argument("--out-dir", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     args.bench_serving = args.prompts  # what untagged_throughput reads
@@ -105,7 +169,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    out = args.out_dir / "untagged_parity.json"
+    out = args.out_dir / ("untagged_parity_simultaneous.json" if args.simultaneous else "untagged_parity.json")
     saved = json.loads(out.read_text()) if args.extend and out.exists() else None
     report = run(args, saved)
     out.write_text(json.dumps(report, indent=1))

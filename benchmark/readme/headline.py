@@ -9,7 +9,7 @@ from typing import Any
 
 from benchmark.readme.cells import link, num, pct
 from benchmark.readme.kv_bound import interval_cell
-from benchmark.readme.parity import ratio_cell
+from benchmark.readme.parity import ratio_cell, untagged_design
 from benchmark.readme.sim_gpu import ratio_cell as sim_ratio_cell
 
 FULL = "benchmark/results/README.md"
@@ -27,7 +27,7 @@ def _parity(path: Path, data: Mapping[str, Any], readme: Path) -> list[str]:
 
 def _untagged_parity(path: Path, data: Mapping[str, Any], readme: Path) -> list[str]:
     systems = data.get("systems") or ["?", "?"]
-    return [f"| LIVE (CPU, {len(data.get('pairs') or [])} alternating pairs): decode throughput of untagged traffic, "
+    return [f"| LIVE (CPU, {untagged_design(data)}): decode throughput of untagged traffic, "
             f"{systems[1]} / {systems[0]} | {ratio_cell(data.get('untagged_throughput_ratio_vs_stock'))} | "
             f"[`{path.name}`]({link(path, readme)}) |"]
 

@@ -45,21 +45,36 @@ def render_parity(path: Path, data: Mapping[str, Any], readme: Path) -> list[str
     return out
 
 
+def untagged_design(data: Mapping[str, Any]) -> str:
+    """How the untagged comparison paired its runs, in words with the count."""
+    n = len(data.get("pairs") or [])
+    if data.get("design") == "simultaneous":
+        return f"{n} simultaneous rounds, schedulers pinned, cores swapped"
+    return f"{n} alternating pairs"
+
+
 def render_untagged_parity(path: Path, data: Mapping[str, Any], readme: Path) -> list[str]:
-    """The dedicated untagged-throughput alternation (``bench_untagged.py``): one row per pair."""
+    """The dedicated untagged-throughput comparison (``bench_untagged.py``): one row per pair or round."""
     stock, dynasor = (data.get("systems") or ["?", "?"])[:2]
     ratio = data.get("untagged_throughput_ratio_vs_stock")
-    out = [f"#### Untagged traffic: {dynasor} vs {stock}, {len(data.get('pairs') or [])} alternating pairs "
-           f"— `{link(path, readme)}`", "",
+    simultaneous = data.get("design") == "simultaneous"
+    how = ("both servers loaded at once, each scheduler pinned to its own core, the cores swapped each round"
+           if simultaneous else "both servers up, order swapped each pair")
+    out = [f"#### Untagged traffic: {dynasor} vs {stock}, {untagged_design(data)} — `{link(path, readme)}`", "",
            f"- {machine_line(data.get('machine'))}",
-           f"- SGLang's bench_serving, {data.get('prompts')} random prompts per turn, both servers up with "
-           f"`--max-running-requests {data.get('max_running_requests')}`, order swapped each pair",
-           f"- output throughput {dynasor} / {stock}, paired by pair, 95% bootstrap: {ratio_cell(ratio)}", "",
-           f"| pair | order | {stock} tok/s | {dynasor} tok/s | ratio |", "|---|---|---|---|---|"]
+           f"- SGLang's bench_serving, {data.get('prompts')} random prompts per turn, "
+           f"`--max-running-requests {data.get('max_running_requests')}`, {how}",
+           f"- output throughput {dynasor} / {stock}, paired by {'round' if simultaneous else 'pair'}, "
+           f"95% bootstrap: {ratio_cell(ratio)}", "",
+           f"| {'round' if simultaneous else 'pair'} | {'cores' if simultaneous else 'order'} | {stock} tok/s | "
+           f"{dynasor} tok/s | ratio |", "|---|---|---|---|---|"]
     for pair in data.get("pairs") or []:
         runs = pair.get("systems") or {}
         a, b = (runs.get(stock) or {}).get("output_throughput"), (runs.get(dynasor) or {}).get("output_throughput")
-        out.append(f"| {pair.get('pair')} | {' → '.join(pair.get('order') or [])} | {num(a, '.1f')} | "
+        cores = pair.get("cores") or {}
+        where = (", ".join(f"{name} on {cores.get(name)}" for name in (stock, dynasor)) if simultaneous
+                 else " → ".join(pair.get("order") or []))
+        out.append(f"| {pair.get('pair')} | {where} | {num(a, '.1f')} | "
                    f"{num(b, '.1f')} | {num(b / a if a and b else None, '.3f')} |")
     out.append("")
     return out

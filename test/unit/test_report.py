@@ -213,3 +213,28 @@ def test_the_untagged_alternation_renders_each_pair_and_a_headline_row(tmp_path)
     found["untagged_parity"].append((path, data))
     headline = "\n".join(report.render_headline(found, tmp_path / "README.md"))
     assert "2 alternating pairs): decode throughput of untagged traffic, gang-sjf / sglang-fcfs | 0.997x" in headline
+
+
+def test_the_simultaneous_untagged_rounds_render_their_cores_and_swap_them_every_round(tmp_path, monkeypatch):
+    from benchmark.online import bench_untagged
+
+    monkeypatch.setattr(bench_untagged.os, "sched_getaffinity", lambda pid: {0, 1})
+    assert bench_untagged.swapped_cores(["sglang-fcfs", "gang-sjf"], 0) == {"sglang-fcfs": 0, "gang-sjf": 1}
+    assert bench_untagged.swapped_cores(["sglang-fcfs", "gang-sjf"], 1) == {"sglang-fcfs": 1, "gang-sjf": 0}
+    monkeypatch.setattr(bench_untagged.os, "sched_getaffinity", lambda pid: {0})
+    with pytest.raises(SystemExit, match="two cores"):
+        bench_untagged.swapped_cores(["sglang-fcfs", "gang-sjf"], 0)
+    pairs = [{"pair": k, "order": ["sglang-fcfs", "gang-sjf"], "cores": {"sglang-fcfs": k % 2, "gang-sjf": 1 - k % 2},
+              "systems": {"sglang-fcfs": {"output_throughput": stock}, "gang-sjf": {"output_throughput": dyn}}}
+             for k, (stock, dyn) in enumerate([(40.0, 41.0), (38.0, 38.0)])]
+    data = {"benchmark": "untagged_parity", "design": "simultaneous", "systems": ["sglang-fcfs", "gang-sjf"],
+            "prompts": 48, "max_running_requests": 16, "pairs": pairs,
+            "untagged_throughput_ratio_vs_stock": bench_untagged.summarize(pairs, "sglang-fcfs", "gang-sjf")}
+    path = tmp_path / "untagged_parity_simultaneous.json"
+    text = "\n".join(report.RENDERERS["untagged_parity"](path, data, tmp_path / "R.md"))
+    assert "2 simultaneous rounds, schedulers pinned, cores swapped" in text
+    assert "| 1 | sglang-fcfs on 1, gang-sjf on 0 | 38.0 | 38.0 | 1.000 |" in text
+    found = {kind: [] for kind in report.KINDS}
+    found["untagged_parity"].append((path, data))
+    headline = "\n".join(report.render_headline(found, tmp_path / "README.md"))
+    assert "LIVE (CPU, 2 simultaneous rounds, schedulers pinned, cores swapped): decode throughput" in headline

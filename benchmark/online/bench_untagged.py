@@ -40,6 +40,8 @@ from dynasor.evaluation.paired_ratio import paired_ratio_interval
 
 DEFAULT_SYSTEMS = ("sglang-fcfs", "gang-sjf")
 MAX_RUNNING = 16  # the parity preset's cap
+LABELS = {"alternating": "LIVE (CPU), alternating pairs",
+          "simultaneous": "LIVE (CPU), simultaneous rounds, schedulers pinned, cores swapped"}
 
 
 def summarize(pairs: list[dict[str, Any]], baseline: str, system: str) -> dict[str, Any]:
@@ -78,6 +80,17 @@ def swapped_cores(names: list[str], k: int) -> dict[str, int]:
     return {names[0]: first, names[1]: second}
 
 
+def alternating_pair(servers: dict[str, Any], k: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Each system in turn on the idle machine, the order swapped every pair."""
+    pair: dict[str, Any] = {"pair": k, "order": [], "systems": {}}
+    for name in round_order(list(servers), k):
+        warm(servers[name].url)
+        result = untagged_throughput(servers[name].url, args)
+        pair["order"].append(name)
+        pair["systems"][name] = {**result, "at": time.time()}
+    return pair
+
+
 def simultaneous_round(servers: dict[str, Any], k: int, args: argparse.Namespace) -> dict[str, Any]:
     """Both systems under the same load at once, each scheduler on its own core."""
     names = list(servers)
@@ -111,9 +124,7 @@ def run(args: argparse.Namespace, saved: dict[str, Any] | None) -> dict[str, Any
     if len(systems) != 2 or not systems[0].stock or systems[1].stock:
         raise SystemExit("--systems: a stock system, then a Dynasor one (e.g. sglang-fcfs,gang-sjf)")
     design = "simultaneous" if args.simultaneous else "alternating"
-    label = ("LIVE (CPU), simultaneous rounds, schedulers pinned, cores swapped" if args.simultaneous
-             else "LIVE (CPU), alternating pairs")
-    report: dict[str, Any] = saved or {"benchmark": "untagged_parity", "design": design, "label": label,
+    report: dict[str, Any] = saved or {"benchmark": "untagged_parity", "design": design, "label": LABELS[design],
                                        "machine": machine_info(), "systems": [s.name for s in systems],
                                        "prompts": args.prompts, "max_running_requests": MAX_RUNNING, "pairs": [],
                                        "servers": {}}
@@ -133,19 +144,9 @@ def run(args: argparse.Namespace, saved: dict[str, Any] | None) -> dict[str, Any
                                               "log": display_path(log), "start_seconds": time.monotonic() - started}
         first = len(report["pairs"])  # pair numbers (and so the order) continue an extended run
         for k in tqdm(range(first, first + args.pairs), desc="pairs"):
-            if args.simultaneous:
-                report["pairs"].append(simultaneous_round(servers, k, args))
-                tqdm.write(f"[round {k}] " + ", ".join(f"{name}: {r['output_throughput']:.1f} tok/s"
-                                                      for name, r in report["pairs"][-1]["systems"].items()))
-                continue
-            pair: dict[str, Any] = {"pair": k, "order": [], "systems": {}}
-            for system in round_order(systems, k):
-                url = servers[system.name].url
-                warm(url)
-                result = untagged_throughput(url, args)
-                pair["order"].append(system.name)
-                pair["systems"][system.name] = {**result, "at": time.time()}
-                tqdm.write(f"[pair {k}] {system.name}: {result['output_throughput']:.1f} tok/s")
+            pair = simultaneous_round(servers, k, args) if args.simultaneous else alternating_pair(servers, k, args)
+            tqdm.write(f"[{k}] " + ", ".join(f"{name}: {r['output_throughput']:.1f} tok/s"
+                                             for name, r in pair["systems"].items()))
             report["pairs"].append(pair)
     report["untagged_throughput_ratio_vs_stock"] = summarize(report["pairs"], systems[0].name, systems[1].name)
     return report

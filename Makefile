@@ -25,8 +25,8 @@ test: install  # the checks beside the unit tests, then the server tests (script
 test-unit: install
 	$(PY) -m pytest test/unit $(PYTEST_ARGS)
 
-test-integration: install
-	OMP_NUM_THREADS=1 $(PY) -m pytest test/integration $(PYTEST_ARGS)
+test-integration: install  # the kernel and server tests, in two lanes (scripts/test.sh)
+	OMP_NUM_THREADS=1 TEST_STAGES=servers bash scripts/test.sh $(VENV) $(PYTEST_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -26,7 +26,7 @@ def test_dynasor_plugin_is_installed_for_every_server_in_this_environment():
     assert [ep.value for ep in plugins if ep.name == "dynasor"] == ["dynasor.srt.plugin:register"]
 
 
-def test_stock_sglang_server_stays_stock(dynasor_server):
+def test_stock_sglang_server_stays_stock():
     stock = ServerProcess.stock_sglang(str(default_model_path()), free_port(), LOG_DIR / "stock-sglang.log",
                                        SMALL_KV)
     with stock:

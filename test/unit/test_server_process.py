@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from dynasor.evaluation.server_group import start_together, stop_together
-from dynasor.evaluation.ports import ephemeral_port_range, free_port, port_in_use
+from dynasor.evaluation.ports import PORT_SLICE_ENV, ephemeral_port_range, free_port, port_in_use
 from dynasor.evaluation.server_process import ServerProcess, ServerStartError, group_alive
 
 FAKE = Path(__file__).resolve().parent / "helpers" / "fake_server.py"
@@ -117,6 +117,18 @@ def test_free_ports_lie_outside_the_kernels_ephemeral_range_and_are_not_handed_o
     ports = [free_port() for _ in range(50)]
     assert all(not low <= p <= high for p in ports) and len(set(ports)) == 50
     assert not any(port_in_use("127.0.0.1", p) for p in ports)
+
+
+def test_processes_given_different_port_slices_never_pick_the_same_port(monkeypatch):
+    picked = {}
+    for index in range(3):
+        monkeypatch.setenv(PORT_SLICE_ENV, f"{index}/3")
+        picked[index] = {free_port() for _ in range(20)}
+        assert all(p % 3 == index for p in picked[index])
+    assert not picked[0] & picked[1] and not picked[1] & picked[2]
+    monkeypatch.setenv(PORT_SLICE_ENV, "3/3")
+    with pytest.raises(ValueError, match=PORT_SLICE_ENV):
+        free_port()
 
 
 def test_a_logged_failed_bind_ends_the_wait_at_once_and_leaves_no_process(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import random
 import secrets
 import socket
@@ -10,6 +11,9 @@ from pathlib import Path
 
 EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 LOWEST_PORT = 10000  # below: well-known and registered services
+# "i/n": this process takes only ports p with p % n == i, so n processes starting servers side by side
+# (the test suite's xdist workers) never pick the same port between one's check and its server's bind
+PORT_SLICE_ENV = "DYNASOR_PORT_SLICE"
 _handed_out: set[int] = set()
 
 
@@ -27,13 +31,26 @@ def free_port(host: str = "127.0.0.1") -> int:
     starting engine's own sockets, gloo and ZMQ, bind ephemeral ports and could take it before the
     server binds it), and never handed out twice by this process."""
     low, high = ephemeral_port_range()
-    candidates = [*range(LOWEST_PORT, low), *range(high + 1, 65536)]
+    index, count = port_slice()
+    candidates = [p for p in (*range(LOWEST_PORT, low), *range(high + 1, 65536)) if p % count == index]
     rng = random.Random(secrets.randbits(64))
     for port in rng.sample(candidates, k=min(len(candidates), 200)):
         if port not in _handed_out and not port_in_use(host, port):
             _handed_out.add(port)
             return port
     raise RuntimeError(f"no free port on {host} outside the ephemeral range {low}-{high}")
+
+
+def port_slice() -> tuple[int, int]:
+    """(i, n) from DYNASOR_PORT_SLICE; (0, 1), every port, when it is unset."""
+    value = os.environ.get(PORT_SLICE_ENV, "0/1")
+    try:
+        index, count = (int(v) for v in value.split("/"))
+    except ValueError:
+        raise ValueError(f"{PORT_SLICE_ENV} must be 'i/n' with 0 <= i < n, not {value!r}") from None
+    if not 0 <= index < count:
+        raise ValueError(f"{PORT_SLICE_ENV} must be 'i/n' with 0 <= i < n, not {value!r}")
+    return index, count
 
 
 def port_in_use(host: str, port: int) -> bool:

@@ -4,6 +4,7 @@
     python -m benchmark.online.bench_untagged --pairs 4 --prompts 32
     python -m benchmark.online.bench_untagged --pairs 8 --extend     # 8 more pairs onto the saved file
     python -m benchmark.online.bench_untagged --simultaneous --pairs 8 --prompts 48
+    python -m benchmark.online.bench_untagged --systems sglang-fcfs,sglang-lpm   # stock against stock
 
 A user who never tags a request must not pay for Dynasor. Both servers stay up at once (idle
 servers sleep), with the same engine flags; each pair runs SGLang's ``bench_serving`` once on each
@@ -121,8 +122,9 @@ def run(args: argparse.Namespace, saved: dict[str, Any] | None) -> dict[str, Any
     from dynasor.evaluation.ports import free_port
 
     systems: list[System] = [SYSTEMS[name] for name in args.systems.split(",")]
-    if len(systems) != 2 or not systems[0].stock or systems[1].stock:
-        raise SystemExit("--systems: a stock system, then a Dynasor one (e.g. sglang-fcfs,gang-sjf)")
+    if len(systems) != 2 or not systems[0].stock or systems[0] == systems[1]:
+        raise SystemExit("--systems: a stock baseline, then the system compared with it: a Dynasor one "
+                         "(sglang-fcfs,gang-sjf) or another stock one (sglang-fcfs,sglang-lpm)")
     design = "simultaneous" if args.simultaneous else "alternating"
     report: dict[str, Any] = saved or {"benchmark": "untagged_parity", "design": design, "label": LABELS[design],
                                        "machine": machine_info(), "systems": [s.name for s in systems],
@@ -154,7 +156,7 @@ def run(args: argparse.Namespace, saved: dict[str, Any] | None) -> dict[str, Any
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--systems", default=",".join(DEFAULT_SYSTEMS), help="stock system, Dynasor system")
+    ap.add_argument("--systems", default=",".join(DEFAULT_SYSTEMS), help="stock baseline, system compared with it")
     ap.add_argument("--pairs", type=int, default=8, help="alternating pairs (each system once per pair)")
     ap.add_argument("--prompts", type=int, default=64, help="bench_serving prompts per turn")
     ap.add_argument("--model-path", default=None)

@@ -39,15 +39,26 @@ def machine_info() -> dict[str, Any]:
     measured with."""
     from dynasor.srt.cpu_defaults import onednn_cache_env
 
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                                timeout=10, check=False).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
+    commit = _git("rev-parse", "HEAD").strip()
+    changed = _git("status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS)
     return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
             "cpu_count": os.cpu_count(), "python": platform.python_version(), "torch": _version("torch"),
             "sglang": _version("sglang"), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-            "onednn_cache_capacity": onednn_cache_env(), "git_commit": commit}
+            "onednn_cache_capacity": onednn_cache_env(), "git_commit": commit or None,
+            "git_uncommitted": [line[3:] for line in changed.splitlines()] if commit else None}
+
+
+# the code a result depends on: a result measured with changes here not yet committed says so
+CODE_PATHS = ("python", "scheduler", "kernels", "benchmark", ":!benchmark/results")
+
+
+def _git(*args: str) -> str:
+    """The output of ``git`` in the repository; "" when git or the repository is missing."""
+    try:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10,
+                              check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
 
 
 # --- servers ---------------------------------------------------------------------------------

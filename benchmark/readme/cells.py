@@ -31,7 +31,8 @@ def machine_line(machine: Mapping[str, Any] | None) -> str:
              f"torch {machine['torch']}" if machine.get("torch") else None,
              f"sglang {machine['sglang']}" if machine.get("sglang") else None,
              f"OMP_NUM_THREADS={machine['omp_num_threads']}" if machine.get("omp_num_threads") else None,
-             f"commit {commit}" if commit else None]
+             f"commit {commit}" + (" with uncommitted changes" if machine.get("git_uncommitted") else "")
+             if commit else None]
     return "machine: " + ", ".join(p for p in parts if p)
 
 

@@ -50,8 +50,9 @@ def pytest_collection_modifyitems(config, items):
     lane = config.getoption("lane")
     if not lane:
         return
-    kept = [item for item in items if lane_of(item) == lane]
-    deselected = [item for item in items if lane_of(item) != lane]
+    kept, deselected = [], []
+    for item in items:
+        (kept if lane_of(item) == lane else deselected).append(item)
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = kept

@@ -12,7 +12,8 @@ from pathlib import Path
 EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 LOWEST_PORT = 10000  # below: well-known and registered services
 # "i/n": this process takes only ports p with p % n == i, so n processes starting servers side by side
-# (the test suite's xdist workers) never pick the same port between one's check and its server's bind
+# (the test suite's two lanes, test/conftest.py) never pick the same port between one's check and
+# its server's bind
 PORT_SLICE_ENV = "DYNASOR_PORT_SLICE"
 _handed_out: set[int] = set()
 
@@ -46,11 +47,11 @@ def port_slice() -> tuple[int, int]:
     value = os.environ.get(PORT_SLICE_ENV, "0/1")
     try:
         index, count = (int(v) for v in value.split("/"))
+        if 0 <= index < count:
+            return index, count
     except ValueError:
-        raise ValueError(f"{PORT_SLICE_ENV} must be 'i/n' with 0 <= i < n, not {value!r}") from None
-    if not 0 <= index < count:
-        raise ValueError(f"{PORT_SLICE_ENV} must be 'i/n' with 0 <= i < n, not {value!r}")
-    return index, count
+        pass
+    raise ValueError(f"{PORT_SLICE_ENV} must be 'i/n' with 0 <= i < n, not {value!r}")
 
 
 def port_in_use(host: str, port: int) -> bool:
